@@ -1,0 +1,227 @@
+"""The envelope and the non-appraisal bodies, plus encode/decode of whole messages.
+
+Every message is UTF-8 JSON of at most ``MAX_PAYLOAD_BYTES``::
+
+    {"schema": "kioskmatch.<kind>/<major>", "message_id": UUID, "kiosk_id": ...,
+     "seq": int | absent on status, "created_at": RFC 3339 UTC, "body": {...}}
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Generic, TypeVar
+
+from pydantic import AwareDatetime, Field, ValidationError, field_serializer, model_validator
+
+from edge.protocol.appraisal import AppraisalBody, WireModel
+from edge.protocol.errors import PayloadTooLarge, ProtocolError, UnsupportedSchema
+from edge.protocol.topics import KIOSK_ID_PATTERN, Channel, parse_topic
+
+MAX_PAYLOAD_BYTES = 256 * 1024
+
+UUIDStr = Annotated[
+    str,
+    Field(
+        pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
+        description="UUID in lower-case canonical form",
+    ),
+]
+
+
+class TelemetryBody(WireModel):
+    uptime_s: float = Field(ge=0)
+    cpu_percent: float | None = Field(None, ge=0)
+    memory_percent: float | None = Field(None, ge=0, le=100)
+    disk_free_bytes: int | None = Field(None, ge=0)
+    temperature_c: float | None = None
+    outbox_depth: int = Field(0, ge=0)
+    outbox_oldest_age_s: float | None = Field(None, ge=0)
+    disk_alarm: bool = False
+    model_versions: dict[str, str] = Field(default_factory=dict)
+    config_version: str | None = None
+    obd_adapter_state: str | None = None
+    agent_version: str | None = None
+
+
+class EventKind(StrEnum):
+    COMMAND_ACCEPTED = "command_accepted"
+    COMMAND_REJECTED = "command_rejected"
+    COMMAND_DONE = "command_done"
+    COMMAND_FAILED = "command_failed"
+    INSPECTION_PROGRESS = "inspection_progress"
+
+
+class EventBody(WireModel):
+    kind: EventKind
+    command_id: str | None = None
+    appraisal_id: str | None = None
+    state: str | None = Field(None, description="Inspection state, for progress events")
+    detail: str | None = None
+
+
+class KioskState(StrEnum):
+    ONLINE = "online"
+    OFFLINE = "offline"
+    STOPPED = "stopped"
+
+
+class StatusBody(WireModel):
+    state: KioskState
+    agent_version: str | None = None
+
+
+class CommandKind(StrEnum):
+    START_APPRAISAL = "start_appraisal"
+    CONFIG_UPDATE = "config_update"
+    MODEL_UPDATE = "model_update"
+
+
+class CommandBody(WireModel):
+    command_id: UUIDStr
+    kind: CommandKind
+    expires_at: AwareDatetime
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class ReceiptBody(WireModel):
+    message_ids: list[UUIDStr] = Field(min_length=1, description="Committed by the gateway")
+
+
+BodyT = TypeVar("BodyT", bound=WireModel)
+
+
+class Envelope(WireModel, Generic[BodyT]):
+    schema_: str = Field(alias="schema", pattern=r"^kioskmatch\.[a-z]+/[0-9]+$")
+    message_id: UUIDStr
+    kiosk_id: str = Field(pattern=KIOSK_ID_PATTERN)
+    seq: int | None = Field(None, ge=0)
+    created_at: AwareDatetime
+    body: BodyT
+
+    model_config = WireModel.model_config | {"populate_by_name": True}
+
+    @field_serializer("created_at")
+    def _utc(self, value: datetime) -> str:
+        return _rfc3339(value)
+
+    @model_validator(mode="after")
+    def _seq_rule(self) -> Envelope[BodyT]:
+        if self.schema_.startswith("kioskmatch.status/"):
+            if self.seq is not None:
+                raise ValueError("status messages carry no seq")
+        elif self.seq is None:
+            raise ValueError("seq is required on every message but status")
+        return self
+
+
+SCHEMAS: dict[str, tuple[Channel, type[WireModel]]] = {
+    "kioskmatch.appraisal/1": (Channel.APPRAISALS, AppraisalBody),
+    "kioskmatch.telemetry/1": (Channel.TELEMETRY, TelemetryBody),
+    "kioskmatch.event/1": (Channel.EVENTS, EventBody),
+    "kioskmatch.status/1": (Channel.STATUS, StatusBody),
+    "kioskmatch.command/1": (Channel.COMMANDS, CommandBody),
+    "kioskmatch.receipt/1": (Channel.RECEIPTS, ReceiptBody),
+}
+SCHEMA_FOR_CHANNEL: dict[Channel, str] = {ch: name for name, (ch, _) in SCHEMAS.items()}
+
+AnyEnvelope = Envelope[Any]
+
+
+def _rfc3339(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def make_envelope(
+    kiosk_id: str,
+    body: BodyT,
+    *,
+    seq: int | None,
+    message_id: str | None = None,
+    created_at: datetime | None = None,
+) -> Envelope[BodyT]:
+    """A new envelope for ``body``; its schema follows from the body's type."""
+    schema = next((name for name, (_, cls) in SCHEMAS.items() if isinstance(body, cls)), None)
+    if schema is None:
+        raise ProtocolError(f"{type(body).__name__} is not a message body")
+    return Envelope[type(body)](  # type: ignore[valid-type]
+        schema=schema,
+        message_id=message_id or new_id(),
+        kiosk_id=kiosk_id,
+        seq=seq,
+        created_at=created_at or utc_now(),
+        body=body,
+    )
+
+
+def encode(envelope: Envelope[Any]) -> bytes:
+    """UTF-8 JSON bytes for the wire; raises ``PayloadTooLarge`` past the limit."""
+    # ``seq`` is absent (not null) on status messages, as the contract says.
+    exclude = {"seq"} if envelope.seq is None else None
+    data = envelope.model_dump_json(by_alias=True, exclude=exclude).encode()
+    if len(data) > MAX_PAYLOAD_BYTES:
+        raise PayloadTooLarge(f"payload is {len(data)} bytes; the limit is {MAX_PAYLOAD_BYTES}")
+    return data
+
+
+def decode(topic: str, payload: bytes) -> Envelope[Any]:
+    """Parse and validate a message received on ``topic``.
+
+    Raises ``ProtocolError`` (with a ``reason`` fit for a dead letter) when the topic, the JSON, the
+    schema, the body or the kiosk id do not satisfy the contract.
+    """
+    parsed_topic = parse_topic(topic)
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise PayloadTooLarge(
+            f"payload is {len(payload)} bytes; the limit is {MAX_PAYLOAD_BYTES}"
+        )
+    try:
+        raw = json.loads(payload.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ProtocolError(f"payload is not UTF-8: {exc.reason} at byte {exc.start}") from None
+    except json.JSONDecodeError as exc:
+        raise ProtocolError(f"payload is not JSON: {exc.msg} at line {exc.lineno}") from None
+    if not isinstance(raw, dict):
+        raise ProtocolError("payload is not a JSON object")
+    schema = raw.get("schema")
+    if not isinstance(schema, str):
+        raise ProtocolError("envelope has no 'schema' string")
+    entry = SCHEMAS.get(schema)
+    if entry is None:
+        raise UnsupportedSchema(f"unsupported schema {schema!r}")
+    channel, body_type = entry
+    if channel is not parsed_topic.channel:
+        raise ProtocolError(
+            f"schema {schema!r} does not belong on the {parsed_topic.channel.value!r} topic"
+        )
+    try:
+        envelope: Envelope[Any] = Envelope[body_type].model_validate(raw)  # type: ignore[valid-type]
+    except ValidationError as exc:
+        raise ProtocolError(_describe(exc)) from None
+    if envelope.kiosk_id != parsed_topic.kiosk_id:
+        raise ProtocolError(
+            f"kiosk_id {envelope.kiosk_id!r} in the body does not match the topic's "
+            f"{parsed_topic.kiosk_id!r}"
+        )
+    return envelope
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        where = ".".join(str(p) for p in err["loc"]) or "(root)"
+        parts.append(f"{where}: {err['msg']}")
+    more = exc.error_count() - len(parts)
+    suffix = f" (and {more} more)" if more > 0 else ""
+    return "invalid message: " + "; ".join(parts) + suffix
+

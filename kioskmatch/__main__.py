@@ -1,0 +1,5 @@
+import sys
+
+from kioskmatch.cli import main
+
+sys.exit(main())
