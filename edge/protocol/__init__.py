@@ -17,7 +17,8 @@ from edge.protocol.appraisal import (
     WireModel,
 )
 from edge.protocol.docs import json_schemas, protocol_markdown
-from edge.protocol.errors import PayloadTooLarge, ProtocolError, UnsupportedSchema
+from edge.protocol.endpoint import MqttEndpoint
+from edge.protocol.errors import PayloadTooLargeError, ProtocolError, UnsupportedSchemaError
 from edge.protocol.messages import (
     MAX_PAYLOAD_BYTES,
     SCHEMA_FOR_CHANNEL,
@@ -68,16 +69,17 @@ __all__ = [
     "EventKind",
     "Flag",
     "KioskState",
+    "MqttEndpoint",
     "ObdSummary",
     "OdometerSource",
     "ParsedTopic",
-    "PayloadTooLarge",
+    "PayloadTooLargeError",
     "PhotoRecord",
     "ProtocolError",
     "ReceiptBody",
     "StatusBody",
     "TelemetryBody",
-    "UnsupportedSchema",
+    "UnsupportedSchemaError",
     "Valuation",
     "ValuationFactor",
     "ValuationStatus",

@@ -127,7 +127,7 @@ class Valuation(WireModel):
     factors: list[ValuationFactor] = Field(default_factory=list)
     residual_curve: list[float] = Field(
         default_factory=list,
-        description="Value ratio to today's value at month 0, 1, ... of a loan term (non-increasing)",
+        description="Value ratio to today's value at month 0, 1, ... of a term (non-increasing)",
     )
 
 

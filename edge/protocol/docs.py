@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 from edge.protocol.messages import MAX_PAYLOAD_BYTES, SCHEMAS, Envelope
 from edge.protocol.topics import TOPIC_ROOT, Channel
@@ -13,7 +13,7 @@ def json_schemas() -> dict[str, dict[str, Any]]:
     """The JSON Schema of each whole message (envelope with its body), keyed by schema name."""
     out: dict[str, dict[str, Any]] = {}
     for name, (_, body_type) in SCHEMAS.items():
-        schema = Envelope[body_type].model_json_schema(by_alias=True)  # type: ignore[valid-type]
+        schema: dict[str, Any] = cast(Any, Envelope)[body_type].model_json_schema(by_alias=True)
         schema["title"] = name
         out[name] = schema
     return out
@@ -38,7 +38,8 @@ def protocol_markdown() -> str:
         "",
         f"Topics live under `{TOPIC_ROOT}/{{kiosk_id}}/`; every message is QoS 1, UTF-8 JSON of "
         f"at most {MAX_PAYLOAD_BYTES} bytes, in the envelope below. Readers ignore fields they "
-        "do not know; an unknown schema or major version is a dead letter (\"unsupported schema\").",
+        "do not know; an unknown schema or major version is a dead letter "
+        '("unsupported schema").',
         "",
         "| topic | direction | retained | schema |",
         "|---|---|---|---|",

@@ -1,8 +1,8 @@
 """Errors raised by the wire contract.
 
-    ProtocolError            a topic or payload that does not satisfy the contract
-     +-- UnsupportedSchema    a schema name or major version this reader does not know
-     +-- PayloadTooLarge      a payload over MAX_PAYLOAD_BYTES
+ProtocolError            a topic or payload that does not satisfy the contract
+ +-- UnsupportedSchemaError    a schema name or major version this reader does not know
+ +-- PayloadTooLargeError      a payload over MAX_PAYLOAD_BYTES
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ class ProtocolError(ValueError):
         self.reason = reason
 
 
-class UnsupportedSchema(ProtocolError):
+class UnsupportedSchemaError(ProtocolError):
     """The envelope names a schema (or major version) this reader does not know."""
 
 
-class PayloadTooLarge(ProtocolError):
+class PayloadTooLargeError(ProtocolError):
     """The payload is larger than the contract allows."""

@@ -12,12 +12,12 @@ import json
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar, cast
 
 from pydantic import AwareDatetime, Field, ValidationError, field_serializer, model_validator
 
 from edge.protocol.appraisal import AppraisalBody, WireModel
-from edge.protocol.errors import PayloadTooLarge, ProtocolError, UnsupportedSchema
+from edge.protocol.errors import PayloadTooLargeError, ProtocolError, UnsupportedSchemaError
 from edge.protocol.topics import KIOSK_ID_PATTERN, Channel, parse_topic
 
 MAX_PAYLOAD_BYTES = 256 * 1024
@@ -154,7 +154,8 @@ def make_envelope(
     schema = next((name for name, (_, cls) in SCHEMAS.items() if isinstance(body, cls)), None)
     if schema is None:
         raise ProtocolError(f"{type(body).__name__} is not a message body")
-    return Envelope[type(body)](  # type: ignore[valid-type]
+    envelope_type = cast(Any, Envelope)[type(body)]
+    result: Envelope[BodyT] = envelope_type(
         schema=schema,
         message_id=message_id or new_id(),
         kiosk_id=kiosk_id,
@@ -162,15 +163,18 @@ def make_envelope(
         created_at=created_at or utc_now(),
         body=body,
     )
+    return result
 
 
 def encode(envelope: Envelope[Any]) -> bytes:
-    """UTF-8 JSON bytes for the wire; raises ``PayloadTooLarge`` past the limit."""
+    """UTF-8 JSON bytes for the wire; raises ``PayloadTooLargeError`` past the limit."""
     # ``seq`` is absent (not null) on status messages, as the contract says.
     exclude = {"seq"} if envelope.seq is None else None
     data = envelope.model_dump_json(by_alias=True, exclude=exclude).encode()
     if len(data) > MAX_PAYLOAD_BYTES:
-        raise PayloadTooLarge(f"payload is {len(data)} bytes; the limit is {MAX_PAYLOAD_BYTES}")
+        raise PayloadTooLargeError(
+            f"payload is {len(data)} bytes; the limit is {MAX_PAYLOAD_BYTES}"
+        )
     return data
 
 
@@ -182,7 +186,7 @@ def decode(topic: str, payload: bytes) -> Envelope[Any]:
     """
     parsed_topic = parse_topic(topic)
     if len(payload) > MAX_PAYLOAD_BYTES:
-        raise PayloadTooLarge(
+        raise PayloadTooLargeError(
             f"payload is {len(payload)} bytes; the limit is {MAX_PAYLOAD_BYTES}"
         )
     try:
@@ -198,14 +202,15 @@ def decode(topic: str, payload: bytes) -> Envelope[Any]:
         raise ProtocolError("envelope has no 'schema' string")
     entry = SCHEMAS.get(schema)
     if entry is None:
-        raise UnsupportedSchema(f"unsupported schema {schema!r}")
+        raise UnsupportedSchemaError(f"unsupported schema {schema!r}")
     channel, body_type = entry
     if channel is not parsed_topic.channel:
         raise ProtocolError(
             f"schema {schema!r} does not belong on the {parsed_topic.channel.value!r} topic"
         )
     try:
-        envelope: Envelope[Any] = Envelope[body_type].model_validate(raw)  # type: ignore[valid-type]
+        envelope_type = cast(Any, Envelope)[body_type]
+        envelope: Envelope[Any] = envelope_type.model_validate(raw)
     except ValidationError as exc:
         raise ProtocolError(_describe(exc)) from None
     if envelope.kiosk_id != parsed_topic.kiosk_id:
@@ -224,4 +229,3 @@ def _describe(exc: ValidationError) -> str:
     more = exc.error_count() - len(parts)
     suffix = f" (and {more} more)" if more > 0 else ""
     return "invalid message: " + "; ".join(parts) + suffix
-
