@@ -1,1 +1,30 @@
-"""TODO"""
+"""Storage: SQLModel tables, engine set-up and Alembic migrations (SQLite WAL or PostgreSQL)."""
+
+from gateway.db.engine import make_engine, migrate
+from gateway.db.models import (
+    ApiKey,
+    Appraisal,
+    AppraisalRequest,
+    CommandRow,
+    DeadLetter,
+    InboundMessage,
+    Kiosk,
+    LenderProgramRow,
+    LoanRequestRow,
+    MatchRow,
+)
+
+__all__ = [
+    "ApiKey",
+    "Appraisal",
+    "AppraisalRequest",
+    "CommandRow",
+    "DeadLetter",
+    "InboundMessage",
+    "Kiosk",
+    "LenderProgramRow",
+    "LoanRequestRow",
+    "MatchRow",
+    "make_engine",
+    "migrate",
+]

@@ -1,0 +1,164 @@
+"""SQLModel tables. Changes go through an Alembic migration in ``gateway/db/migrations``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, LargeBinary, Text
+from sqlmodel import Field, SQLModel
+
+
+def _ts(**kw: Any) -> Any:
+    return Field(sa_column=Column(DateTime(timezone=True), **kw))
+
+
+class Kiosk(SQLModel, table=True):
+    """Latest known state of a kiosk (presence and last heartbeat)."""
+
+    kiosk_id: str = Field(primary_key=True, max_length=64)
+    state: str = Field(default="unknown", max_length=16)
+    state_at: datetime | None = _ts(nullable=True)
+    last_seen_at: datetime | None = _ts(nullable=True)
+    agent_version: str | None = Field(default=None, max_length=64)
+    telemetry: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    last_seq: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    out_of_order: int = Field(default=0)
+
+
+class InboundMessage(SQLModel, table=True):
+    """Every message_id the gateway has committed: the idempotency key of ingest."""
+
+    __tablename__ = "inbound_message"
+
+    message_id: str = Field(primary_key=True, max_length=36)
+    kiosk_id: str = Field(index=True, max_length=64)
+    schema_name: str = Field(max_length=64)
+    seq: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    created_at: datetime = _ts(nullable=False)
+    received_at: datetime = _ts(nullable=False)
+    duplicates: int = Field(default=0, description="How many times it arrived again")
+
+
+class Appraisal(SQLModel, table=True):
+    appraisal_id: str = Field(primary_key=True, max_length=36)
+    message_id: str = Field(unique=True, max_length=36)
+    kiosk_id: str = Field(index=True, max_length=64)
+    vin: str | None = Field(default=None, index=True, max_length=17)
+    status: str = Field(max_length=32)
+    value_minor: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    currency: str = Field(default="USD", max_length=3)
+    created_at: datetime = _ts(nullable=False)
+    received_at: datetime = _ts(nullable=False, index=True)
+    report: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+
+
+class DeadLetter(SQLModel, table=True):
+    __tablename__ = "dead_letter"
+
+    id: int | None = Field(default=None, primary_key=True)
+    topic: str = Field(sa_column=Column(Text, nullable=False))
+    kiosk_id: str | None = Field(default=None, max_length=64)
+    message_id: str | None = Field(default=None, max_length=64)
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    payload: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    received_at: datetime = _ts(nullable=False)
+
+
+class ApiKey(SQLModel, table=True):
+    __tablename__ = "api_key"
+
+    id: int | None = Field(default=None, primary_key=True)
+    key_hash: str = Field(unique=True, max_length=64, description="SHA-256 hex of the key")
+    prefix: str = Field(max_length=12, description="First characters, to tell keys apart")
+    role: str = Field(max_length=16)
+    org: str = Field(index=True, max_length=128)
+    created_at: datetime = _ts(nullable=False)
+    revoked_at: datetime | None = _ts(nullable=True)
+
+
+class AppraisalRequest(SQLModel, table=True):
+    """A dealer's request for an on-site appraisal, sent to a kiosk as a command."""
+
+    __tablename__ = "appraisal_request"
+
+    appraisal_id: str = Field(primary_key=True, max_length=36)
+    dealer_org: str = Field(index=True, max_length=128)
+    kiosk_id: str = Field(index=True, max_length=64)
+    command_id: str = Field(unique=True, max_length=36)
+    created_at: datetime = _ts(nullable=False)
+
+
+class LoanRequestRow(SQLModel, table=True):
+    """A loan request on an appraisal. Applicant data (income, credit) is encrypted at rest."""
+
+    __tablename__ = "loan_request"
+
+    id: str = Field(primary_key=True, max_length=36)
+    appraisal_id: str = Field(index=True, max_length=36)
+    dealer_org: str = Field(index=True, max_length=128)
+    loan_kind: str = Field(max_length=16)
+    amount_minor: int = Field(sa_column=Column(BigInteger, nullable=False))
+    down_payment_minor: int = Field(sa_column=Column(BigInteger, nullable=False))
+    term_months: int
+    currency: str = Field(default="USD", max_length=3)
+    applicant_sealed: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    consent_at: datetime = _ts(nullable=False)
+    created_at: datetime = _ts(nullable=False)
+    matched_at: datetime | None = _ts(nullable=True)
+
+
+class LenderProgramRow(SQLModel, table=True):
+    __tablename__ = "lender_program"
+    __table_args__ = (Index("ix_program_lender_id_version", "lender_org", "program_id", "version"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    lender_org: str = Field(max_length=128)
+    program_id: str = Field(max_length=128)
+    version: str = Field(max_length=64)
+    active: bool = Field(default=True)
+    document: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    uploaded_at: datetime = _ts(nullable=False)
+
+
+class MatchRow(SQLModel, table=True):
+    """One program's verdict on one loan request; ``seq`` orders a lender's pull cursor."""
+
+    __tablename__ = "match"
+    __table_args__ = (Index("ix_match_lender_seq", "lender_org", "seq"),)
+
+    seq: int | None = Field(default=None, primary_key=True)
+    id: str = Field(unique=True, max_length=36)
+    appraisal_id: str = Field(index=True, max_length=36)
+    loan_request_id: str = Field(index=True, max_length=36)
+    lender_org: str = Field(max_length=128)
+    program_id: str = Field(max_length=128)
+    program_version: str = Field(max_length=64)
+    eligible: bool
+    apr_percent: float | None = None
+    term_months: int | None = None
+    amount_minor: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    monthly_payment_minor: int | None = Field(
+        default=None, sa_column=Column(BigInteger, nullable=True)
+    )
+    peak_ltv: float | None = None
+    rank: int | None = None
+    decision: str = Field(default="pending", max_length=16, description="pending/accepted/declined")
+    result: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    created_at: datetime = _ts(nullable=False, index=True)
+
+
+class CommandRow(SQLModel, table=True):
+    """A command for a kiosk, kept until acknowledged by an event or expired."""
+
+    __tablename__ = "command"
+
+    command_id: str = Field(primary_key=True, max_length=36)
+    kiosk_id: str = Field(index=True, max_length=64)
+    kind: str = Field(max_length=32)
+    params: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    state: str = Field(default="pending", max_length=16)
+    created_at: datetime = _ts(nullable=False)
+    expires_at: datetime = _ts(nullable=False)
+    sent_at: datetime | None = _ts(nullable=True)
+    detail: str | None = Field(default=None, sa_column=Column(Text, nullable=True))

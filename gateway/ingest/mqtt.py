@@ -1,0 +1,181 @@
+"""The gateway's MQTT connection (paho-mqtt 2.x, callback API v2, persistent session)."""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.reasoncodes import ReasonCode
+
+from edge.protocol import MqttEndpoint
+
+logger = logging.getLogger(__name__)
+
+
+class BrokerUnavailableError(ConnectionError):
+    """The broker did not accept our connection in time."""
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    ca: Path | None = None
+    cert: Path | None = None
+    key: Path | None = None
+
+
+MessageHandler = Callable[[mqtt.MQTTMessage], None]
+
+
+class MqttConnection:
+    """One paho client with a fixed client id and ``clean_session=False``.
+
+    ``subscriptions`` are (re)made on every connect, so a broker that lost our session (restart
+    without persistence) still delivers to us. Messages are acknowledged by the caller
+    (``manual_ack``) once they are committed.
+    """
+
+    def __init__(
+        self,
+        endpoint: MqttEndpoint,
+        *,
+        client_id: str,
+        subscriptions: list[str],
+        on_message: MessageHandler,
+        on_connected: Callable[[], None] | None = None,
+        tls: TlsFiles | None = None,
+        keepalive: int = 30,
+    ) -> None:
+        self.endpoint = endpoint
+        self.client_id = client_id
+        self._subscriptions = subscriptions
+        self._on_message = on_message
+        self._on_connected_cb = on_connected
+        self._connected = threading.Event()
+        self._keepalive = keepalive
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            clean_session=False,
+            protocol=mqtt.MQTTv311,
+            manual_ack=True,
+        )
+        client.max_inflight_messages_set(1000)
+        client.max_queued_messages_set(0)
+        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        if endpoint.username:
+            client.username_pw_set(endpoint.username, endpoint.password)
+        if endpoint.tls:
+            files = tls or TlsFiles()
+            client.tls_set(
+                ca_certs=str(files.ca) if files.ca else None,
+                certfile=str(files.cert) if files.cert else None,
+                keyfile=str(files.key) if files.key else None,
+                tls_version=ssl.PROTOCOL_TLS_CLIENT,
+            )
+        client.on_connect = self._handle_connect
+        client.on_disconnect = self._handle_disconnect
+        client.on_message = self._handle_message
+        self.client = client
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    def start(self, timeout: float = 15.0) -> None:
+        """Connect and start paho's network thread; raise when the broker does not answer."""
+        try:
+            self.client.connect(self.endpoint.host, self.endpoint.port, keepalive=self._keepalive)
+        except OSError as exc:
+            raise BrokerUnavailableError(
+                f"cannot reach the MQTT broker at {self.endpoint.redacted()}: {exc}; check "
+                "KIOSKMATCH_MQTT_URL and that the broker is running"
+            ) from exc
+        self.client.loop_start()
+        if not self._connected.wait(timeout):
+            self.client.loop_stop()
+            raise BrokerUnavailableError(
+                f"the MQTT broker at {self.endpoint.redacted()} did not accept the connection "
+                f"within {timeout:.0f} s; check credentials and TLS settings"
+            )
+
+    def stop(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+        self._connected.clear()
+
+    def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
+        """Queue a QoS 1 publish; paho resends it on reconnect until the broker acknowledges."""
+        info = self.client.publish(topic, payload, qos=1, retain=retain)
+        if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
+            logger.warning("publish to %s failed with %s", topic, mqtt.error_string(info.rc))
+
+    def ack(self, mid: int, qos: int) -> None:
+        self.client.ack(mid, qos)
+
+    def wait_connected(self, timeout: float) -> bool:
+        return self._connected.wait(timeout)
+
+    def _handle_connect(
+        self,
+        client: mqtt.Client,
+        _userdata: object,
+        _flags: mqtt.ConnectFlags,
+        reason_code: ReasonCode,
+        _properties: object,
+    ) -> None:
+        if reason_code.is_failure:
+            logger.error(
+                "MQTT broker %s refused %s: %s",
+                self.endpoint.redacted(),
+                self.client_id,
+                reason_code,
+            )
+            return
+        for pattern in self._subscriptions:
+            client.subscribe(pattern, qos=1)
+        self._connected.set()
+        logger.info("connected to MQTT broker %s as %s", self.endpoint.redacted(), self.client_id)
+        if self._on_connected_cb is not None:
+            self._on_connected_cb()
+
+    def _handle_disconnect(
+        self,
+        _client: mqtt.Client,
+        _userdata: object,
+        _flags: mqtt.DisconnectFlags,
+        reason_code: ReasonCode,
+        _properties: object,
+    ) -> None:
+        if self._connected.is_set():
+            logger.warning(
+                "disconnected from MQTT broker %s (%s); paho reconnects with backoff",
+                self.endpoint.redacted(),
+                reason_code,
+            )
+        self._connected.clear()
+
+    def _handle_message(
+        self, _client: mqtt.Client, _userdata: object, msg: mqtt.MQTTMessage
+    ) -> None:
+        self._on_message(msg)
+
+
+def monotonic_seq() -> Callable[[], int]:
+    """A per-process counter for the seq of gateway-sent messages: microseconds, never repeating."""
+    last = 0
+    lock = threading.Lock()
+
+    def next_seq() -> int:
+        nonlocal last
+        with lock:
+            last = max(last + 1, time.time_ns() // 1000)
+            return last
+
+    return next_seq

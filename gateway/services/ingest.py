@@ -1,0 +1,279 @@
+"""Idempotent ingest of kiosk messages: one transaction per batch, receipts after commit.
+
+The caller (the MQTT worker) hands over a batch of raw messages; :func:`ingest_batch` validates
+each, stores what is new, counts what it already had, keeps every invalid payload as a dead letter
+with its reason, and commits once. Only after the commit may the caller publish the receipts it
+returns and acknowledge the MQTT messages.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from edge.protocol import (
+    AppraisalBody,
+    Channel,
+    Envelope,
+    EventBody,
+    EventKind,
+    KioskState,
+    ProtocolError,
+    StatusBody,
+    TelemetryBody,
+    decode,
+    is_valid_kiosk_id,
+    parse_topic,
+)
+from gateway.db.models import Appraisal, CommandRow, DeadLetter, InboundMessage, Kiosk
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """A message as it came off the broker."""
+
+    topic: str
+    payload: bytes
+    received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+@dataclass
+class IngestOutcome:
+    receipts: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    new_appraisals: list[str] = field(default_factory=list)
+    kiosks_online: list[str] = field(default_factory=list)
+    stored: int = 0
+    duplicates: int = 0
+    dead_letters: int = 0
+
+
+def ingest_batch(session: Session, batch: Sequence[Inbound]) -> IngestOutcome:
+    """Store a batch in one transaction; on a race with another worker, fall back to one by one."""
+    try:
+        outcome = _ingest(session, batch)
+        session.commit()
+        return outcome
+    except IntegrityError:
+        # Another worker committed one of these message_ids between our check and our insert.
+        session.rollback()
+        if len(batch) == 1:
+            outcome = _ingest(session, batch)
+            session.commit()
+            return outcome
+        merged = IngestOutcome()
+        for item in batch:
+            one = ingest_batch(session, [item])
+            for kiosk, ids in one.receipts.items():
+                merged.receipts[kiosk].extend(ids)
+            merged.new_appraisals += one.new_appraisals
+            merged.kiosks_online += one.kiosks_online
+            merged.stored += one.stored
+            merged.duplicates += one.duplicates
+            merged.dead_letters += one.dead_letters
+        return merged
+
+
+def _ingest(session: Session, batch: Sequence[Inbound]) -> IngestOutcome:
+    outcome = IngestOutcome()
+    valid: list[tuple[Inbound, Envelope[Any]]] = []
+    for item in batch:
+        try:
+            valid.append((item, decode(item.topic, item.payload)))
+        except ProtocolError as exc:
+            _dead_letter(session, item, exc.reason, outcome)
+
+    ids = [env.message_id for _, env in valid]
+    known = (
+        set(
+            session.exec(
+                select(InboundMessage.message_id).where(col(InboundMessage.message_id).in_(ids))
+            ).all()
+        )
+        if ids
+        else set()
+    )
+    for item, env in valid:
+        needs_receipt = env.seq is not None
+        if env.message_id in known:
+            outcome.duplicates += 1
+            session.execute(
+                update(InboundMessage)
+                .where(col(InboundMessage.message_id) == env.message_id)
+                .values(duplicates=InboundMessage.duplicates + 1)
+            )
+        else:
+            known.add(env.message_id)
+            session.add(
+                InboundMessage(
+                    message_id=env.message_id,
+                    kiosk_id=env.kiosk_id,
+                    schema_name=env.schema_,
+                    seq=env.seq,
+                    created_at=env.created_at,
+                    received_at=item.received_at,
+                )
+            )
+            _apply(session, item, env, outcome)
+            outcome.stored += 1
+        if needs_receipt:
+            outcome.receipts[env.kiosk_id].append(env.message_id)
+    return outcome
+
+
+def _dead_letter(session: Session, item: Inbound, reason: str, outcome: IngestOutcome) -> None:
+    kiosk_id, message_id = _salvage_ids(item)
+    logger.warning("dead letter on %s: %s", item.topic[:200], reason)
+    session.add(
+        DeadLetter(
+            topic=item.topic,
+            kiosk_id=kiosk_id,
+            message_id=message_id,
+            reason=reason,
+            payload=item.payload,
+            received_at=item.received_at,
+        )
+    )
+    outcome.dead_letters += 1
+    # Receipt it so the kiosk lets go: resending an invalid message would never help.
+    if kiosk_id and message_id:
+        outcome.receipts[kiosk_id].append(message_id)
+
+
+def _salvage_ids(item: Inbound) -> tuple[str | None, str | None]:
+    """The topic's kiosk and the payload's message_id, when they can be read at all."""
+    try:
+        kiosk_id: str | None = parse_topic(item.topic).kiosk_id
+    except ProtocolError:
+        return None, None
+    message_id = None
+    try:
+        raw = json.loads(item.payload)
+        candidate = raw.get("message_id") if isinstance(raw, dict) else None
+        if isinstance(candidate, str) and len(candidate) == 36 and candidate.count("-") == 4:
+            message_id = candidate.lower()
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        pass
+    if kiosk_id is not None and not is_valid_kiosk_id(kiosk_id):
+        kiosk_id = None
+    return kiosk_id, message_id
+
+
+def _kiosk(session: Session, kiosk_id: str) -> Kiosk:
+    kiosk = session.get(Kiosk, kiosk_id)
+    if kiosk is None:
+        kiosk = Kiosk(kiosk_id=kiosk_id)
+        session.add(kiosk)
+    return kiosk
+
+
+def _apply(session: Session, item: Inbound, env: Envelope[Any], outcome: IngestOutcome) -> None:
+    kiosk = _kiosk(session, env.kiosk_id)
+    kiosk.last_seen_at = item.received_at
+    if env.seq is not None:
+        if kiosk.last_seq is not None and env.seq <= kiosk.last_seq:
+            kiosk.out_of_order += 1
+            logger.info(
+                "kiosk %s sent seq %d after %d (a resend or reordering; stored anyway)",
+                env.kiosk_id,
+                env.seq,
+                kiosk.last_seq,
+            )
+        else:
+            kiosk.last_seq = env.seq
+    channel = parse_topic(item.topic).channel
+    body = env.body
+    if channel is Channel.APPRAISALS and isinstance(body, AppraisalBody):
+        _store_appraisal(session, item, env, body, outcome)
+    elif channel is Channel.TELEMETRY and isinstance(body, TelemetryBody):
+        kiosk.telemetry = body.model_dump(mode="json")
+        kiosk.agent_version = body.agent_version or kiosk.agent_version
+    elif channel is Channel.STATUS and isinstance(body, StatusBody):
+        _apply_status(kiosk, env, body, outcome)
+    elif channel is Channel.EVENTS and isinstance(body, EventBody):
+        _apply_event(session, body)
+
+
+def _store_appraisal(
+    session: Session,
+    item: Inbound,
+    env: Envelope[Any],
+    body: AppraisalBody,
+    outcome: IngestOutcome,
+) -> None:
+    if session.get(Appraisal, body.appraisal_id) is not None:
+        # A new message_id for an appraisal we have: a kiosk re-created the message (e.g. after a
+        # restore). Keep the first; it is the one lenders may already have seen.
+        logger.warning(
+            "appraisal %s arrived again in a new message %s; keeping the first",
+            body.appraisal_id,
+            env.message_id,
+        )
+        return
+    session.add(
+        Appraisal(
+            appraisal_id=body.appraisal_id,
+            message_id=env.message_id,
+            kiosk_id=env.kiosk_id,
+            vin=body.vehicle.vin,
+            status=body.valuation.status.value,
+            value_minor=body.valuation.value_minor,
+            currency=body.valuation.currency,
+            created_at=env.created_at,
+            received_at=item.received_at,
+            report=body.model_dump(mode="json"),
+        )
+    )
+    outcome.new_appraisals.append(body.appraisal_id)
+
+
+def _apply_status(
+    kiosk: Kiosk, env: Envelope[Any], body: StatusBody, outcome: IngestOutcome
+) -> None:
+    # Retained status can arrive late (after a reconnect of ours); only a newer one counts.
+    if kiosk.state_at is not None and _aware(kiosk.state_at) > env.created_at:
+        return
+    was_online = kiosk.state == KioskState.ONLINE.value
+    kiosk.state = body.state.value
+    kiosk.state_at = env.created_at
+    kiosk.agent_version = body.agent_version or kiosk.agent_version
+    if body.state is KioskState.ONLINE and not was_online:
+        outcome.kiosks_online.append(env.kiosk_id)
+    elif body.state is KioskState.ONLINE:
+        # A reconnect without an offline in between still deserves pending commands.
+        outcome.kiosks_online.append(env.kiosk_id)
+
+
+def _apply_event(session: Session, body: EventBody) -> None:
+    if body.command_id is None:
+        return
+    command = session.get(CommandRow, body.command_id)
+    if command is None:
+        return
+    new_state = {
+        EventKind.COMMAND_ACCEPTED: "accepted",
+        EventKind.COMMAND_REJECTED: "rejected",
+        EventKind.COMMAND_DONE: "done",
+        EventKind.COMMAND_FAILED: "failed",
+    }.get(body.kind)
+    if new_state is None:
+        return
+    # done/rejected/failed are final; an accepted arriving late must not undo them.
+    if command.state in {"done", "rejected", "failed"} and new_state == "accepted":
+        return
+    command.state = new_state
+    command.detail = body.detail
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)

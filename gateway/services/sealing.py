@@ -1,0 +1,41 @@
+"""Encryption of personal data at rest (Fernet: AES-128-CBC + HMAC-SHA256) and masking."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from cryptography.fernet import Fernet, InvalidToken
+
+
+class Sealer:
+    """Seals and opens JSON documents with the gateway's secret key."""
+
+    def __init__(self, key: bytes) -> None:
+        try:
+            self._fernet = Fernet(key)
+        except ValueError:
+            raise ValueError(
+                "KIOSKMATCH_SECRET_KEY must be 32 bytes in urlsafe base64 (44 characters)"
+            ) from None
+
+    def seal(self, document: dict[str, Any]) -> bytes:
+        return self._fernet.encrypt(json.dumps(document, sort_keys=True).encode())
+
+    def open(self, token: bytes) -> dict[str, Any]:
+        try:
+            data: dict[str, Any] = json.loads(self._fernet.decrypt(token))
+        except InvalidToken:
+            raise ValueError(
+                "personal data cannot be decrypted with this KIOSKMATCH_SECRET_KEY"
+            ) from None
+        return data
+
+
+def mask_money(minor: int) -> str:
+    """A range instead of a figure, e.g. for income in logs and responses."""
+    dollars = minor // 100
+    if dollars < 1000:
+        return "<$1k"
+    low = dollars // 1000
+    return f"${low}k-${low + 1}k"

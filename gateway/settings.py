@@ -1,0 +1,104 @@
+"""Gateway settings, read once at start from ``KIOSKMATCH_*`` environment variables."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from edge.protocol import MqttEndpoint, ProtocolError
+
+logger = logging.getLogger(__name__)
+
+
+class Mode(StrEnum):
+    DEV = "dev"
+    PRODUCTION = "production"
+
+
+class GatewaySettings(BaseSettings):
+    """Every field can be set as ``KIOSKMATCH_<NAME>``; see the README's settings table."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="KIOSKMATCH_", env_file=".env", extra="ignore", validate_default=True
+    )
+
+    mode: Mode = Field(Mode.DEV, description="dev generates a secret key; production requires one")
+    data_dir: Path = Field(Path("var"), description="Where the SQLite database and keys live")
+    mqtt_url: str | None = Field(
+        None, description="mqtt://[user:pass@]host:port or mqtts://...; unset: embedded broker"
+    )
+    mqtt_ca: Path | None = Field(None, description="CA bundle for mqtts://")
+    mqtt_cert: Path | None = Field(None, description="Client certificate for mqtts://")
+    mqtt_key: Path | None = Field(None, description="Client key for mqtts://")
+    mqtt_shared_group: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9_-]{1,64}$", description="Shared-subscription group"
+    )
+    worker_id: str = Field(
+        "w1", pattern=r"^[A-Za-z0-9_-]{1,32}$", description="Client id suffix: gateway-{worker_id}"
+    )
+    database_url: str | None = Field(
+        None, description="sqlite:///path or postgresql://...; unset: SQLite under data_dir"
+    )
+    http_host: str = Field("127.0.0.1", description="HTTP listen address")
+    http_port: Annotated[int, Field(ge=0, le=65535)] = Field(8000, description="HTTP port")
+    secret_key: SecretStr | None = Field(
+        None, description="Key that encrypts personal data (urlsafe base64, 32 bytes)"
+    )
+    command_ttl_s: Annotated[float, Field(gt=0, le=7 * 86400)] = Field(
+        900.0, description="How long a command waits for an offline kiosk before it expires"
+    )
+
+    @field_validator("mqtt_url")
+    @classmethod
+    def _check_mqtt_url(cls, value: str | None) -> str | None:
+        if value:
+            try:
+                MqttEndpoint.parse(value)
+            except ProtocolError as exc:
+                raise ValueError(exc.reason) from None
+        return value or None
+
+    @model_validator(mode="after")
+    def _production_needs_key(self) -> GatewaySettings:
+        if self.mode is Mode.PRODUCTION and self.secret_key is None:
+            raise ValueError(
+                "KIOSKMATCH_SECRET_KEY is required in production mode: generate one with "
+                "`python -c 'import secrets,base64;print(base64.urlsafe_b64encode("
+                "secrets.token_bytes(32)).decode())'` and keep it in your secret store"
+            )
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The SQLAlchemy URL: psycopg 3 for PostgreSQL, SQLite under data_dir by default."""
+        url = self.database_url or f"sqlite:///{self.data_dir / 'kioskmatch.db'}"
+        for plain in ("postgresql://", "postgres://"):
+            if url.startswith(plain):
+                return "postgresql+psycopg://" + url[len(plain) :]
+        return url
+
+    def resolved_secret_key(self) -> bytes:
+        """The data-encryption key; in dev mode one is generated into data_dir with a warning."""
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value().encode()
+        path = self.data_dir / "secret.key"
+        if path.exists():
+            return path.read_bytes().strip()
+        import base64
+
+        key = base64.urlsafe_b64encode(secrets.token_bytes(32))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_bytes(key)
+        logger.warning(
+            "no KIOSKMATCH_SECRET_KEY set: generated a development key at %s; "
+            "set KIOSKMATCH_SECRET_KEY (and KIOSKMATCH_MODE=production) before real use",
+            path,
+        )
+        return key
