@@ -1,0 +1,109 @@
+"""The kiosk configuration schema (schema_version 1). Unknown keys are refused everywhere."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from edge.protocol import MqttEndpoint, ProtocolError
+from edge.protocol.topics import KIOSK_ID_PATTERN
+
+CURRENT_SCHEMA_VERSION = 1
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MqttConfig(Strict):
+    url: str = Field(
+        "mqtt://127.0.0.1:1883",
+        description="Broker URL, mqtt://[user:pass@]host:port or mqtts://host:port",
+    )
+    ca: Path | None = Field(None, description="CA bundle that signed the broker's certificate")
+    cert: Path | None = Field(None, description="This kiosk's X.509 certificate (mqtts)")
+    key: Path | None = Field(None, description="This kiosk's private key (mqtts)")
+    keepalive_s: Annotated[int, Field(ge=5, le=600)] = Field(30, description="MQTT keepalive")
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        try:
+            MqttEndpoint.parse(value)
+        except ProtocolError as exc:
+            raise ValueError(exc.reason) from None
+        return value
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> MqttConfig:
+        if (self.cert is None) != (self.key is None):
+            raise ValueError("give both cert and key for mqtts, or neither")
+        return self
+
+
+class SerialObd(Strict):
+    type: Literal["serial"] = "serial"
+    port: str = Field("/dev/ttyUSB0", description="Serial device of a USB ELM327 adapter")
+    baudrate: Annotated[int, Field(ge=9600, le=2_000_000)] | None = Field(
+        None, description="Fixed baud rate; unset: detect (38400 and 115200 are common)"
+    )
+
+
+class BluetoothObd(Strict):
+    type: Literal["bluetooth"] = "bluetooth"
+    port: str = Field("/dev/rfcomm0", description="RFCOMM device bound to the adapter")
+    baudrate: Annotated[int, Field(ge=9600, le=2_000_000)] | None = None
+
+
+class TcpObd(Strict):
+    type: Literal["tcp"] = "tcp"
+    host: str = Field("192.168.0.10", description="Wi-Fi adapter address")
+    port: Annotated[int, Field(ge=1, le=65535)] = Field(35000, description="Wi-Fi adapter port")
+
+
+ObdTransport = Annotated[SerialObd | BluetoothObd | TcpObd, Field(discriminator="type")]
+
+
+class ObdConfig(Strict):
+    transport: ObdTransport = Field(default_factory=SerialObd)
+    timeout_s: Annotated[float, Field(gt=0, le=600)] = Field(
+        60.0, description="Budget for one whole vehicle read"
+    )
+    protocol: str | None = Field(
+        None, description="Pinned ELM327 protocol number (e.g. '6'); unset: automatic search"
+    )
+
+    @property
+    def port_url(self) -> str:
+        """What the OBD reader opens: a device path or socket://host:port."""
+        t = self.transport
+        if isinstance(t, TcpObd):
+            return f"socket://{t.host}:{t.port}"
+        return t.port
+
+
+class OutboxConfig(Strict):
+    path: Path = Field(Path("var/kiosk/outbox.db"), description="SQLite outbox file")
+    max_bytes: Annotated[int, Field(ge=1_000_000)] = Field(
+        200_000_000, description="Telemetry is dropped (oldest first) past this; appraisals never"
+    )
+    resend_after_s: Annotated[float, Field(gt=0, le=3600)] = Field(
+        10.0, description="Resend a message not receipted after this long (then backoff)"
+    )
+
+
+class KioskConfig(Strict):
+    """A kiosk's whole configuration (defaults, then per-site, then per-kiosk YAML)."""
+
+    schema_version: Literal[1] = Field(1, description="Configuration schema version")
+    kiosk_id: str = Field(pattern=KIOSK_ID_PATTERN, description="This kiosk's id, e.g. dlr-042-k1")
+    site: str | None = Field(None, max_length=128, description="Dealer site name")
+    mqtt: MqttConfig = Field(default_factory=MqttConfig)
+    obd: ObdConfig = Field(default_factory=ObdConfig)
+    outbox: OutboxConfig = Field(default_factory=OutboxConfig)
+    heartbeat_s: Annotated[float, Field(ge=1, le=3600)] = Field(
+        60.0, description="Telemetry period"
+    )
+    config_version: str = Field("1", max_length=64, description="Reported in every heartbeat")

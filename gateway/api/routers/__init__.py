@@ -1,0 +1,1 @@
+"""Routers per audience: health, dealer, lender, ops."""

@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+
+from gateway.api.deps import ContextDep, CurrentDealer, SessionDep
+from gateway.api.schemas import (
+    AppraisalPublic,
+    AppraisalStart,
+    LoanRequestCreate,
+    LoanRequestPublic,
+)
+from gateway.services import appraisals
+
+router = APIRouter(prefix="/dealer", tags=["dealer"])
+
+
+@router.post("/appraisals", response_model=AppraisalPublic, status_code=status.HTTP_201_CREATED)
+def start_appraisal(
+    body: AppraisalStart, context: ContextDep, session: SessionDep, dealer: CurrentDealer
+) -> AppraisalPublic:
+    """Ask a kiosk to appraise the car plugged into it, optionally with a loan request.
+
+    The kiosk gets a ``start_appraisal`` command now, or when it next comes online (until the
+    command expires). Poll ``GET /v1/dealer/appraisals/{id}`` for the report and the offers.
+    """
+    return appraisals.start_appraisal(context, session, dealer_org=dealer.org, request=body)
+
+
+@router.get("/appraisals/{appraisal_id}", response_model=AppraisalPublic)
+def get_appraisal(
+    appraisal_id: str, context: ContextDep, session: SessionDep, dealer: CurrentDealer
+) -> AppraisalPublic:
+    """The appraisal's state, its report once received, and every lender's offer or refusal."""
+    return appraisals.view_appraisal(
+        context, session, dealer_org=dealer.org, appraisal_id=appraisal_id
+    )
+
+
+@router.post(
+    "/appraisals/{appraisal_id}/loan-requests",
+    response_model=LoanRequestPublic,
+    status_code=status.HTTP_201_CREATED,
+)
+def attach_loan_request(
+    appraisal_id: str,
+    body: LoanRequestCreate,
+    context: ContextDep,
+    session: SessionDep,
+    dealer: CurrentDealer,
+) -> LoanRequestPublic:
+    """Attach a loan request; it is matched as soon as the appraisal is in."""
+    return appraisals.attach_loan_request(
+        context, session, dealer_org=dealer.org, appraisal_id=appraisal_id, request=body
+    )

@@ -1,0 +1,138 @@
+"""HTTP request and response schemas (``XCreate`` in, ``XPublic`` out)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from edge.protocol.topics import KIOSK_ID_PATTERN
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None = Field(None, description="Pass as ?cursor= for the next page")
+
+
+class VehicleHints(BaseModel):
+    """What the dealer knows that OBD cannot tell: the catalogue model, trim and options."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    make: str | None = Field(None, max_length=64, examples=["Chevrolet"])
+    model: str | None = Field(None, max_length=64, examples=["Malibu"])
+    trim: str | None = Field(None, max_length=64, examples=["LS Sedan 4D"])
+    body: str | None = Field(None, max_length=64)
+    vin: str | None = Field(None, max_length=17, description="Typed VIN, checked against OBD")
+    options: dict[str, bool] = Field(default_factory=dict, examples=[{"cruise": True}])
+
+
+class LoanRequestCreate(BaseModel):
+    """A loan request. Income and credit are personal data: encrypted at rest, masked when shown."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    loan_kind: Literal["purchase", "equity"] = "purchase"
+    amount_minor: int = Field(gt=0, le=10_000_000_00, description="Amount requested, in cents")
+    down_payment_minor: int = Field(0, ge=0, le=10_000_000_00)
+    term_months: int = Field(ge=6, le=96)
+    currency: str = Field("USD", pattern=r"^[A-Z]{3}$")
+    monthly_income_minor: int = Field(gt=0, le=10_000_000_00, description="Gross monthly income")
+    credit_score: int | None = Field(None, ge=300, le=850, description="FICO-style score")
+    credit_tier: str | None = Field(None, max_length=32, description="Used when no score is given")
+    consent: bool = Field(description="The applicant agreed to share this data with lenders")
+
+    @model_validator(mode="after")
+    def _check(self) -> LoanRequestCreate:
+        if not self.consent:
+            raise ValueError("the applicant's consent is required to share their data with lenders")
+        if self.credit_score is None and self.credit_tier is None:
+            raise ValueError("give credit_score or credit_tier")
+        return self
+
+
+class AppraisalStart(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kiosk_id: str = Field(pattern=KIOSK_ID_PATTERN)
+    vehicle: VehicleHints = Field(default_factory=VehicleHints)
+    loan_request: LoanRequestCreate | None = None
+
+
+class LoanRequestPublic(BaseModel):
+    id: str
+    appraisal_id: str
+    loan_kind: str
+    amount_minor: int
+    down_payment_minor: int
+    term_months: int
+    currency: str
+    applicant: dict[str, str] = Field(description="Masked applicant data")
+    created_at: datetime
+    matched_at: datetime | None
+
+
+class MatchPublic(BaseModel):
+    id: str
+    seq: int
+    appraisal_id: str
+    loan_request_id: str
+    lender: str
+    program_id: str
+    program_version: str
+    eligible: bool
+    apr_percent: float | None
+    term_months: int | None
+    amount_minor: int | None
+    monthly_payment_minor: int | None
+    peak_ltv: float | None
+    rank: int | None
+    decision: str
+    created_at: datetime
+    result: dict[str, Any] = Field(description="Every rule's outcome, with codes and sentences")
+
+
+class AppraisalPublic(BaseModel):
+    appraisal_id: str
+    kiosk_id: str
+    state: Literal["requested", "received"]
+    command_state: str | None = None
+    report: dict[str, Any] | None = None
+    loan_requests: list[LoanRequestPublic] = Field(default_factory=list)
+    offers: list[MatchPublic] = Field(default_factory=list)
+    apr_spread: float | None = Field(None, description="Max minus min APR of eligible offers")
+
+
+class DecisionCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    decision: Literal["accepted", "declined"]
+    note: str | None = Field(None, max_length=500)
+
+
+class KioskPublic(BaseModel):
+    kiosk_id: str
+    state: str
+    state_at: datetime | None
+    last_seen_at: datetime | None
+    agent_version: str | None
+    telemetry: dict[str, Any] | None
+
+
+class Stats(BaseModel):
+    appraisals: int
+    dead_letters: int
+    duplicates_ignored: int
+    kiosks_online: int
+    kiosks: int
+    matches: int
+    commands_pending: int
+
+
+class Health(BaseModel):
+    status: Literal["ok", "degraded"]
+    database: bool
+    broker: bool

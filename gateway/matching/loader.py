@@ -1,0 +1,307 @@
+"""Load lender programs from YAML or JSON with errors that point at the file, line and field.
+
+Documents are parsed with PyYAML's composer (JSON is YAML, so one path serves both), which keeps
+each node's position; pydantic's error locations are then mapped back to those positions. Every
+error says what was found and how to fix it, e.g.::
+
+    programs/bank.yaml:41:7: rate_grid.floor_apr: Input should be less than or equal to 199.99
+    (got 250). Fix: No offer is priced below this APR (0 to 199.99)
+
+Duplicate keys, which YAML would otherwise resolve silently by keeping the last, are errors.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import types
+import typing
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Union
+
+import yaml
+from pydantic import BaseModel, ValidationError
+from pydantic.fields import FieldInfo
+
+from gateway.matching.errors import ProgramError, ProgramIssue, ProgramSetError
+from gateway.matching.program import LenderProgram
+
+logger = logging.getLogger(__name__)
+
+PROGRAM_SUFFIXES = (".yaml", ".yml", ".json")
+Loc = tuple[str | int, ...]
+_Mark = tuple[int, int]
+
+
+def sample_programs_dir() -> Path:
+    """The folder of sample programs shipped with the package (one per kind of lender)."""
+    return Path(__file__).parent / "programs"
+
+
+def load_program(path: str | Path) -> LenderProgram:
+    """Read and validate one program file (``.yaml``, ``.yml`` or ``.json``).
+
+    Raises :class:`ProgramError` naming the file, line and field of every problem.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ProgramError(
+            [
+                ProgramIssue(
+                    str(path), None, None, "", f"cannot read the file: {exc}", None,
+                    "check the path and that the file is UTF-8 text",
+                )
+            ]
+        ) from exc
+    return parse_program(text, source_name=str(path))
+
+
+def load_programs(directory: str | Path) -> list[LenderProgram]:
+    """Load every program file in ``directory`` (sorted by name), checking ids are unique.
+
+    All files are read before raising, so one :class:`ProgramError` reports every bad file.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise ProgramError(
+            [ProgramIssue(str(directory), None, None, "", "not a folder", None,
+                          "pass the folder that holds the program files")]
+        )
+    programs: list[LenderProgram] = []
+    issues: list[ProgramIssue] = []
+    seen: dict[str, Path] = {}
+    for path in sorted(p for p in directory.iterdir() if p.suffix.lower() in PROGRAM_SUFFIXES):
+        try:
+            program = load_program(path)
+        except ProgramError as exc:
+            issues.extend(exc.issues)
+            continue
+        if program.program_id in seen:
+            issues.append(
+                ProgramIssue(
+                    str(path), None, None, "program_id",
+                    f"program id is already used by {seen[program.program_id]}",
+                    program.program_id, "give each program its own program_id",
+                )
+            )
+            continue
+        seen[program.program_id] = path
+        programs.append(program)
+    if issues:
+        raise ProgramSetError(issues) if all(i.field == "program_id" for i in issues) else (
+            ProgramError(issues)
+        )
+    logger.debug("loaded %s lender programs from %s", len(programs), directory)
+    return programs
+
+
+def parse_program(text: str, *, source_name: str = "<program>") -> LenderProgram:
+    """Validate a program from YAML or JSON text; ``source_name`` is used in error messages."""
+    data, marks = _compose(text, source_name)
+    if not isinstance(data, dict):
+        raise ProgramError(
+            [ProgramIssue(source_name, 1, 1, "", "a program must be a mapping of keys to values",
+                          type(data).__name__, "start the document with `program_id: ...`")]
+        )
+    try:
+        return LenderProgram.model_validate(data)
+    except ValidationError as exc:
+        raise ProgramError(_issues(exc, marks, source_name)) from None
+
+
+# --- YAML with positions ----------------------------------------------------------------------
+
+
+def _compose(text: str, source: str) -> tuple[Any, dict[Loc, _Mark]]:
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        raise ProgramError(
+            [
+                ProgramIssue(
+                    source,
+                    mark.line + 1 if mark else None,
+                    mark.column + 1 if mark else None,
+                    "",
+                    f"not valid YAML/JSON: {exc.problem or exc}",
+                    None,
+                    "fix the syntax at this position (indentation, quotes, brackets)",
+                )
+            ]
+        ) from None
+    finally:
+        loader.dispose()
+    if node is None:
+        raise ProgramError(
+            [ProgramIssue(source, None, None, "", "the document is empty", None,
+                          "write a program (see docs/matching.md)")]
+        )
+    marks: dict[Loc, _Mark] = {}
+    constructor = yaml.SafeLoader("")
+    issues: list[ProgramIssue] = []
+    data = _build(node, (), marks, constructor, source, issues)
+    if issues:
+        raise ProgramError(issues)
+    return data, marks
+
+
+def _build(
+    node: yaml.Node,
+    loc: Loc,
+    marks: dict[Loc, _Mark],
+    constructor: yaml.SafeLoader,
+    source: str,
+    issues: list[ProgramIssue],
+) -> Any:
+    marks[loc] = (node.start_mark.line + 1, node.start_mark.column + 1)
+    if isinstance(node, yaml.MappingNode):
+        out: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = constructor.construct_object(key_node, deep=True)
+            if not isinstance(key, str | int):
+                key = str(key)
+            if key in out:
+                issues.append(
+                    ProgramIssue(
+                        source, key_node.start_mark.line + 1, key_node.start_mark.column + 1,
+                        _dotted((*loc, key)), "duplicate key", key,
+                        "keep one of the entries; YAML would silently use the last",
+                    )
+                )
+                continue
+            out[key] = _build(value_node, (*loc, key), marks, constructor, source, issues)
+            marks[(*loc, key)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [
+            _build(item, (*loc, i), marks, constructor, source, issues)
+            for i, item in enumerate(node.value)
+        ]
+    if node.tag == "tag:yaml.org,2002:timestamp":
+        # Leave dates as text: pydantic parses ISO dates and reports bad ones with the field.
+        return node.value
+    return constructor.construct_object(node, deep=True)
+
+
+# --- pydantic errors → issues -----------------------------------------------------------------
+
+
+def _issues(exc: ValidationError, marks: dict[Loc, _Mark], source: str) -> list[ProgramIssue]:
+    issues = []
+    for err in exc.errors(include_url=False):
+        loc: Loc = tuple(err["loc"])
+        known = _known_prefix(loc, marks)
+        line, col = marks.get(known, (None, None))
+        field_path = _dotted(known if err["type"] != "missing" else loc)
+        message = err["msg"]
+        if message.startswith("Value error, "):
+            message = message[len("Value error, "):]
+        value = err.get("input") if err["type"] not in ("missing",) else None
+        if isinstance(value, dict | list) and err["type"] != "extra_forbidden":
+            value = None  # the whole sub-document is noise; the message says what is wrong
+        issues.append(
+            ProgramIssue(source, line, col, field_path, message, value, _fix(err["type"], known,
+                                                                             loc))
+        )
+    return issues
+
+
+def _known_prefix(loc: Loc, marks: dict[Loc, _Mark]) -> Loc:
+    # pydantic adds union member names ("float", "none") to locations; they are not in the file.
+    for end in range(len(loc), -1, -1):
+        if loc[:end] in marks:
+            return loc[:end]
+    return ()
+
+
+def _fix(kind: str, known: Loc, loc: Loc) -> str | None:
+    if kind == "extra_forbidden":
+        fields = _fields_at(known[:-1])
+        name = str(known[-1]) if known else ""
+        close = difflib.get_close_matches(name, fields, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        return f"{hint}remove the key or use one of: {', '.join(sorted(fields))}"
+    info = _field_info(loc)
+    if kind == "missing":
+        desc = f" ({info.description})" if info is not None and info.description else ""
+        return f"add `{loc[-1]}:`{desc}"
+    if info is not None and info.description:
+        bounds = _bounds(info)
+        return info.description + (f" ({bounds})" if bounds else "")
+    return None
+
+
+def _bounds(info: FieldInfo) -> str:
+    parts = []
+    for meta in info.metadata:
+        for attr, word in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<")):
+            value = getattr(meta, attr, None)
+            if value is not None:
+                parts.append(f"{word} {value}")
+    return ", ".join(parts)
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return None
+
+
+def _step(annotation: Any, key: str | int) -> tuple[Any, FieldInfo | None]:
+    """The annotation (and field info) one step down ``annotation`` by ``key``."""
+    model = _model_of(annotation)
+    if model is not None:
+        if isinstance(key, str) and key in model.model_fields:
+            info = model.model_fields[key]
+            return info.annotation, info
+        return None, None
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (Union, types.UnionType):
+        for arg in args:
+            if arg is not type(None):
+                return _step(arg, key)
+        return None, None
+    if origin is typing.Annotated:
+        return _step(args[0], key)
+    if origin in (list, tuple) and args:
+        return args[0], None
+    if origin is dict and len(args) == 2:
+        return args[1], None
+    return None, None
+
+
+def _walk(loc: Iterable[str | int]) -> tuple[Any, FieldInfo | None]:
+    annotation: Any = LenderProgram
+    info: FieldInfo | None = None
+    for key in loc:
+        annotation, info = _step(annotation, key)
+        if annotation is None:
+            return None, None
+    return annotation, info
+
+
+def _fields_at(loc: Loc) -> list[str]:
+    annotation, _ = _walk(loc)
+    while typing.get_origin(annotation) in (Union, types.UnionType):
+        annotation = next(a for a in typing.get_args(annotation) if a is not type(None))
+    model = _model_of(annotation)
+    return list(model.model_fields) if model is not None else []
+
+
+def _field_info(loc: Loc) -> FieldInfo | None:
+    # Walk only through real keys (pydantic's union tags would not resolve).
+    _, info = _walk(tuple(k for k in loc if k not in ("float", "none", "int", "str")))
+    return info
+
+
+def _dotted(loc: Iterable[str | int]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out

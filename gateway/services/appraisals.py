@@ -1,0 +1,198 @@
+"""Dealer use cases: start an on-site appraisal, attach a loan request, see the offers."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from sqlmodel import Session, col, select
+
+from edge.protocol import CommandKind, new_id
+from gateway.api.schemas import (
+    AppraisalPublic,
+    AppraisalStart,
+    LoanRequestCreate,
+    LoanRequestPublic,
+    MatchPublic,
+)
+from gateway.context import GatewayContext
+from gateway.db.models import Appraisal, AppraisalRequest, CommandRow, LoanRequestRow, MatchRow
+from gateway.errors import NotFoundError
+from gateway.services import commands, offers
+from gateway.services.sealing import Sealer, mask_money
+
+logger = logging.getLogger(__name__)
+
+
+def start_appraisal(
+    context: GatewayContext, session: Session, *, dealer_org: str, request: AppraisalStart
+) -> AppraisalPublic:
+    """Record the request, queue a start_appraisal command, and send it if the kiosk is online."""
+    now = datetime.now(UTC)
+    appraisal_id = new_id()
+    command = commands.issue_command(
+        session,
+        kiosk_id=request.kiosk_id,
+        kind=CommandKind.START_APPRAISAL,
+        params={
+            "appraisal_id": appraisal_id,
+            "dealer": dealer_org,
+            "vehicle": request.vehicle.model_dump(exclude_none=True),
+        },
+        ttl=context.command_ttl,
+        now=now,
+    )
+    session.add(
+        AppraisalRequest(
+            appraisal_id=appraisal_id,
+            dealer_org=dealer_org,
+            kiosk_id=request.kiosk_id,
+            command_id=command.command_id,
+            created_at=now,
+        )
+    )
+    if request.loan_request is not None:
+        _add_loan_request(session, context.sealer, appraisal_id, dealer_org, request.loan_request)
+    session.commit()
+    if context.link is not None:
+        commands.deliver(
+            session,
+            kiosk_id=request.kiosk_id,
+            publish=context.link.publish,
+            next_seq=context.link.next_seq,
+        )
+    logger.info(
+        "dealer %s asked kiosk %s for appraisal %s", dealer_org, request.kiosk_id, appraisal_id
+    )
+    return view_appraisal(context, session, dealer_org=dealer_org, appraisal_id=appraisal_id)
+
+
+def attach_loan_request(
+    context: GatewayContext,
+    session: Session,
+    *,
+    dealer_org: str,
+    appraisal_id: str,
+    request: LoanRequestCreate,
+) -> LoanRequestPublic:
+    _owned_request(session, dealer_org, appraisal_id)
+    row = _add_loan_request(session, context.sealer, appraisal_id, dealer_org, request)
+    session.commit()
+    appraisal = session.get(Appraisal, appraisal_id)
+    if appraisal is not None:
+        offers.match_loan_request(session, context.sealer, loan=row, appraisal=appraisal)
+    return loan_public(context.sealer, row)
+
+
+def view_appraisal(
+    context: GatewayContext, session: Session, *, dealer_org: str, appraisal_id: str
+) -> AppraisalPublic:
+    req = _owned_request(session, dealer_org, appraisal_id)
+    appraisal = session.get(Appraisal, appraisal_id)
+    command = session.get(CommandRow, req.command_id)
+    loans = session.exec(
+        select(LoanRequestRow)
+        .where(LoanRequestRow.appraisal_id == appraisal_id)
+        .order_by(col(LoanRequestRow.created_at))
+    ).all()
+    matches = session.exec(
+        select(MatchRow).where(MatchRow.appraisal_id == appraisal_id).order_by(col(MatchRow.seq))
+    ).all()
+    offers_public = sorted(
+        (match_public(m) for m in matches),
+        key=lambda m: (not m.eligible, m.rank if m.rank is not None else 10**6, m.lender),
+    )
+    aprs = [m.apr_percent for m in offers_public if m.eligible and m.apr_percent is not None]
+    return AppraisalPublic(
+        appraisal_id=appraisal_id,
+        kiosk_id=req.kiosk_id,
+        state="received" if appraisal is not None else "requested",
+        command_state=command.state if command else None,
+        report=appraisal.report if appraisal else None,
+        loan_requests=[loan_public(context.sealer, loan) for loan in loans],
+        offers=offers_public,
+        apr_spread=round(max(aprs) - min(aprs), 3) if aprs else None,
+    )
+
+
+def _owned_request(session: Session, dealer_org: str, appraisal_id: str) -> AppraisalRequest:
+    req = session.get(AppraisalRequest, appraisal_id)
+    if req is None or req.dealer_org != dealer_org:
+        raise NotFoundError(f"appraisal {appraisal_id} does not exist for dealer {dealer_org!r}")
+    return req
+
+
+def _add_loan_request(
+    session: Session,
+    sealer: Sealer,
+    appraisal_id: str,
+    dealer_org: str,
+    request: LoanRequestCreate,
+) -> LoanRequestRow:
+    now = datetime.now(UTC)
+    applicant = {
+        "monthly_income_minor": request.monthly_income_minor,
+        "credit_score": request.credit_score,
+        "credit_tier": request.credit_tier,
+    }
+    row = LoanRequestRow(
+        id=new_id(),
+        appraisal_id=appraisal_id,
+        dealer_org=dealer_org,
+        loan_kind=request.loan_kind,
+        amount_minor=request.amount_minor,
+        down_payment_minor=request.down_payment_minor,
+        term_months=request.term_months,
+        currency=request.currency,
+        applicant_sealed=sealer.seal(applicant),
+        consent_at=now,
+        created_at=now,
+    )
+    session.add(row)
+    return row
+
+
+def loan_public(sealer: Sealer, row: LoanRequestRow) -> LoanRequestPublic:
+    applicant = sealer.open(row.applicant_sealed)
+    score = applicant.get("credit_score")
+    masked = {
+        "monthly_income": mask_money(int(applicant["monthly_income_minor"])),
+        "credit": f"{score // 50 * 50}-{score // 50 * 50 + 49}"
+        if score
+        else str(applicant.get("credit_tier")),
+    }
+    return LoanRequestPublic(
+        id=row.id,
+        appraisal_id=row.appraisal_id,
+        loan_kind=row.loan_kind,
+        amount_minor=row.amount_minor,
+        down_payment_minor=row.down_payment_minor,
+        term_months=row.term_months,
+        currency=row.currency,
+        applicant=masked,
+        created_at=row.created_at,
+        matched_at=row.matched_at,
+    )
+
+
+def match_public(row: MatchRow) -> MatchPublic:
+    assert row.seq is not None
+    return MatchPublic(
+        id=row.id,
+        seq=row.seq,
+        appraisal_id=row.appraisal_id,
+        loan_request_id=row.loan_request_id,
+        lender=row.lender_org,
+        program_id=row.program_id,
+        program_version=row.program_version,
+        eligible=row.eligible,
+        apr_percent=row.apr_percent,
+        term_months=row.term_months,
+        amount_minor=row.amount_minor,
+        monthly_payment_minor=row.monthly_payment_minor,
+        peak_ltv=row.peak_ltv,
+        rank=row.rank,
+        decision=row.decision,
+        created_at=row.created_at,
+        result=row.result,
+    )

@@ -1,0 +1,43 @@
+"""Operator use cases: the kiosk fleet and counts."""
+
+from __future__ import annotations
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from gateway.api.schemas import KioskPublic, Stats
+from gateway.db.models import Appraisal, CommandRow, DeadLetter, InboundMessage, Kiosk, MatchRow
+
+
+def stats(session: Session) -> Stats:
+    def count(query: object) -> int:
+        return int(session.exec(query).one() or 0)  # type: ignore[call-overload]
+
+    return Stats(
+        appraisals=count(select(func.count()).select_from(Appraisal)),
+        dead_letters=count(select(func.count()).select_from(DeadLetter)),
+        duplicates_ignored=count(select(func.coalesce(func.sum(InboundMessage.duplicates), 0))),
+        kiosks_online=count(select(func.count()).select_from(Kiosk).where(Kiosk.state == "online")),
+        kiosks=count(select(func.count()).select_from(Kiosk)),
+        matches=count(select(func.count()).select_from(MatchRow)),
+        commands_pending=count(
+            select(func.count())
+            .select_from(CommandRow)
+            .where(col(CommandRow.state).in_(("pending", "sent")))
+        ),
+    )
+
+
+def kiosks(session: Session) -> list[KioskPublic]:
+    rows = session.exec(select(Kiosk).order_by(col(Kiosk.kiosk_id))).all()
+    return [
+        KioskPublic(
+            kiosk_id=k.kiosk_id,
+            state=k.state,
+            state_at=k.state_at,
+            last_seen_at=k.last_seen_at,
+            agent_version=k.agent_version,
+            telemetry=k.telemetry,
+        )
+        for k in rows
+    ]
