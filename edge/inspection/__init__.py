@@ -1,1 +1,16 @@
-"""TODO"""
+"""The inspection flow and the pure rules that assemble an appraisal."""
+
+from edge.inspection.assemble import condition_from_obd, flags_for, merge_vehicle
+from edge.inspection.flow import InspectionState, run_inspection
+from edge.inspection.ports import PhotoTaker, Valuer, VehicleReader
+
+__all__ = [
+    "InspectionState",
+    "PhotoTaker",
+    "Valuer",
+    "VehicleReader",
+    "condition_from_obd",
+    "flags_for",
+    "merge_vehicle",
+    "run_inspection",
+]

@@ -1,1 +1,5 @@
-"""TODO"""
+"""The kiosk's MQTT uplink."""
+
+from edge.uplink.paho import MqttUplink, UplinkError
+
+__all__ = ["MqttUplink", "UplinkError"]
