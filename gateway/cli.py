@@ -1,0 +1,132 @@
+"""``kioskmatch gateway ...`` subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+from typing import Any
+
+from pydantic import ValidationError
+
+logger = logging.getLogger(__name__)
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    gateway = sub.add_parser("gateway", help="run and administer the cloud gateway")
+    gsub = gateway.add_subparsers(dest="gateway_command", metavar="COMMAND", required=True)
+
+    serve = gsub.add_parser(
+        "serve",
+        help="run the HTTP API and the MQTT ingest worker",
+        description="Configured by KIOSKMATCH_MQTT_URL, KIOSKMATCH_DATABASE_URL, "
+        "KIOSKMATCH_HTTP_HOST/PORT and the other KIOSKMATCH_* settings (see README).",
+    )
+    serve.set_defaults(func=_serve)
+
+    key = gsub.add_parser("create-key", help="create an API key; the key is the last line printed")
+    key.add_argument("--role", required=True, choices=["dealer", "lender", "ops"])
+    key.add_argument("--org", required=True, help="the organisation the key acts for")
+    key.add_argument("--json", action="store_true", help="print JSON (the key is in 'key')")
+    key.set_defaults(func=_create_key)
+
+    programs = gsub.add_parser("load-programs", help="store lender programs from YAML/JSON files")
+    programs.add_argument("paths", nargs="+", help="program files or folders of them")
+    programs.add_argument("--lender", help="the lender organisation; default: each program's own")
+    programs.set_defaults(func=_load_programs)
+
+
+def _settings() -> Any:
+    from gateway.settings import GatewaySettings
+
+    try:
+        return GatewaySettings()
+    except ValidationError as exc:
+        for err in exc.errors():
+            name = "KIOSKMATCH_" + "_".join(str(p) for p in err["loc"]).upper()
+            print(f"error: {name}: {err['msg']}", file=sys.stderr)
+        return None
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from gateway.ingest.mqtt import BrokerUnavailableError
+    from gateway.runtime import GatewayRuntime, PortInUseError
+
+    settings = _settings()
+    if settings is None:
+        return 2
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    runtime = GatewayRuntime(settings)
+    try:
+        runtime.start()
+    except (BrokerUnavailableError, PortInUseError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        runtime.stop()
+        return 2
+    print(f"kioskmatch gateway serving on {runtime.http_url} (Ctrl-C stops)", file=sys.stderr)
+    try:
+        stop.wait()
+    finally:
+        runtime.stop()
+    return 0
+
+
+def _open_db() -> Any:
+    from sqlmodel import Session
+
+    from gateway.db import make_engine, migrate
+
+    settings = _settings()
+    if settings is None:
+        return None
+    engine = make_engine(settings.resolved_database_url)
+    migrate(engine)
+    return Session(engine)
+
+
+def _create_key(args: argparse.Namespace) -> int:
+    from gateway.errors import InvalidRequestError
+    from gateway.services.keys import Role, create_key
+
+    session = _open_db()
+    if session is None:
+        return 2
+    with session:
+        try:
+            token, row = create_key(session, role=Role(args.role), org=args.org)
+        except InvalidRequestError as exc:
+            print(f"error: {exc.detail}", file=sys.stderr)
+            return 2
+    if args.json:
+        print(json.dumps({"role": row.role, "org": row.org, "prefix": row.prefix, "key": token}))
+    else:
+        print(f"created a {row.role} key for {row.org!r}; it is shown only once:", file=sys.stderr)
+        print(token)
+    return 0
+
+
+def _load_programs(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from gateway.matching import ProgramError
+    from gateway.services.programs import collect_program_files, store_program_file
+
+    session = _open_db()
+    if session is None:
+        return 2
+    failures = 0
+    with session:
+        for path in collect_program_files([Path(p) for p in args.paths]):
+            try:
+                row = store_program_file(session, path, lender_org=args.lender)
+            except ProgramError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                failures += 1
+                continue
+            print(f"stored {row.program_id} v{row.version} for {row.lender_org} from {path}")
+    return 2 if failures else 0

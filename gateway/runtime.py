@@ -1,0 +1,159 @@
+"""The gateway process's composition root: broker → database → ingest worker → HTTP.
+
+Started in that order and stopped in reverse. Nothing here runs at import time.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import socket
+import threading
+from dataclasses import dataclass
+from datetime import timedelta
+
+import uvicorn
+
+from edge.protocol import MqttEndpoint
+from gateway.api.app import create_app
+from gateway.broker import EmbeddedBroker
+from gateway.context import GatewayContext
+from gateway.db import make_engine, migrate
+from gateway.ingest.mqtt import TlsFiles
+from gateway.ingest.worker import IngestWorker
+from gateway.services import commands, offers
+from gateway.services.ingest import IngestOutcome
+from gateway.services.sealing import Sealer
+from gateway.settings import GatewaySettings
+
+logger = logging.getLogger(__name__)
+
+
+class PortInUseError(OSError):
+    """The HTTP port is taken by another program."""
+
+
+@dataclass
+class _Http:
+    server: uvicorn.Server
+    thread: threading.Thread
+    sock: socket.socket
+
+
+def bind_http(host: str, port: int, *, next_free: bool) -> socket.socket:
+    """Bind the HTTP socket; with ``next_free`` try the following ports when it is taken."""
+    last_error: OSError | None = None
+    for candidate in range(port, port + (50 if next_free and port else 1)):
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, candidate))
+        except OSError as exc:
+            sock.close()
+            last_error = exc
+            if exc.errno != errno.EADDRINUSE:
+                break
+            continue
+        sock.listen(512)
+        return sock
+    raise PortInUseError(
+        f"cannot listen on http://{host}:{port}: {last_error}; set KIOSKMATCH_HTTP_PORT to a free "
+        "port (0 lets the system choose)"
+    )
+
+
+class GatewayRuntime:
+    def __init__(self, settings: GatewaySettings, *, http_next_free: bool = False) -> None:
+        self.settings = settings
+        self._http_next_free = http_next_free
+        self.broker: EmbeddedBroker | None = None
+        self.worker: IngestWorker | None = None
+        self.context: GatewayContext | None = None
+        self._http: _Http | None = None
+        self.mqtt_url: str | None = None
+
+    @property
+    def http_url(self) -> str:
+        if self._http is None:
+            raise RuntimeError("the gateway's HTTP server is not running")
+        host, port = self._http.sock.getsockname()[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> GatewayRuntime:
+        s = self.settings
+        s.data_dir.mkdir(parents=True, exist_ok=True)
+        if s.mqtt_url:
+            self.mqtt_url = s.mqtt_url
+        else:
+            self.broker = EmbeddedBroker().start()
+            self.mqtt_url = self.broker.url
+        engine = make_engine(s.resolved_database_url)
+        migrate(engine)
+        self.context = GatewayContext(
+            engine=engine,
+            sealer=Sealer(s.resolved_secret_key()),
+            command_ttl=timedelta(seconds=s.command_ttl_s),
+        )
+        self.worker = IngestWorker(
+            MqttEndpoint.parse(self.mqtt_url),
+            session_factory=self.context.session,
+            worker_id=s.worker_id,
+            shared_group=s.mqtt_shared_group,
+            tls=TlsFiles(s.mqtt_ca, s.mqtt_cert, s.mqtt_key),
+            after_commit=self._after_commit,
+        )
+        self.context.link = self.worker
+        self.worker.start()
+        self._start_http()
+        logger.info("gateway up: %s (broker %s)", self.http_url, MqttEndpoint.parse(self.mqtt_url).redacted())
+        return self
+
+    def _start_http(self) -> None:
+        assert self.context is not None
+        sock = bind_http(self.settings.http_host, self.settings.http_port, next_free=self._http_next_free)
+        config = uvicorn.Config(
+            create_app(self.context), log_level="warning", access_log=False, lifespan="off"
+        )
+        server = uvicorn.Server(config)
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="http", daemon=True)
+        thread.start()
+        self._http = _Http(server, thread, sock)
+        for _ in range(200):
+            if server.started:
+                return
+            thread.join(0.05)
+            if not thread.is_alive():
+                raise RuntimeError("the HTTP server stopped while starting; see the log above")
+        raise RuntimeError("the HTTP server did not start within 10 s")
+
+    def _after_commit(self, outcome: IngestOutcome) -> None:
+        assert self.context is not None and self.worker is not None
+        with self.context.session() as session:
+            for kiosk_id in dict.fromkeys(outcome.kiosks_online):
+                commands.deliver(
+                    session, kiosk_id=kiosk_id, publish=self.worker.publish, next_seq=self.worker.next_seq
+                )
+            for appraisal_id in outcome.new_appraisals:
+                offers.match_appraisal(session, self.context.sealer, appraisal_id=appraisal_id)
+
+    def stop(self) -> None:
+        if self._http is not None:
+            self._http.server.should_exit = True
+            self._http.thread.join(10)
+            self._http.sock.close()
+            self._http = None
+        if self.worker is not None:
+            self.worker.stop()
+            self.worker = None
+        if self.broker is not None:
+            self.broker.stop()
+            self.broker = None
+        if self.context is not None:
+            self.context.engine.dispose()
+            self.context = None
+
+    def __enter__(self) -> GatewayRuntime:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()

@@ -1,0 +1,139 @@
+"""Real Mosquitto and PostgreSQL for integration tests, started on free ports in temp folders."""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_port(port: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
+
+
+def mosquitto_binary() -> str | None:
+    return shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
+
+
+@dataclass
+class Mosquitto:
+    """A Mosquitto on a free port with persistence in ``workdir``; can be killed and restarted."""
+
+    workdir: Path
+    port: int
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        binary = mosquitto_binary()
+        if binary is None:
+            raise RuntimeError("mosquitto is not installed (apt-get install mosquitto)")
+        conf = self.workdir / "mosquitto.conf"
+        lines = [
+            f"listener {self.port} 127.0.0.1",
+            "allow_anonymous true",
+            "persistence true",
+            f"persistence_location {self.workdir}/",
+            "autosave_interval 1",
+            "max_queued_messages 100000",
+            "max_inflight_messages 1000",
+            f"log_dest file {self.workdir}/mosquitto.log",
+        ]
+        if os.geteuid() == 0:
+            lines.append("user root")
+        conf.write_text("\n".join(lines) + "\n")
+        self.process = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_port(self.port)
+
+    def kill(self) -> None:
+        """kill -9: the broker loses what it had not saved."""
+        if self.process is not None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(10)
+            self.process = None
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+            self.process = None
+
+
+@contextlib.contextmanager
+def mosquitto(workdir: Path) -> Iterator[Mosquitto]:
+    broker = Mosquitto(workdir, free_port())
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+def postgres_bindir() -> Path | None:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    return Path(found[-1]).parent if found else None
+
+
+@dataclass
+class Postgres:
+    url: str
+    port: int
+
+
+@contextlib.contextmanager
+def postgres(workdir: Path) -> Iterator[Postgres]:
+    """A throwaway cluster; as root it runs as the ``postgres`` user (initdb refuses root)."""
+    bindir = postgres_bindir()
+    if bindir is None:
+        raise RuntimeError("PostgreSQL is not installed (apt-get install postgresql)")
+    data = workdir / "pgdata"
+    sockdir = workdir / "pgsock"
+    data.mkdir()
+    sockdir.mkdir()
+    port = free_port()
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        shutil.chown(workdir, "postgres")
+        shutil.chown(data, "postgres")
+        shutil.chown(sockdir, "postgres")
+        workdir.chmod(0o755)
+        prefix = ["runuser", "-u", "postgres", "--"]
+    run = lambda *args: subprocess.run([*prefix, *args], check=True, capture_output=True)  # noqa: E731
+    run(str(bindir / "initdb"), "-A", "trust", "-U", "postgres", "-D", str(data))
+    run(
+        str(bindir / "pg_ctl"), "-D", str(data), "-w", "-t", "60", "-l", str(workdir / "pg.log"),
+        "-o", f"-p {port} -k {sockdir} -c listen_addresses=127.0.0.1 -c fsync=off",
+        "start",
+    )
+    try:
+        run(str(bindir / "createdb"), "-h", str(sockdir), "-p", str(port), "-U", "postgres", "kioskmatch")
+        yield Postgres(url=f"postgresql://postgres@127.0.0.1:{port}/kioskmatch", port=port)
+    finally:
+        subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], capture_output=True)
