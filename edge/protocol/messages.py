@@ -134,8 +134,14 @@ def _rfc3339(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def _to_ms(value: datetime) -> datetime:
+    return value.astimezone(UTC).replace(microsecond=value.microsecond // 1000 * 1000)
+
+
 def utc_now() -> datetime:
-    return datetime.now(UTC)
+    """Now in UTC, to the millisecond (the wire's precision, so a message equals its decoding)."""
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
 def new_id() -> str:
@@ -160,7 +166,7 @@ def make_envelope(
         message_id=message_id or new_id(),
         kiosk_id=kiosk_id,
         seq=seq,
-        created_at=created_at or utc_now(),
+        created_at=_to_ms(created_at) if created_at else utc_now(),
         body=body,
     )
     return result

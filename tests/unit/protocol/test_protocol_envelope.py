@@ -1,0 +1,144 @@
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from edge.protocol import (
+    MAX_PAYLOAD_BYTES,
+    Channel,
+    CommandBody,
+    CommandKind,
+    KioskState,
+    PayloadTooLargeError,
+    ProtocolError,
+    ReceiptBody,
+    StatusBody,
+    TelemetryBody,
+    UnsupportedSchemaError,
+    decode,
+    encode,
+    make_envelope,
+    new_id,
+    parse_topic,
+    subscription,
+    topic_for,
+)
+
+KIOSK = "dlr-001-k1"
+
+
+def test_topic_round_trip() -> None:
+    for channel in Channel:
+        assert parse_topic(topic_for(KIOSK, channel)) == (KIOSK, channel)
+    assert subscription(Channel.APPRAISALS) == "kioskmatch/v1/kiosks/+/appraisals"
+    assert subscription(Channel.APPRAISALS, "g1") == "$share/g1/kioskmatch/v1/kiosks/+/appraisals"
+
+
+@pytest.mark.parametrize(
+    "topic",
+    [
+        "kioskmatch/v1/kiosks/dlr-001/unknown",
+        "kioskmatch/v2/kiosks/dlr-001/appraisals",
+        "kioskmatch/v1/kiosks/DLR/appraisals",
+        "kioskmatch/v1/kiosks/dlr-001/appraisals/extra",
+        "other/topic",
+    ],
+)
+def test_bad_topics_are_refused(topic: str) -> None:
+    with pytest.raises(ProtocolError):
+        parse_topic(topic)
+
+
+@pytest.mark.parametrize("kiosk_id", ["ab", "-abc", "Abc", "a" * 65, "a_b_c"])
+def test_bad_kiosk_ids(kiosk_id: str) -> None:
+    with pytest.raises(ProtocolError):
+        topic_for(kiosk_id, Channel.STATUS)
+
+
+def test_status_has_no_seq_on_the_wire() -> None:
+    env = make_envelope(KIOSK, StatusBody(state=KioskState.OFFLINE), seq=None)
+    raw = json.loads(encode(env))
+    assert "seq" not in raw
+    assert raw["schema"] == "kioskmatch.status/1"
+    assert raw["created_at"].endswith("Z")
+    back = decode(topic_for(KIOSK, Channel.STATUS), encode(env))
+    assert back.message_id == env.message_id and back.created_at == env.created_at
+
+
+def test_round_trip_keeps_id_seq_and_creation_time() -> None:
+    env = make_envelope(KIOSK, TelemetryBody(uptime_s=12.5, outbox_depth=3), seq=42)
+    back = decode(topic_for(KIOSK, Channel.TELEMETRY), encode(env))
+    assert (back.message_id, back.seq, back.created_at) == (env.message_id, 42, env.created_at)
+    assert back.body == env.body
+
+
+def test_unknown_fields_are_ignored() -> None:
+    env = make_envelope(KIOSK, ReceiptBody(message_ids=[new_id()]), seq=1)
+    raw = json.loads(encode(env))
+    raw["future_field"] = {"x": 1}
+    raw["body"]["also_new"] = True
+    back = decode(topic_for(KIOSK, Channel.RECEIPTS), json.dumps(raw).encode())
+    assert back.body.message_ids == env.body.message_ids
+
+
+def test_unknown_major_version_is_unsupported() -> None:
+    env = make_envelope(KIOSK, TelemetryBody(uptime_s=1), seq=1)
+    raw = json.loads(encode(env))
+    raw["schema"] = "kioskmatch.telemetry/2"
+    with pytest.raises(UnsupportedSchemaError, match="unsupported schema"):
+        decode(topic_for(KIOSK, Channel.TELEMETRY), json.dumps(raw).encode())
+
+
+def test_kiosk_in_body_must_match_topic() -> None:
+    env = make_envelope("other-kiosk", TelemetryBody(uptime_s=1), seq=1)
+    with pytest.raises(ProtocolError, match="does not match"):
+        decode(topic_for(KIOSK, Channel.TELEMETRY), encode(env))
+
+
+def test_schema_must_belong_to_topic() -> None:
+    env = make_envelope(KIOSK, TelemetryBody(uptime_s=1), seq=1)
+    with pytest.raises(ProtocolError, match="does not belong"):
+        decode(topic_for(KIOSK, Channel.APPRAISALS), encode(env))
+
+
+def test_seq_required_except_on_status() -> None:
+    env = make_envelope(KIOSK, TelemetryBody(uptime_s=1), seq=1)
+    raw = json.loads(encode(env))
+    del raw["seq"]
+    with pytest.raises(ProtocolError, match="seq"):
+        decode(topic_for(KIOSK, Channel.TELEMETRY), json.dumps(raw).encode())
+
+
+def test_oversized_payloads_are_refused() -> None:
+    with pytest.raises(PayloadTooLargeError):
+        decode(topic_for(KIOSK, Channel.TELEMETRY), b" " * (MAX_PAYLOAD_BYTES + 1))
+    body = TelemetryBody(uptime_s=1, model_versions={"m": "x" * MAX_PAYLOAD_BYTES})
+    with pytest.raises(PayloadTooLargeError):
+        encode(make_envelope(KIOSK, body, seq=1))
+
+
+def test_command_needs_timezone_on_expiry() -> None:
+    body = CommandBody(
+        command_id=new_id(),
+        kind=CommandKind.START_APPRAISAL,
+        expires_at=datetime.now(UTC) + timedelta(minutes=5),
+    )
+    env = make_envelope(KIOSK, body, seq=7)
+    assert decode(topic_for(KIOSK, Channel.COMMANDS), encode(env)).body == body
+    raw = json.loads(encode(env))
+    raw["body"]["expires_at"] = "2030-01-01T00:00:00"
+    with pytest.raises(ProtocolError, match="timezone"):
+        decode(topic_for(KIOSK, Channel.COMMANDS), json.dumps(raw).encode())
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=2048))
+def test_arbitrary_bytes_never_escape_as_other_errors(payload: bytes) -> None:
+    try:
+        decode(topic_for(KIOSK, Channel.APPRAISALS), payload)
+    except ProtocolError as exc:
+        assert exc.reason
