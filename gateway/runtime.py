@@ -105,17 +105,25 @@ class GatewayRuntime:
         self.context.link = self.worker
         self.worker.start()
         self._start_http()
-        logger.info("gateway up: %s (broker %s)", self.http_url, MqttEndpoint.parse(self.mqtt_url).redacted())
+        logger.info(
+            "gateway up: %s (broker %s)",
+            self.http_url,
+            MqttEndpoint.parse(self.mqtt_url).redacted(),
+        )
         return self
 
     def _start_http(self) -> None:
         assert self.context is not None
-        sock = bind_http(self.settings.http_host, self.settings.http_port, next_free=self._http_next_free)
+        sock = bind_http(
+            self.settings.http_host, self.settings.http_port, next_free=self._http_next_free
+        )
         config = uvicorn.Config(
             create_app(self.context), log_level="warning", access_log=False, lifespan="off"
         )
         server = uvicorn.Server(config)
-        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="http", daemon=True)
+        thread = threading.Thread(
+            target=server.run, kwargs={"sockets": [sock]}, name="http", daemon=True
+        )
         thread.start()
         self._http = _Http(server, thread, sock)
         for _ in range(200):
@@ -131,7 +139,10 @@ class GatewayRuntime:
         with self.context.session() as session:
             for kiosk_id in dict.fromkeys(outcome.kiosks_online):
                 commands.deliver(
-                    session, kiosk_id=kiosk_id, publish=self.worker.publish, next_seq=self.worker.next_seq
+                    session,
+                    kiosk_id=kiosk_id,
+                    publish=self.worker.publish,
+                    next_seq=self.worker.next_seq,
                 )
             for appraisal_id in outcome.new_appraisals:
                 offers.match_appraisal(session, self.context.sealer, appraisal_id=appraisal_id)

@@ -28,7 +28,7 @@ def merge_vehicle(read: Vehicle, hints: Mapping[str, Any]) -> Vehicle:
 
 
 def condition_from_obd(obd: ObdSummary | None) -> Condition:
-    """Condition grade from OBD health (the inspector's checklist adds to this in later versions)."""
+    """Condition grade from OBD health (the inspector's checklist adds to it later)."""
     deductions: list[Deduction] = []
     if obd is not None:
         if obd.mil_on:

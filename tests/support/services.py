@@ -33,7 +33,9 @@ def wait_port(port: int, timeout: float = 20.0) -> None:
 
 
 def mosquitto_binary() -> str | None:
-    return shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
+    return shutil.which("mosquitto") or (
+        "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
+    )
 
 
 @dataclass
@@ -66,7 +68,9 @@ class Mosquitto:
         if os.geteuid() == 0:
             lines.append("user root")
         conf.write_text("\n".join(lines) + "\n")
-        self.process = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.process = subprocess.Popen(
+            [binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         wait_port(self.port)
 
     def kill(self) -> None:
@@ -125,15 +129,38 @@ def postgres(workdir: Path) -> Iterator[Postgres]:
         shutil.chown(sockdir, "postgres")
         workdir.chmod(0o755)
         prefix = ["runuser", "-u", "postgres", "--"]
-    run = lambda *args: subprocess.run([*prefix, *args], check=True, capture_output=True)  # noqa: E731
+
+    def run(*args: str) -> None:
+        subprocess.run([*prefix, *args], check=True, capture_output=True)
+
     run(str(bindir / "initdb"), "-A", "trust", "-U", "postgres", "-D", str(data))
     run(
-        str(bindir / "pg_ctl"), "-D", str(data), "-w", "-t", "60", "-l", str(workdir / "pg.log"),
-        "-o", f"-p {port} -k {sockdir} -c listen_addresses=127.0.0.1 -c fsync=off",
+        str(bindir / "pg_ctl"),
+        "-D",
+        str(data),
+        "-w",
+        "-t",
+        "60",
+        "-l",
+        str(workdir / "pg.log"),
+        "-o",
+        f"-p {port} -k {sockdir} -c listen_addresses=127.0.0.1 -c fsync=off",
         "start",
     )
     try:
-        run(str(bindir / "createdb"), "-h", str(sockdir), "-p", str(port), "-U", "postgres", "kioskmatch")
+        run(
+            str(bindir / "createdb"),
+            "-h",
+            str(sockdir),
+            "-p",
+            str(port),
+            "-U",
+            "postgres",
+            "kioskmatch",
+        )
         yield Postgres(url=f"postgresql://postgres@127.0.0.1:{port}/kioskmatch", port=port)
     finally:
-        subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], capture_output=True)
+        subprocess.run(
+            [*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+            capture_output=True,
+        )

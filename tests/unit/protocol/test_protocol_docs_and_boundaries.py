@@ -18,7 +18,9 @@ def test_every_schema_exports_json_schema() -> None:
     schemas = json_schemas()
     assert set(schemas) == set(SCHEMAS)
     for schema in schemas.values():
-        assert {"schema", "message_id", "kiosk_id", "created_at", "body"} <= set(schema["properties"])
+        assert {"schema", "message_id", "kiosk_id", "created_at", "body"} <= set(
+            schema["properties"]
+        )
 
 
 def _imports(path: Path) -> set[str]:

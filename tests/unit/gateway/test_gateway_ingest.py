@@ -1,0 +1,194 @@
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+from sqlmodel import Session, select
+
+from edge.protocol import (
+    Channel,
+    CommandKind,
+    EventBody,
+    EventKind,
+    KioskState,
+    StatusBody,
+    TelemetryBody,
+    encode,
+    make_envelope,
+    new_id,
+    topic_for,
+    utc_now,
+)
+from gateway.db import (
+    Appraisal,
+    CommandRow,
+    DeadLetter,
+    InboundMessage,
+    Kiosk,
+    make_engine,
+    migrate,
+)
+from gateway.services.commands import deliver, issue_command
+from gateway.services.ingest import Inbound, ingest_batch
+from gateway.services.ops import stats
+from tests.support.factories import appraisal_body
+
+KIOSK = "dlr-001-k1"
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[Engine]:
+    engine = make_engine(f"sqlite:///{tmp_path / 'gw.db'}")
+    migrate(engine)
+    yield engine
+    engine.dispose()
+
+
+def _appraisal_msg(seq: int = 1, **kw: object) -> tuple[Inbound, str, str]:
+    body = appraisal_body(**kw)  # type: ignore[arg-type]
+    env = make_envelope(KIOSK, body, seq=seq)
+    return (
+        Inbound(topic_for(KIOSK, Channel.APPRAISALS), encode(env)),
+        env.message_id,
+        body.appraisal_id,
+    )
+
+
+def test_appraisal_is_stored_once_and_receipted_every_time(engine: Engine) -> None:
+    msg, message_id, appraisal_id = _appraisal_msg()
+    with Session(engine) as s:
+        first = ingest_batch(s, [msg])
+        again = ingest_batch(s, [msg, msg])
+        assert first.receipts == {KIOSK: [message_id]}
+        assert again.receipts == {KIOSK: [message_id, message_id]}
+        assert (first.stored, again.stored, again.duplicates) == (1, 0, 2)
+        assert first.new_appraisals == [appraisal_id] and again.new_appraisals == []
+        rows = s.exec(select(Appraisal)).all()
+        assert [r.appraisal_id for r in rows] == [appraisal_id]
+        assert rows[0].report["vehicle"]["vin"] == "1G1ZB5ST7KF123456"
+        counts = stats(s)
+        assert (counts.appraisals, counts.duplicates_ignored) == (1, 2)
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (b"{not json", "not JSON"),
+        (b"\xff\xfe", "not UTF-8"),
+        (b"[1, 2]", "not a JSON object"),
+        (json.dumps({"schema": "kioskmatch.appraisal/9"}).encode(), "unsupported schema"),
+        (
+            json.dumps({"schema": "kioskmatch.appraisal/1", "message_id": "x"}).encode(),
+            "invalid message",
+        ),
+    ],
+)
+def test_malformed_payloads_become_dead_letters(
+    engine: Engine, payload: bytes, reason: str
+) -> None:
+    good, _, _ = _appraisal_msg(seq=2)
+    with Session(engine) as s:
+        outcome = ingest_batch(s, [Inbound(topic_for(KIOSK, Channel.APPRAISALS), payload), good])
+        assert (outcome.dead_letters, outcome.stored) == (1, 1)
+        letters = s.exec(select(DeadLetter)).all()
+        assert len(letters) == 1 and reason in letters[0].reason
+        assert letters[0].payload == payload and letters[0].kiosk_id == KIOSK
+
+
+def test_wrong_kiosk_in_body_is_a_dead_letter_but_receipted(engine: Engine) -> None:
+    env = make_envelope("someone-else", TelemetryBody(uptime_s=1), seq=5)
+    msg = Inbound(topic_for(KIOSK, Channel.TELEMETRY), encode(env))
+    with Session(engine) as s:
+        outcome = ingest_batch(s, [msg])
+        assert outcome.dead_letters == 1
+        assert outcome.receipts == {KIOSK: [env.message_id]}
+        assert "does not match" in s.exec(select(DeadLetter)).one().reason
+        assert s.exec(select(InboundMessage)).all() == []
+
+
+def test_status_updates_presence_and_old_status_is_ignored(engine: Engine) -> None:
+    older = make_envelope(KIOSK, StatusBody(state=KioskState.OFFLINE), seq=None)
+    newer = make_envelope(
+        KIOSK,
+        StatusBody(state=KioskState.ONLINE),
+        seq=None,
+        created_at=older.created_at + timedelta(seconds=1),
+    )
+    with Session(engine) as s:
+        out = ingest_batch(s, [Inbound(topic_for(KIOSK, Channel.STATUS), encode(newer))])
+        assert out.kiosks_online == [KIOSK] and out.receipts == {}
+        ingest_batch(s, [Inbound(topic_for(KIOSK, Channel.STATUS), encode(older))])
+        assert s.get(Kiosk, KIOSK).state == "online"  # type: ignore[union-attr]
+
+
+def test_out_of_order_seq_is_stored_and_counted(engine: Engine) -> None:
+    a, _, _ = _appraisal_msg(seq=10)
+    b, _, _ = _appraisal_msg(seq=9)
+    with Session(engine) as s:
+        ingest_batch(s, [a])
+        out = ingest_batch(s, [b])
+        assert out.stored == 1
+        kiosk = s.get(Kiosk, KIOSK)
+        assert kiosk is not None and kiosk.out_of_order == 1 and kiosk.last_seq == 10
+
+
+def test_commands_wait_for_online_then_follow_events(engine: Engine) -> None:
+    published: list[tuple[str, bytes]] = []
+    with Session(engine, expire_on_commit=False) as s:
+        row = issue_command(
+            s, kiosk_id=KIOSK, kind=CommandKind.START_APPRAISAL, params={}, ttl=timedelta(minutes=5)
+        )
+        expired = issue_command(
+            s,
+            kiosk_id=KIOSK,
+            kind=CommandKind.START_APPRAISAL,
+            params={},
+            ttl=timedelta(minutes=5),
+            now=utc_now() - timedelta(hours=1),
+        )
+        s.commit()
+        assert (
+            deliver(
+                s, kiosk_id=KIOSK, publish=lambda t, p: published.append((t, p)), next_seq=lambda: 1
+            )
+            == 0
+        )
+        online = make_envelope(KIOSK, StatusBody(state=KioskState.ONLINE), seq=None)
+        ingest_batch(s, [Inbound(topic_for(KIOSK, Channel.STATUS), encode(online))])
+        assert (
+            deliver(
+                s, kiosk_id=KIOSK, publish=lambda t, p: published.append((t, p)), next_seq=lambda: 1
+            )
+            == 1
+        )
+        assert published[0][0] == topic_for(KIOSK, Channel.COMMANDS)
+        assert s.get(CommandRow, expired.command_id).state == "expired"  # type: ignore[union-attr]
+        done = make_envelope(
+            KIOSK, EventBody(kind=EventKind.COMMAND_DONE, command_id=row.command_id), seq=3
+        )
+        late_accept = make_envelope(
+            KIOSK, EventBody(kind=EventKind.COMMAND_ACCEPTED, command_id=row.command_id), seq=2
+        )
+        ingest_batch(
+            s,
+            [
+                Inbound(topic_for(KIOSK, Channel.EVENTS), encode(done)),
+                Inbound(topic_for(KIOSK, Channel.EVENTS), encode(late_accept)),
+            ],
+        )
+        s.refresh(row)
+        assert row.state == "done"
+
+
+def test_unknown_message_ids_are_new_across_batches(engine: Engine) -> None:
+    msgs = [_appraisal_msg(seq=i)[0] for i in range(1, 6)]
+    with Session(engine) as s:
+        assert ingest_batch(s, msgs[:3]).stored == 3
+        out = ingest_batch(s, msgs)
+        assert (out.stored, out.duplicates) == (2, 3)
+        assert len(s.exec(select(Appraisal)).all()) == 5
+        assert new_id() not in {m.message_id for m in s.exec(select(InboundMessage)).all()}
