@@ -1,5 +1,5 @@
 """Shipped on-device models: one folder per model with ``model.tflite``, ``manifest.json`` and
-``MODEL_CARD.md``. ``models/training`` reproduces them from the data (``python -m models.training``).
+``MODEL_CARD.md``. ``models/training`` reproduces them (``python -m models.training``).
 """
 
 from __future__ import annotations

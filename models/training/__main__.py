@@ -22,11 +22,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=MODELS_DIR, help="models folder to write")
     parser.add_argument("--reports", type=Path, default=None, help="reports folder")
     parser.add_argument("--smoke", action="store_true", help="fast run for CI (one CV repeat)")
-    parser.add_argument("--check", action="store_true",
-                        help="retrain into a temporary folder and compare with the committed models")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="retrain into a temporary folder and compare with the committed models",
+    )
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     from models.training import pipeline
     from models.training.datasets import DataValidationError
 
@@ -45,16 +51,21 @@ def main(argv: list[str] | None = None) -> int:
                     return 1
                 print("reproduced: committed models are byte-identical to a fresh training run")
                 return 0
-        reports = args.reports or (args.out / "training" / "reports"
-                                   if args.out == MODELS_DIR else args.out / "reports")
+        reports = args.reports or (
+            args.out / "training" / "reports" if args.out == MODELS_DIR else args.out / "reports"
+        )
         val, res = pipeline.run(args.out, reports, smoke=args.smoke)
     except DataValidationError as exc:
         print(f"training data failed validation:\n{exc}", file=sys.stderr)
         return 2
     summary = {
-        "valuation": {"version": val["version"], "size_bytes": val["size_bytes"],
-                      "heldout_internal": {k: val["metrics"]["heldout_internal"][k]["mape_pct"]
-                                           for k in ("model", "reference")}},
+        "valuation": {
+            "version": val["version"],
+            "size_bytes": val["size_bytes"],
+            "heldout_internal": {
+                k: val["metrics"]["heldout_internal"][k]["mape_pct"] for k in ("model", "reference")
+            },
+        },
         "residual": {"version": res["version"], "size_bytes": res["size_bytes"]},
     }
     print(json.dumps(summary, indent=2))

@@ -26,8 +26,18 @@ PINNED_SHA256 = {
 }
 
 KBB_COLUMNS = (
-    "Price", "Mileage", "Make", "Model", "Trim", "Type",
-    "Cylinder", "Liter", "Doors", "Cruise", "Sound", "Leather",
+    "Price",
+    "Mileage",
+    "Make",
+    "Model",
+    "Trim",
+    "Type",
+    "Cylinder",
+    "Liter",
+    "Doors",
+    "Cruise",
+    "Sound",
+    "Leather",
 )
 THREE_CARS_COLUMNS = ("CarType", "Age", "Price", "Mileage", "Mazda6", "Accord", "Maxima")
 OPTION_COLUMNS = ("Cruise", "Sound", "Leather")
@@ -99,9 +109,14 @@ class KbbData:
     def subset(self, mask: np.ndarray) -> KbbData:
         idx = np.flatnonzero(mask)
         return KbbData(
-            price=self.price[idx], miles=self.miles[idx], options=self.options[idx],
-            keys=[self.keys[i] for i in idx], body=[self.body[i] for i in idx],
-            cylinders=self.cylinders[idx], liters=self.liters[idx], doors=self.doors[idx],
+            price=self.price[idx],
+            miles=self.miles[idx],
+            options=self.options[idx],
+            keys=[self.keys[i] for i in idx],
+            body=[self.body[i] for i in idx],
+            cylinders=self.cylinders[idx],
+            liters=self.liters[idx],
+            doors=self.doors[idx],
         )
 
 
@@ -116,7 +131,9 @@ class ThreeCarsData:
         return len(self.car_type)
 
 
-def _read_csv(path: Path, columns: tuple[str, ...], report: ValidationReport) -> list[dict[str, str]]:
+def _read_csv(
+    path: Path, columns: tuple[str, ...], report: ValidationReport
+) -> list[dict[str, str]]:
     with path.open(newline="", encoding="utf-8") as fh:
         reader = csv.DictReader(fh)
         header = tuple(reader.fieldnames or ())
@@ -146,7 +163,8 @@ def _check_hash(path: Path, report: ValidationReport, pinned: bool) -> None:
     expected = PINNED_SHA256.get(path.name)
     if pinned and expected is not None and report.sha256 != expected:
         report.add(
-            "error", "provenance",
+            "error",
+            "provenance",
             f"sha256 {report.sha256} differs from the pinned {expected}; "
             "update models/training/data/README.md and datasets.PINNED_SHA256 on purpose",
         )
@@ -180,8 +198,13 @@ def load_kbb(path: Path | None = None, *, pinned: bool = True) -> tuple[KbbData,
         keys.append(key)
         body.append(row["Type"].strip())
     data = KbbData(
-        price=np.array(price), miles=np.array(miles), options=np.array(opts),
-        keys=keys, body=body, cylinders=np.array(cyl), liters=np.array(lit),
+        price=np.array(price),
+        miles=np.array(miles),
+        options=np.array(opts),
+        keys=keys,
+        body=body,
+        cylinders=np.array(cyl),
+        liters=np.array(lit),
         doors=np.array(doors),
     )
     _kbb_checks(raw, data, report)
@@ -194,7 +217,9 @@ def _kbb_checks(raw: list[dict[str, str]], data: KbbData, report: ValidationRepo
     dup = Counter(tuple(r[c] for c in KBB_COLUMNS) for r in raw)
     n_dup = sum(v - 1 for v in dup.values() if v > 1)
     if n_dup:
-        report.add("warning", "duplicates", f"{n_dup} exact duplicate rows (kept: guidebook repeats)")
+        report.add(
+            "warning", "duplicates", f"{n_dup} exact duplicate rows (kept: guidebook repeats)"
+        )
     # One catalogue entry must have one body/engine description.
     attrs: dict[tuple[str, str, str], set[tuple[str, float, float, float]]] = {}
     for k, b, c, lit, d in zip(
@@ -203,7 +228,9 @@ def _kbb_checks(raw: list[dict[str, str]], data: KbbData, report: ValidationRepo
         attrs.setdefault(k, set()).add((b, c, lit, d))
     for k, s in attrs.items():
         if len(s) > 1:
-            report.add("error", "catalogue", f"{'|'.join(k)} has conflicting attributes {sorted(s)}")
+            report.add(
+                "error", "catalogue", f"{'|'.join(k)} has conflicting attributes {sorted(s)}"
+            )
     per_key = Counter(data.keys)
     small = [f"{'|'.join(k)} ({n})" for k, n in per_key.items() if n < 5]
     if small:
@@ -211,7 +238,8 @@ def _kbb_checks(raw: list[dict[str, str]], data: KbbData, report: ValidationRepo
     large = [f"{'|'.join(k)} ({n})" for k, n in per_key.items() if n > 10]
     if large:
         report.add(
-            "warning", "coverage",
+            "warning",
+            "coverage",
             "more rows than the usual 8 (likely several real trims under one label, so a wider "
             "spread): " + ", ".join(large),
         )
@@ -225,17 +253,20 @@ def _kbb_checks(raw: list[dict[str, str]], data: KbbData, report: ValidationRepo
     z = np.abs(resid) / mad
     for i in np.flatnonzero(z > 4.0):
         report.add(
-            "warning", "outlier",
+            "warning",
+            "outlier",
             f"line {i + 2}: {'|'.join(data.keys[i])} at {data.miles[i]:.0f} mi priced "
             f"{data.price[i]:.0f} USD is {100 * resid[i]:+.1f}% from the reference fit "
             f"({z[i]:.1f} robust sd); kept",
         )
-    report.stats.update({
-        "catalogue entries (make|model|trim)": str(len(per_key)),
-        "price range (USD)": f"{data.price.min():.0f} – {data.price.max():.0f}",
-        "mileage range (miles)": f"{data.miles.min():.0f} – {data.miles.max():.0f}",
-        "robust residual sd of log price (reference fit)": f"{100 * mad:.2f}%",
-    })
+    report.stats.update(
+        {
+            "catalogue entries (make|model|trim)": str(len(per_key)),
+            "price range (USD)": f"{data.price.min():.0f} – {data.price.max():.0f}",
+            "mileage range (miles)": f"{data.miles.min():.0f} – {data.miles.max():.0f}",
+            "robust residual sd of log price (reference fit)": f"{100 * mad:.2f}%",
+        }
+    )
 
 
 def load_three_cars(
@@ -273,18 +304,21 @@ def load_three_cars(
         mad = float(np.median(np.abs(resid - np.median(resid)))) * 1.4826
         for i in np.flatnonzero(np.abs(resid) > 4.0 * mad):
             report.add(
-                "warning", "outlier",
+                "warning",
+                "outlier",
                 f"line {i + 2}: {data.car_type[i]} age {data.age_years[i]:.0f} at "
                 f"{data.mileage_kmi[i]:.1f}k mi priced {data.price_kusd[i]:.1f}k USD is "
                 f"{100 * resid[i]:+.0f}% from the fit; kept",
             )
-        report.stats.update({
-            "age range (years)": f"{data.age_years.min():.0f} – {data.age_years.max():.0f}",
-            "mileage range (thousand miles)": f"{data.mileage_kmi.min():.1f} – "
-            f"{data.mileage_kmi.max():.1f}",
-            "price range (thousand USD)": f"{data.price_kusd.min():.1f} – "
-            f"{data.price_kusd.max():.1f}",
-        })
+        report.stats.update(
+            {
+                "age range (years)": f"{data.age_years.min():.0f} – {data.age_years.max():.0f}",
+                "mileage range (thousand miles)": f"{data.mileage_kmi.min():.1f} – "
+                f"{data.mileage_kmi.max():.1f}",
+                "price range (thousand USD)": f"{data.price_kusd.min():.1f} – "
+                f"{data.price_kusd.max():.1f}",
+            }
+        )
     if report.errors:
         raise DataValidationError(report.markdown())
     return data, report

@@ -48,10 +48,12 @@ def _valuation_module(model: FittedValuation) -> tuple[Any, Any]:
             self.opt_w = tf.constant(opt_w)
             self.bands = tf.constant(bands)
 
-        @tf.function(input_signature=[
-            tf.TensorSpec([None], tf.int32, name="trim_index"),
-            tf.TensorSpec([None, 4], tf.float32, name="features"),
-        ])
+        @tf.function(
+            input_signature=[
+                tf.TensorSpec([None], tf.int32, name="trim_index"),
+                tf.TensorSpec([None, 4], tf.float32, name="features"),
+            ]
+        )
         def serve(self, trim_index: Any, features: Any) -> dict[str, Any]:
             rows = tf.gather(self.table, trim_index)
             miles = features[:, 0:1]
@@ -82,8 +84,9 @@ def _residual_module(model: FittedResidual) -> tuple[Any, Any]:
     return mod, mod.serve.get_concrete_function()
 
 
-def _convert(module: Any, fn: Any, variant: str,
-             representative: Iterator[list[np.ndarray]] | None = None) -> bytes:
+def _convert(
+    module: Any, fn: Any, variant: str, representative: Iterator[list[np.ndarray]] | None = None
+) -> bytes:
     tf = _tf()
     conv = tf.lite.TFLiteConverter.from_concrete_functions([fn], module)
     if variant == "float16":
@@ -101,8 +104,9 @@ def _convert(module: Any, fn: Any, variant: str,
     return bytes(conv.convert())
 
 
-def export_valuation(model: FittedValuation, variant: str,
-                     representative: list[list[np.ndarray]] | None = None) -> bytes:
+def export_valuation(
+    model: FittedValuation, variant: str, representative: list[list[np.ndarray]] | None = None
+) -> bytes:
     mod, fn = _valuation_module(model)
     return _convert(mod, fn, variant, iter(representative) if representative else None)
 

@@ -59,7 +59,9 @@ def _round(x: float, n: int = 6) -> float:
     return float(round(float(x), n))
 
 
-def _tensor_specs(content: bytes, logical: dict[str, str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def _tensor_specs(
+    content: bytes, logical: dict[str, str]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Input/output tensor names, dtypes and shapes as the converted flatbuffer has them."""
     import tensorflow as tf
 
@@ -68,8 +70,11 @@ def _tensor_specs(content: bytes, logical: dict[str, str]) -> tuple[list[dict[st
     def spec(d: dict[str, Any]) -> dict[str, Any]:
         name = next((k for k in logical if k in d["name"]), d["name"])
         return {
-            "name": name, "tensor": d["name"], "dtype": np.dtype(d["dtype"]).name,
-            "shape": [int(v) for v in d["shape_signature"]], "description": logical.get(name, ""),
+            "name": name,
+            "tensor": d["name"],
+            "dtype": np.dtype(d["dtype"]).name,
+            "shape": [int(v) for v in d["shape_signature"]],
+            "description": logical.get(name, ""),
         }
 
     ins = [spec(d) for d in interp.get_input_details()]
@@ -86,56 +91,83 @@ def _tensor_specs(content: bytes, logical: dict[str, str]) -> tuple[list[dict[st
 
 def _binomial(covered: int, n: int, p: float) -> dict[str, Any]:
     pv = vf.binomial_two_sided_p(covered, n, p)
-    return {"covered": covered, "rows": n, "nominal": p, "p_value": _round(pv, 4),
-            "consistent_at_5pct": pv >= 0.05}
+    return {
+        "covered": covered,
+        "rows": n,
+        "nominal": p,
+        "p_value": _round(pv, 4),
+        "consistent_at_5pct": pv >= 0.05,
+    }
 
 
 def evaluate_valuation(data: ds.KbbData, cat: vf.Catalogue, spec: vf.Spec) -> dict[str, Any]:
     """Internal held-out evaluation: fit + calibrate on ~80 % of each trim, score the rest."""
     test = vf.stratified_split(data, TEST_SHARE, SEED)
     train, held = data.subset(~test), data.subset(test)
-    out: dict[str, Any] = {"split": {"seed": SEED, "test_share": TEST_SHARE,
-                                     "train_rows": len(train), "test_rows": len(held)}}
+    out: dict[str, Any] = {
+        "split": {
+            "seed": SEED,
+            "test_share": TEST_SHARE,
+            "train_rows": len(train),
+            "test_rows": len(held),
+        }
+    }
     for key, s in (("model", spec), ("reference", vf.REFERENCE)):
         m = vf.fit_calibrated(s, train, cat, seed=SEED)
         sc = vf.score_model(m, held, cat)
         n = sc.rows
         out[key] = {
-            "spec": s.name, **sc.as_dict(),
+            "spec": s.name,
+            **sc.as_dict(),
             "binomial80": _binomial(round(sc.coverage80 * n / 100), n, 0.8),
             "binomial90": _binomial(round(sc.coverage90 * n / 100), n, 0.9),
         }
     return out
 
 
-def _variant_report(model: vf.FittedValuation, data: ds.KbbData, cat: vf.Catalogue,
-                    eval_model: vf.FittedValuation, held: ds.KbbData) -> tuple[str, bytes, list[dict[str, Any]]]:
+def _variant_report(
+    model: vf.FittedValuation,
+    data: ds.KbbData,
+    cat: vf.Catalogue,
+    eval_model: vf.FittedValuation,
+    held: ds.KbbData,
+) -> tuple[str, bytes, list[dict[str, Any]]]:
     from models.training import export
 
     t_all = cat.index_of(data).astype(np.int32)
     f_all = np.c_[data.miles / vf.MILES_SCALE, data.options].astype(np.float32)
-    rep = [[t_all[i:i + 1], f_all[i:i + 1]] for i in range(0, len(data), 4)]
+    rep = [[t_all[i : i + 1], f_all[i : i + 1]] for i in range(0, len(data), 4)]
     t_h = cat.index_of(held).astype(np.int32)
     f_h = np.c_[held.miles / vf.MILES_SCALE, held.options].astype(np.float32)
     exact_h = np.exp(eval_model.predict_log(t_h.astype(np.int64), held.miles, held.options))
     rows, contents = [], {}
     for variant in ("float32", "float16", "int8"):
         content = export.export_valuation(model, variant, rep if variant == "int8" else None)
-        eval_content = export.export_valuation(eval_model, variant, rep if variant == "int8" else None)
-        pred = next(iter(export.run_tflite(eval_content, {"trim_index": t_h, "features": f_h}).values()))[:, 0]
+        eval_content = export.export_valuation(
+            eval_model, variant, rep if variant == "int8" else None
+        )
+        pred = next(
+            iter(export.run_tflite(eval_content, {"trim_index": t_h, "features": f_h}).values())
+        )[:, 0]
         ape = np.abs(pred - held.price) / held.price
-        rows.append({
-            "variant": variant, "size_bytes": len(content), "sha256": _sha(content),
-            "heldout_mape_pct": _round(100 * ape.mean(), 3),
-            "heldout_within_3_5_pct": _round(100 * np.mean(ape <= 0.035), 2),
-            "max_rel_diff_vs_exact": _round(float(np.max(np.abs(pred / exact_h - 1))), 6),
-        })
+        rows.append(
+            {
+                "variant": variant,
+                "size_bytes": len(content),
+                "sha256": _sha(content),
+                "heldout_mape_pct": _round(100 * ape.mean(), 3),
+                "heldout_within_3_5_pct": _round(100 * np.mean(ape <= 0.035), 2),
+                "max_rel_diff_vs_exact": _round(float(np.max(np.abs(pred / exact_h - 1))), 6),
+            }
+        )
         contents[variant] = content
     base = rows[0]
     chosen = "float32"
     for r in rows[1:]:
-        ok = (r["heldout_mape_pct"] - base["heldout_mape_pct"] <= MAX_VARIANT_MAPE_LOSS_PP
-              and r["max_rel_diff_vs_exact"] <= MAX_VARIANT_REL_DIFF)
+        ok = (
+            r["heldout_mape_pct"] - base["heldout_mape_pct"] <= MAX_VARIANT_MAPE_LOSS_PP
+            and r["max_rel_diff_vs_exact"] <= MAX_VARIANT_REL_DIFF
+        )
         smaller = r["size_bytes"] < base["size_bytes"]
         r["accuracy_holds"] = ok
         if ok and smaller and r["size_bytes"] < len(contents[chosen]):
@@ -146,8 +178,9 @@ def _variant_report(model: vf.FittedValuation, data: ds.KbbData, cat: vf.Catalog
     return chosen, contents[chosen], rows
 
 
-def train_valuation(out_dir: Path, report: ds.ValidationReport, data: ds.KbbData,
-                    smoke: bool = False) -> dict[str, Any]:
+def train_valuation(
+    out_dir: Path, report: ds.ValidationReport, data: ds.KbbData, smoke: bool = False
+) -> dict[str, Any]:
     from models.training import export
 
     cat = vf.Catalogue.from_data(data)
@@ -155,9 +188,17 @@ def train_valuation(out_dir: Path, report: ds.ValidationReport, data: ds.KbbData
     selection = []
     for spec in vf.CANDIDATES:
         sc = vf.cross_validate(spec, data, cat, seeds=seeds)
-        selection.append({"spec": spec.name, "description": spec.describe(),
-                          "cv_mape_pct": _round(sc.mape, 3), "cv_within_3_5_pct": _round(sc.within_3_5, 2)})
-        log.info("candidate %s: CV MAPE %.3f%%, within ±3.5%% %.1f%%", spec.name, sc.mape, sc.within_3_5)
+        selection.append(
+            {
+                "spec": spec.name,
+                "description": spec.describe(),
+                "cv_mape_pct": _round(sc.mape, 3),
+                "cv_within_3_5_pct": _round(sc.within_3_5, 2),
+            }
+        )
+        log.info(
+            "candidate %s: CV MAPE %.3f%%, within ±3.5%% %.1f%%", spec.name, sc.mape, sc.within_3_5
+        )
     best = min(selection, key=lambda r: (r["cv_mape_pct"], -r["cv_within_3_5_pct"]))
     spec = next(s for s in vf.CANDIDATES if s.name == best["spec"])
     log.info("selected %s", spec.name)
@@ -175,11 +216,15 @@ def train_valuation(out_dir: Path, report: ds.ValidationReport, data: ds.KbbData
     if parity > MAX_VARIANT_REL_DIFF:
         raise RuntimeError(f"exported valuation model differs from the fit by {parity:.2%}")
     insample = vf.score_model(model, data, cat)
-    inputs, outputs = _tensor_specs(content, {
-        "trim_index": "catalogue index (see catalogue[].index), int32 [N]",
-        "features": "float32 [N, 4]: miles / 10,000, cruise, sound, leather (0/1)",
-        "price": "float32 [N, 5] USD at the catalogue price level: value, low80, high80, low90, high90",
-    })
+    inputs, outputs = _tensor_specs(
+        content,
+        {
+            "trim_index": "catalogue index (see catalogue[].index), int32 [N]",
+            "features": "float32 [N, 4]: miles / 10,000, cruise, sound, leather (0/1)",
+            "price": "float32 [N, 5] USD at the catalogue price level: "
+            "value, low80, high80, low90, high90",
+        },
+    )
     sha = _sha(content)
     manifest: dict[str, Any] = {
         "schema": MANIFEST_SCHEMA,
@@ -205,9 +250,19 @@ def train_valuation(out_dir: Path, report: ds.ValidationReport, data: ds.KbbData
             "price_columns": ["value", "low80", "high80", "low90", "high90"],
             "interval_log_halfwidth": {"0.8": _round(model.q80), "0.9": _round(model.q90)},
             "catalogue": [
-                {"index": i, "make": e.make, "model": e.model, "trim": e.trim, "body": e.body,
-                 "cylinders": e.cylinders, "liters": e.liters, "doors": e.doors, "rows": e.rows,
-                 "miles_min": e.miles_min, "miles_max": e.miles_max}
+                {
+                    "index": i,
+                    "make": e.make,
+                    "model": e.model,
+                    "trim": e.trim,
+                    "body": e.body,
+                    "cylinders": e.cylinders,
+                    "liters": e.liters,
+                    "doors": e.doors,
+                    "rows": e.rows,
+                    "miles_min": e.miles_min,
+                    "miles_max": e.miles_max,
+                }
                 for i, e in enumerate(cat.entries)
             ],
         },
@@ -220,8 +275,12 @@ def train_valuation(out_dir: Path, report: ds.ValidationReport, data: ds.KbbData
                 "center_log_usd": _round(model.center),
                 "knots_miles": list(spec.knots_miles),
                 "knot_weights": [_round(w) for w in model.knot_weights],
-                "option_log_weights": {k: _round(w) for k, w in
-                                       zip(("cruise", "sound", "leather"), model.option_weights, strict=True)},
+                "option_log_weights": {
+                    k: _round(w)
+                    for k, w in zip(
+                        ("cruise", "sound", "leather"), model.option_weights, strict=True
+                    )
+                },
                 **{k: _round(v) for k, v in model.extras.items()},
             },
             "selection": selection,
@@ -238,7 +297,9 @@ def train_valuation(out_dir: Path, report: ds.ValidationReport, data: ds.KbbData
     return manifest
 
 
-def train_residual(out_dir: Path, report: ds.ValidationReport, data: ds.ThreeCarsData) -> dict[str, Any]:
+def train_residual(
+    out_dir: Path, report: ds.ValidationReport, data: ds.ThreeCarsData
+) -> dict[str, Any]:
     from models.training import export
 
     model = rf.fit_residual_calibrated(data, seed=SEED)
@@ -250,10 +311,13 @@ def train_residual(out_dir: Path, report: ds.ValidationReport, data: ds.ThreeCar
     parity = float(np.max(np.abs(got - model.log_index(data.age_years, data.mileage_kmi))))
     if parity > 1e-4:
         raise RuntimeError(f"exported residual model differs from the fit by {parity}")
-    inputs, outputs = _tensor_specs(content, {
-        "points": "float32 [N, 2]: age in years, mileage in thousands of miles",
-        "log_value": "float32 [N, 1]: log value index; exp(difference) is the value ratio",
-    })
+    inputs, outputs = _tensor_specs(
+        content,
+        {
+            "points": "float32 [N, 2]: age in years, mileage in thousands of miles",
+            "log_value": "float32 [N, 1]: log value index; exp(difference) is the value ratio",
+        },
+    )
     sha = _sha(content)
     ratio_1y = math.exp(model.beta_age)
     manifest: dict[str, Any] = {
@@ -280,11 +344,15 @@ def train_residual(out_dir: Path, report: ds.ValidationReport, data: ds.ThreeCar
             "seed": SEED,
             "data": [{"file": report.file, "sha256": report.sha256, "rows": report.rows}],
             "model": "log price = per-model intercept + beta_age·age + beta_mileage·mileage; "
-                     "slopes constrained <= 0; only the slopes ship",
-            "parameters": {"beta_age_per_year": _round(model.beta_age),
-                           "beta_mileage_per_kmi": _round(model.beta_mileage),
-                           "intercepts_log_kusd": {k: _round(v) for k, v in model.intercepts.items()}},
-            "selection_cv_rmse_log": {k: _round(v, 4) for k, v in rf.alternative_shapes_cv(data).items()},
+            "slopes constrained <= 0; only the slopes ship",
+            "parameters": {
+                "beta_age_per_year": _round(model.beta_age),
+                "beta_mileage_per_kmi": _round(model.beta_mileage),
+                "intercepts_log_kusd": {k: _round(v) for k, v in model.intercepts.items()},
+            },
+            "selection_cv_rmse_log": {
+                k: _round(v, 4) for k, v in rf.alternative_shapes_cv(data).items()
+            },
             "validation_warnings": [i.message for i in report.warnings],
         },
         "metrics": {
@@ -293,8 +361,15 @@ def train_residual(out_dir: Path, report: ds.ValidationReport, data: ds.ThreeCar
             "value_ratio_per_10k_miles": _round(math.exp(10 * model.beta_mileage), 4),
             "tflite_vs_fit_max_abs_diff": _round(parity, 8),
         },
-        "variants": [{"variant": "float32", "size_bytes": len(content), "sha256": sha,
-                      "shipped": True, "accuracy_holds": True}],
+        "variants": [
+            {
+                "variant": "float32",
+                "size_bytes": len(content),
+                "sha256": sha,
+                "shipped": True,
+                "accuracy_holds": True,
+            }
+        ],
     }
     _write_model(out_dir, content, manifest, residual_card(manifest))
     return manifest
@@ -303,20 +378,29 @@ def train_residual(out_dir: Path, report: ds.ValidationReport, data: ds.ThreeCar
 def _write_model(out_dir: Path, content: bytes, manifest: dict[str, Any], card: str) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "model.tflite").write_bytes(content)
-    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n",
-                                           encoding="utf-8")
+    (out_dir / "manifest.json").write_text(
+        json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
     (out_dir / "MODEL_CARD.md").write_text(card, encoding="utf-8")
-    log.info("wrote %s (%d bytes, sha256 %s)", out_dir / "model.tflite", len(content), manifest["sha256"])
+    log.info(
+        "wrote %s (%d bytes, sha256 %s)", out_dir / "model.tflite", len(content), manifest["sha256"]
+    )
 
 
-def run(models_dir: Path, reports_dir: Path, smoke: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
+def run(
+    models_dir: Path, reports_dir: Path, smoke: bool = False
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """Validate the data, train, export and document both models."""
     kbb, kbb_report = ds.load_kbb()
     cars, cars_report = ds.load_three_cars()
     reports_dir.mkdir(parents=True, exist_ok=True)
     (reports_dir / "data_validation.md").write_text(
         "# Training data validation\n\nWritten by `python -m models.training`.\n\n"
-        + kbb_report.markdown() + "\n" + cars_report.markdown(), encoding="utf-8")
+        + kbb_report.markdown()
+        + "\n"
+        + cars_report.markdown(),
+        encoding="utf-8",
+    )
     val = train_valuation(models_dir / "valuation", kbb_report, kbb, smoke=smoke)
     res = train_residual(models_dir / "residual", cars_report, cars)
     return val, res
@@ -324,10 +408,45 @@ def run(models_dir: Path, reports_dir: Path, smoke: bool = False) -> tuple[dict[
 
 # --- model cards -------------------------------------------------------------------------------
 
+
 def _md_table(rows: list[dict[str, Any]], cols: list[str]) -> str:
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(str(r.get(c, "")) for c in cols) + " |" for r in rows]
     return "\n".join(lines)
+
+
+_METRIC_COLS = [
+    "model",
+    "MAPE %",
+    "within ±3.5 %",
+    "80 % range covers %",
+    "90 % range covers %",
+    "binomial p (90 %)",
+]
+_VARIANT_COLS = [
+    "variant",
+    "size_bytes",
+    "heldout_mape_pct",
+    "heldout_within_3_5_pct",
+    "max_rel_diff_vs_exact",
+    "accuracy_holds",
+    "shipped",
+]
+
+
+def _metric_row(label: str, r: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "model": label,
+        "MAPE %": f"{r['mape_pct']:.3f}",
+        "within ±3.5 %": f"{r['within_3_5_pct']:.1f}",
+        "80 % range covers %": f"{r['coverage80_pct']:.1f}",
+        "90 % range covers %": f"{r['coverage90_pct']:.1f}",
+        "binomial p (90 %)": r["binomial90"]["p_value"],
+    }
+
+
+def _pct(log_halfwidth: float) -> str:
+    return f"{100 * (math.exp(log_halfwidth) - 1):.2f}"
 
 
 def valuation_card(m: dict[str, Any]) -> str:
@@ -382,24 +501,21 @@ it. The figures below come from an internal stratified split of the training fil
 {h["split"]["seed"]}); the shipped model is then refitted on all rows the same way.
 `benchmarks/valuation.py` reproduces them and, given the held-back file, scores the shipped model.
 
-| model | MAPE | within ±3.5 % | 80 % range covers | 90 % range covers | binomial p (90 %) |
-|---|---|---|---|---|---|
-| this model | {mo["mape_pct"]:.3f} % | {mo["within_3_5_pct"]:.1f} % | {mo["coverage80_pct"]:.1f} % | {mo["coverage90_pct"]:.1f} % | {mo["binomial90"]["p_value"]} |
-| reference (log-linear least squares) | {ref["mape_pct"]:.3f} % | {ref["within_3_5_pct"]:.1f} % | {ref["coverage80_pct"]:.1f} % | {ref["coverage90_pct"]:.1f} % | {ref["binomial90"]["p_value"]} |
+{_md_table([_metric_row("this model", mo), _metric_row("reference", ref)], _METRIC_COLS)}
 
 Goal from the brief: MAPE ≤ 1.9 % and ≥ 85 % within ±3.5 %. Near-identical cars in this data
 (same trim and options, under 2,000 miles apart) differ by about 2.6 % per row, so that goal sits at
 the data's noise floor; see `docs/valuation.md` for the analysis.
 
 Intervals: split-conformal quantiles of |log error| taken out of fold (each training row scored by a
-model that did not see it): ±{100 * (math.exp(v["interval_log_halfwidth"]["0.8"]) - 1):.2f} % (80 %),
-±{100 * (math.exp(v["interval_log_halfwidth"]["0.9"]) - 1):.2f} % (90 %).
+model that did not see it): ±{_pct(v["interval_log_halfwidth"]["0.8"])} % (80 %),
+±{_pct(v["interval_log_halfwidth"]["0.9"])} % (90 %).
 
 ### Model selection (repeated stratified 5-fold CV on the training file)
 {_md_table(m["training"]["selection"], ["spec", "cv_mape_pct", "cv_within_3_5_pct", "description"])}
 
 ### Quantised variants (held-out rows of the internal split)
-{_md_table(m["variants"], ["variant", "size_bytes", "heldout_mape_pct", "heldout_within_3_5_pct", "max_rel_diff_vs_exact", "accuracy_holds", "shipped"])}
+{_md_table(m["variants"], _VARIANT_COLS)}
 
 A variant ships only if it is smaller than float32 and loses at most
 {MAX_VARIANT_MAPE_LOSS_PP} pp MAPE and {MAX_VARIANT_REL_DIFF:.1%} on any row. The model is a few
@@ -420,26 +536,31 @@ citation and licence. Validation warnings:
 def residual_card(m: dict[str, Any]) -> str:
     r = m["residual"]
     p = m["training"]["parameters"]
-    sel = [{"shape": k, "cv_rmse_log": v} for k, v in m["training"]["selection_cv_rmse_log"].items()]
+    sel = [
+        {"shape": k, "cv_rmse_log": v} for k, v in m["training"]["selection_cv_rmse_log"].items()
+    ]
     warnings = "\n".join(f"- {w}" for w in m["training"]["validation_warnings"]) or "- none"
     return f"""# Model card: residual value (`{m["version"]}`)
 
 *Generated by `{m["training"]["command"]}`; do not edit by hand.*
 
 ## What it does
-A log value index `f(age, mileage) = {p["beta_age_per_year"]}·age + {p["beta_mileage_per_kmi"]}·mileage`
-(age in years, mileage in thousands of miles). The ratio of a car's value between two points is
+A log value index
+`f(age, mileage) = {p["beta_age_per_year"]}·age + {p["beta_mileage_per_kmi"]}·mileage`
+(age in years, mileage in thousands of miles). The ratio of a car's value between two
+points is
 `exp(f(p2) − f(p1))`: about ×{m["metrics"]["value_ratio_per_year"]} per year and
 ×{m["metrics"]["value_ratio_per_10k_miles"]} per 10,000 miles. The kiosk uses it twice:
-- ageing: from the catalogue's reference point (1 year old, its median mileage) to the car's age and
-  mileage;
-- the residual-value curve: the ratio at months 0–{r["term_months"]} of a loan term to today's value,
-  with mileage accruing at the car's own annual rate (odometer ÷ age, bounded to
+- ageing: from the catalogue's reference point (1 year old, its median mileage) to the car's
+  age and mileage;
+- the residual-value curve: the ratio at months 0–{r["term_months"]} of a loan term to today's
+  value, with mileage accruing at the car's own annual rate (odometer ÷ age, bounded to
   {r["annual_kmi_bounds"][0]:.0f}–{r["annual_kmi_bounds"][1]:.0f} thousand miles a year) or
   {r["default_annual_kmi"]:.0f} thousand miles a year when the car is under a year old.
 
 Both slopes are constrained to be ≤ 0, so the curve is non-increasing month by month (a property
-test checks it on the shipped file). TFLite float32, {m["size_bytes"]:,} bytes, sha256 `{m["sha256"]}`.
+test checks it on the shipped file). TFLite float32, {m["size_bytes"]:,} bytes,
+sha256 `{m["sha256"]}`.
 
 ## Intended use and limits
 - Fitted on 90 listings of three mid-size 2017 sedans (Mazda6, Accord, Maxima), ages

@@ -59,7 +59,7 @@ def fit_residual(data: ThreeCarsData) -> FittedResidual:
     use = (True, True)
     while True:
         coef, *_ = np.linalg.lstsq(_design(data, types, use), y, rcond=None)
-        slopes = list(coef[len(types):])
+        slopes = list(coef[len(types) :])
         b_age = slopes.pop(0) if use[0] else 0.0
         b_mil = slopes.pop(0) if use[1] else 0.0
         if b_age > 0 and use[0]:
@@ -70,15 +70,18 @@ def fit_residual(data: ThreeCarsData) -> FittedResidual:
             continue
         break
     return FittedResidual(
-        beta_age=float(b_age), beta_mileage=float(b_mil),
-        intercepts={t: float(c) for t, c in zip(types, coef[:len(types)], strict=True)},
+        beta_age=float(b_age),
+        beta_mileage=float(b_mil),
+        intercepts={t: float(c) for t, c in zip(types, coef[: len(types)], strict=True)},
     )
 
 
 def _subset(data: ThreeCarsData, mask: np.ndarray) -> ThreeCarsData:
     idx = np.flatnonzero(mask)
     return ThreeCarsData(
-        [data.car_type[i] for i in idx], data.age_years[idx], data.price_kusd[idx],
+        [data.car_type[i] for i in idx],
+        data.age_years[idx],
+        data.price_kusd[idx],
         data.mileage_kmi[idx],
     )
 
@@ -104,13 +107,18 @@ def fit_residual_calibrated(data: ThreeCarsData, seed: int = 0) -> FittedResidua
     r = out_of_fold_residuals(data, seed=seed)
     model = fit_residual(data)
     return FittedResidual(
-        beta_age=model.beta_age, beta_mileage=model.beta_mileage, intercepts=model.intercepts,
-        q80=conformal_quantile(np.abs(r), 0.80), q90=conformal_quantile(np.abs(r), 0.90),
+        beta_age=model.beta_age,
+        beta_mileage=model.beta_mileage,
+        intercepts=model.intercepts,
+        q80=conformal_quantile(np.abs(r), 0.80),
+        q90=conformal_quantile(np.abs(r), 0.90),
         rmse_cv=float(np.sqrt(np.mean(r**2))),
     )
 
 
-def alternative_shapes_cv(data: ThreeCarsData, seeds: tuple[int, ...] = (0, 1, 2, 3, 4)) -> dict[str, float]:
+def alternative_shapes_cv(
+    data: ThreeCarsData, seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+) -> dict[str, float]:
     """Cross-validated RMSE of log price for the shapes considered (model selection record)."""
     types = sorted(set(data.car_type))
     y = np.log(data.price_kusd)
@@ -122,7 +130,8 @@ def alternative_shapes_cv(data: ThreeCarsData, seeds: tuple[int, ...] = (0, 1, 2
         "mileage only": np.hstack([onehot, m[:, None]]),
         "age + age² + mileage": np.hstack([onehot, a[:, None], (a**2)[:, None], m[:, None]]),
         "age + hinge(age-5) + mileage": np.hstack(
-            [onehot, a[:, None], np.maximum(a - 5, 0)[:, None], m[:, None]]),
+            [onehot, a[:, None], np.maximum(a - 5, 0)[:, None], m[:, None]]
+        ),
         "age + mileage + mileage²": np.hstack([onehot, a[:, None], m[:, None], (m**2)[:, None]]),
     }
     out = {}

@@ -55,12 +55,20 @@ class Catalogue:
         for k in keys:
             idx = [i for i, kk in enumerate(data.keys) if kk == k]
             i0 = idx[0]
-            out.append(CatalogueEntry(
-                make=k[0], model=k[1], trim=k[2], body=data.body[i0],
-                cylinders=int(data.cylinders[i0]), liters=float(data.liters[i0]),
-                doors=int(data.doors[i0]), rows=len(idx),
-                miles_min=float(data.miles[idx].min()), miles_max=float(data.miles[idx].max()),
-            ))
+            out.append(
+                CatalogueEntry(
+                    make=k[0],
+                    model=k[1],
+                    trim=k[2],
+                    body=data.body[i0],
+                    cylinders=int(data.cylinders[i0]),
+                    liters=float(data.liters[i0]),
+                    doors=int(data.doors[i0]),
+                    rows=len(idx),
+                    miles_min=float(data.miles[idx].min()),
+                    miles_max=float(data.miles[idx].max()),
+                )
+            )
         return cls(tuple(out))
 
     def index_of(self, data: KbbData) -> np.ndarray:
@@ -112,7 +120,9 @@ class FittedValuation:
     q90: float = 0.0
     extras: dict[str, float] = field(default_factory=dict)
 
-    def predict_log(self, trim_index: np.ndarray, miles: np.ndarray, options: np.ndarray) -> np.ndarray:
+    def predict_log(
+        self, trim_index: np.ndarray, miles: np.ndarray, options: np.ndarray
+    ) -> np.ndarray:
         m = miles / MILES_SCALE
         out = self.center + self.intercept[trim_index] + self.slope[trim_index] * m
         for k, w in zip(self.spec.knots_miles, self.knot_weights, strict=True):
@@ -123,8 +133,9 @@ class FittedValuation:
         return np.exp(self.predict_log(cat.index_of(data), data.miles, data.options))
 
 
-def _design(spec: Spec, t: np.ndarray, m: np.ndarray, opts: np.ndarray, k: int,
-            a0: np.ndarray | None) -> np.ndarray:
+def _design(
+    spec: Spec, t: np.ndarray, m: np.ndarray, opts: np.ndarray, k: int, a0: np.ndarray | None
+) -> np.ndarray:
     onehot = np.zeros((len(t), k))
     onehot[np.arange(len(t)), t] = 1.0
     cols = [onehot, m[:, None]]
@@ -163,13 +174,17 @@ def fit(spec: Spec, data: KbbData, cat: Catalogue) -> FittedValuation:
         g = float(coef[pos])
         pos += 1
     nk = len(spec.knots_miles)
-    w = coef[pos:pos + nk]
-    d = coef[pos + nk:pos + nk + 3]
+    w = coef[pos : pos + nk]
+    d = coef[pos + nk : pos + nk + 3]
     slope = np.full(k, b) if a0 is None else b + g * (a0 - a0.mean())
     center = float(a.mean())
     return FittedValuation(
-        spec=spec, center=center, intercept=a - center, slope=slope,
-        knot_weights=np.asarray(w), option_weights=np.asarray(d),
+        spec=spec,
+        center=center,
+        intercept=a - center,
+        slope=slope,
+        knot_weights=np.asarray(w),
+        option_weights=np.asarray(d),
         extras={"mileage_slope_per_10k_mi": float(b), "price_level_gain": g},
     )
 
@@ -206,7 +221,7 @@ def stratified_split(data: KbbData, test_share: float, seed: int) -> np.ndarray:
     for k in sorted(groups):
         idx = np.array(groups[k])
         rng.shuffle(idx)
-        n_test = min(len(idx) - 1, int(round(test_share * len(idx))))
+        n_test = min(len(idx) - 1, round(test_share * len(idx)))
         test[idx[:n_test]] = True
     return test
 
@@ -221,7 +236,9 @@ def out_of_fold_log_residuals(
     for f in range(n_folds):
         tr, te = fold != f, fold == f
         model = fit(spec, data.subset(tr), cat)
-        out[te] = np.log(data.price[te]) - model.predict_log(t[te], data.miles[te], data.options[te])
+        out[te] = np.log(data.price[te]) - model.predict_log(
+            t[te], data.miles[te], data.options[te]
+        )
     return out
 
 
@@ -237,9 +254,14 @@ def fit_calibrated(spec: Spec, data: KbbData, cat: Catalogue, seed: int = 0) -> 
     scores = np.abs(out_of_fold_log_residuals(spec, data, cat, seed=seed))
     model = fit(spec, data, cat)
     return FittedValuation(
-        spec=model.spec, center=model.center, intercept=model.intercept, slope=model.slope,
-        knot_weights=model.knot_weights, option_weights=model.option_weights,
-        q80=conformal_quantile(scores, 0.80), q90=conformal_quantile(scores, 0.90),
+        spec=model.spec,
+        center=model.center,
+        intercept=model.intercept,
+        slope=model.slope,
+        knot_weights=model.knot_weights,
+        option_weights=model.option_weights,
+        q80=conformal_quantile(scores, 0.80),
+        q90=conformal_quantile(scores, 0.90),
         extras=model.extras,
     )
 
@@ -254,34 +276,48 @@ class Scores:
 
     def as_dict(self) -> dict[str, float | int | None]:
         return {
-            "rows": self.rows, "mape_pct": round(self.mape, 3),
+            "rows": self.rows,
+            "mape_pct": round(self.mape, 3),
             "within_3_5_pct": round(self.within_3_5, 2),
             "coverage80_pct": None if self.coverage80 is None else round(self.coverage80, 2),
             "coverage90_pct": None if self.coverage90 is None else round(self.coverage90, 2),
         }
 
 
-def score(price: np.ndarray, pred: np.ndarray, low80: np.ndarray | None = None,
-          high80: np.ndarray | None = None, low90: np.ndarray | None = None,
-          high90: np.ndarray | None = None) -> Scores:
+def score(
+    price: np.ndarray,
+    pred: np.ndarray,
+    low80: np.ndarray | None = None,
+    high80: np.ndarray | None = None,
+    low90: np.ndarray | None = None,
+    high90: np.ndarray | None = None,
+) -> Scores:
     ape = np.abs(pred - price) / price
     cov80 = cov90 = None
     if low80 is not None and high80 is not None:
         cov80 = 100.0 * float(np.mean((price >= low80) & (price <= high80)))
     if low90 is not None and high90 is not None:
         cov90 = 100.0 * float(np.mean((price >= low90) & (price <= high90)))
-    return Scores(len(price), 100.0 * float(ape.mean()), 100.0 * float(np.mean(ape <= 0.035)),
-                  cov80, cov90)
+    return Scores(
+        len(price), 100.0 * float(ape.mean()), 100.0 * float(np.mean(ape <= 0.035)), cov80, cov90
+    )
 
 
 def score_model(model: FittedValuation, data: KbbData, cat: Catalogue) -> Scores:
     lp = model.predict_log(cat.index_of(data), data.miles, data.options)
-    return score(data.price, np.exp(lp), np.exp(lp - model.q80), np.exp(lp + model.q80),
-                 np.exp(lp - model.q90), np.exp(lp + model.q90))
+    return score(
+        data.price,
+        np.exp(lp),
+        np.exp(lp - model.q80),
+        np.exp(lp + model.q80),
+        np.exp(lp - model.q90),
+        np.exp(lp + model.q90),
+    )
 
 
-def cross_validate(spec: Spec, data: KbbData, cat: Catalogue, seeds: tuple[int, ...] = (0, 1, 2),
-                   n_folds: int = 5) -> Scores:
+def cross_validate(
+    spec: Spec, data: KbbData, cat: Catalogue, seeds: tuple[int, ...] = (0, 1, 2), n_folds: int = 5
+) -> Scores:
     """Repeated stratified K-fold: mean MAPE and within-±3.5% over the repeats."""
     mape, within = [], []
     for seed in seeds:
