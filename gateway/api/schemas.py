@@ -42,15 +42,17 @@ class LoanRequestCreate(BaseModel):
     currency: str = Field("USD", pattern=r"^[A-Z]{3}$")
     monthly_income_minor: int = Field(gt=0, le=10_000_000_00, description="Gross monthly income")
     credit_score: int | None = Field(None, ge=300, le=850, description="FICO-style score")
-    credit_tier: str | None = Field(None, max_length=32, description="Used when no score is given")
+    credit_band: Literal["super_prime", "prime", "near_prime", "subprime", "deep_subprime"] | None = (
+        Field(None, description="Used when no score is given; priced at the band's lowest score")
+    )
     consent: bool = Field(description="The applicant agreed to share this data with lenders")
 
     @model_validator(mode="after")
     def _check(self) -> LoanRequestCreate:
         if not self.consent:
             raise ValueError("the applicant's consent is required to share their data with lenders")
-        if self.credit_score is None and self.credit_tier is None:
-            raise ValueError("give credit_score or credit_tier")
+        if self.credit_score is None and self.credit_band is None:
+            raise ValueError("give credit_score or credit_band")
         return self
 
 
@@ -86,7 +88,8 @@ class MatchPublic(BaseModel):
     eligible: bool
     apr_percent: float | None
     term_months: int | None
-    amount_minor: int | None
+    amount_minor: int | None = Field(description="Amount financed, in cents")
+    max_amount_minor: int | None = Field(description="The most this program would lend, in cents")
     monthly_payment_minor: int | None
     peak_ltv: float | None
     rank: int | None

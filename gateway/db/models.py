@@ -137,7 +137,12 @@ class MatchRow(SQLModel, table=True):
     eligible: bool
     apr_percent: float | None = None
     term_months: int | None = None
-    amount_minor: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    amount_minor: int | None = Field(
+        default=None, sa_column=Column(BigInteger, nullable=True), description="Amount financed"
+    )
+    max_amount_minor: int | None = Field(
+        default=None, sa_column=Column(BigInteger, nullable=True), description="Program's maximum"
+    )
     monthly_payment_minor: int | None = Field(
         default=None, sa_column=Column(BigInteger, nullable=True)
     )

@@ -133,7 +133,7 @@ def _add_loan_request(
     applicant = {
         "monthly_income_minor": request.monthly_income_minor,
         "credit_score": request.credit_score,
-        "credit_tier": request.credit_tier,
+        "credit_band": request.credit_band,
     }
     row = LoanRequestRow(
         id=new_id(),
@@ -159,7 +159,7 @@ def loan_public(sealer: Sealer, row: LoanRequestRow) -> LoanRequestPublic:
         "monthly_income": mask_money(int(applicant["monthly_income_minor"])),
         "credit": f"{score // 50 * 50}-{score // 50 * 50 + 49}"
         if score
-        else str(applicant.get("credit_tier")),
+        else str(applicant.get("credit_band")),
     }
     return LoanRequestPublic(
         id=row.id,
@@ -189,6 +189,7 @@ def match_public(row: MatchRow) -> MatchPublic:
         apr_percent=row.apr_percent,
         term_months=row.term_months,
         amount_minor=row.amount_minor,
+        max_amount_minor=row.max_amount_minor,
         monthly_payment_minor=row.monthly_payment_minor,
         peak_ltv=row.peak_ltv,
         rank=row.rank,

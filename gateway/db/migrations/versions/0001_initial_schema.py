@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-28 22:55:28.452536
+Create Date: 2026-11-28
 """
 
 from __future__ import annotations
@@ -179,6 +179,7 @@ def upgrade() -> None:
         sa.Column("apr_percent", sa.Float(), nullable=True),
         sa.Column("term_months", sa.Integer(), nullable=True),
         sa.Column("amount_minor", sa.BigInteger(), nullable=True),
+        sa.Column("max_amount_minor", sa.BigInteger(), nullable=True),
         sa.Column("monthly_payment_minor", sa.BigInteger(), nullable=True),
         sa.Column("peak_ltv", sa.Float(), nullable=True),
         sa.Column("rank", sa.Integer(), nullable=True),

@@ -1,0 +1,85 @@
+"""Matching appraisals with their loan requests against the active lender programs."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from sqlmodel import Session, col, select
+
+from edge.protocol import AppraisalBody, new_id
+from gateway.db.models import Appraisal, LoanRequestRow, MatchRow
+from gateway.matching import CreditBand, LoanKind, LoanRequest, collateral_from_appraisal, match
+from gateway.services.programs import active_programs
+from gateway.services.sealing import Sealer
+
+logger = logging.getLogger(__name__)
+
+
+def match_appraisal(session: Session, sealer: Sealer, *, appraisal_id: str) -> int:
+    """Match every unmatched loan request on a newly stored appraisal. Returns matches stored."""
+    appraisal = session.get(Appraisal, appraisal_id)
+    if appraisal is None:
+        return 0
+    loans = session.exec(
+        select(LoanRequestRow).where(
+            LoanRequestRow.appraisal_id == appraisal_id, col(LoanRequestRow.matched_at).is_(None)
+        )
+    ).all()
+    return sum(match_loan_request(session, sealer, loan=loan, appraisal=appraisal) for loan in loans)
+
+
+def match_loan_request(
+    session: Session, sealer: Sealer, *, loan: LoanRequestRow, appraisal: Appraisal
+) -> int:
+    """Evaluate one loan request against every program in force today and store each verdict."""
+    now = datetime.now(UTC)
+    today = now.date()
+    applicant = sealer.open(loan.applicant_sealed)
+    band = applicant.get("credit_band")
+    request = LoanRequest(
+        loan_kind=LoanKind(loan.loan_kind),
+        amount_requested_minor=loan.amount_minor,
+        down_payment_minor=loan.down_payment_minor,
+        term_months=loan.term_months,
+        monthly_income_minor=int(applicant["monthly_income_minor"]),
+        credit_score=applicant.get("credit_score"),
+        credit_band=CreditBand(band) if band else None,
+    )
+    collateral = collateral_from_appraisal(AppraisalBody.model_validate(appraisal.report), as_of=today)
+    pairs = active_programs(session, on=today)
+    results = match(collateral, request, [program for _, program in pairs], as_of=today)
+    org_of = {program.program_id: row.lender_org for row, program in pairs}
+    for result in results:
+        session.add(
+            MatchRow(
+                id=new_id(),
+                appraisal_id=appraisal.appraisal_id,
+                loan_request_id=loan.id,
+                lender_org=org_of[result.program_id],
+                program_id=result.program_id,
+                program_version=str(result.program_version),
+                eligible=result.eligible,
+                apr_percent=result.apr_pct,
+                term_months=result.term_months,
+                amount_minor=result.amount_financed_minor,
+                max_amount_minor=result.max_amount_minor,
+                monthly_payment_minor=result.monthly_payment_minor,
+                peak_ltv=None if result.peak_ltv_pct is None else result.peak_ltv_pct / 100,
+                rank=result.rank,
+                result=result.model_dump(),
+                created_at=now,
+            )
+        )
+    loan.matched_at = now
+    session.add(loan)
+    session.commit()
+    eligible = sum(r.eligible for r in results)
+    logger.info(
+        "loan request %s on appraisal %s: %d of %d programs made an offer",
+        loan.id,
+        appraisal.appraisal_id,
+        eligible,
+        len(results),
+    )
+    return len(results)
