@@ -1,0 +1,212 @@
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlmodel import Session, select
+
+from edge.protocol import new_id
+from gateway.api.app import create_app
+from gateway.context import GatewayContext
+from gateway.db import CommandRow, LoanRequestRow, MatchRow, make_engine, migrate
+from gateway.services.keys import Role, create_key
+from gateway.services.sealing import Sealer
+
+
+class FakeLink:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes]] = []
+        self.connected = True
+
+    def publish(self, topic: str, payload: bytes) -> None:
+        self.sent.append((topic, payload))
+
+    def next_seq(self) -> int:
+        return len(self.sent) + 1
+
+
+@pytest.fixture
+def context(tmp_path: Path) -> Iterator[GatewayContext]:
+    engine = make_engine(f"sqlite:///{tmp_path / 'api.db'}")
+    migrate(engine)
+    yield GatewayContext(
+        engine=engine, sealer=Sealer(base64.urlsafe_b64encode(b"k" * 32)), link=FakeLink()
+    )
+    engine.dispose()
+
+
+@pytest.fixture
+def client(context: GatewayContext) -> TestClient:
+    return TestClient(create_app(context))
+
+
+def _key(context: GatewayContext, role: Role, org: str) -> dict[str, str]:
+    with context.session() as s:
+        token, _ = create_key(s, role=role, org=org)
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _matches(context: GatewayContext, lender: str, n: int) -> None:
+    with context.session() as s:
+        for i in range(n):
+            s.add(
+                MatchRow(
+                    id=new_id(),
+                    appraisal_id=new_id(),
+                    loan_request_id=new_id(),
+                    lender_org=lender,
+                    program_id="p",
+                    program_version="1",
+                    eligible=i % 2 == 0,
+                    result={"i": i},
+                    created_at=datetime.now(UTC) - timedelta(minutes=n - i),
+                )
+            )
+        s.commit()
+
+
+def test_health_needs_no_key(client: TestClient) -> None:
+    response = client.get("/v1/health")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "database": True, "broker": True}
+
+
+def test_health_is_503_without_broker(context: GatewayContext, client: TestClient) -> None:
+    context.link.connected = False  # type: ignore[union-attr]
+    assert client.get("/v1/health").status_code == 503
+
+
+def test_missing_and_wrong_keys_are_problems(context: GatewayContext, client: TestClient) -> None:
+    response = client.get("/v1/lender/matches")
+    assert response.status_code == 401
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "Bearer" in response.json()["detail"]
+    assert (
+        client.get("/v1/lender/matches", headers={"Authorization": "Bearer nope"}).status_code
+        == 401
+    )
+    dealer = _key(context, Role.DEALER, "Dealer A")
+    forbidden = client.get("/v1/lender/matches", headers=dealer)
+    assert forbidden.status_code == 403 and "lender key" in forbidden.json()["detail"]
+
+
+def test_a_lender_sees_only_its_own_matches_page_by_page(
+    context: GatewayContext, client: TestClient
+) -> None:
+    _matches(context, "Lender A", 7)
+    _matches(context, "Lender B", 3)
+    headers = _key(context, Role.LENDER, "Lender A")
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params: dict[str, str | int] = {"limit": 3}
+        if cursor:
+            params["cursor"] = cursor
+        page = client.get("/v1/lender/matches", headers=headers, params=params).json()
+        seen += [m["id"] for m in page["items"]]
+        assert all(m["lender"] == "Lender A" for m in page["items"])
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert len(seen) == len(set(seen)) == 7
+    eligible = client.get("/v1/lender/matches", headers=headers, params={"eligible": True}).json()
+    assert len(eligible["items"]) == 4
+    bad = client.get("/v1/lender/matches", headers=headers, params={"cursor": "garbage!"})
+    assert bad.status_code == 422 and bad.headers["content-type"] == "application/problem+json"
+
+
+def test_lender_cannot_decide_on_another_lenders_match(
+    context: GatewayContext, client: TestClient
+) -> None:
+    _matches(context, "Lender B", 1)
+    with context.session() as s:
+        match_id = s.exec(select(MatchRow.id)).one()
+    a = _key(context, Role.LENDER, "Lender A")
+    b = _key(context, Role.LENDER, "Lender B")
+    assert (
+        client.post(
+            f"/v1/lender/matches/{match_id}/decision", headers=a, json={"decision": "accepted"}
+        ).status_code
+        == 404
+    )
+    ok = client.post(
+        f"/v1/lender/matches/{match_id}/decision", headers=b, json={"decision": "accepted"}
+    )
+    assert ok.status_code == 200 and ok.json()["decision"] == "accepted"
+    again = client.post(
+        f"/v1/lender/matches/{match_id}/decision", headers=b, json={"decision": "declined"}
+    )
+    assert again.status_code == 409
+
+
+def test_dealer_starts_an_appraisal_with_encrypted_masked_applicant(
+    context: GatewayContext, client: TestClient
+) -> None:
+    headers = _key(context, Role.DEALER, "Dealer A")
+    body = {
+        "kiosk_id": "dlr-001-k1",
+        "vehicle": {"model": "Malibu", "trim": "LS Sedan 4D"},
+        "loan_request": {
+            "amount_minor": 1_200_000,
+            "down_payment_minor": 200_000,
+            "term_months": 48,
+            "monthly_income_minor": 612_345,
+            "credit_score": 722,
+            "consent": True,
+        },
+    }
+    response = client.post("/v1/dealer/appraisals", headers=headers, json=body)
+    assert response.status_code == 201, response.text
+    view = response.json()
+    assert view["state"] == "requested" and view["command_state"] == "pending"  # kiosk not online
+    assert view["loan_requests"][0]["applicant"] == {
+        "monthly_income": "$6k-$7k",
+        "credit": "700-749",
+    }
+    assert "612345" not in response.text and "722" not in response.text
+    with context.session() as s:
+        row = s.exec(select(LoanRequestRow)).one()
+        assert b"612345" not in row.applicant_sealed and b"722" not in row.applicant_sealed
+        command = s.exec(select(CommandRow)).one()
+        assert command.params["appraisal_id"] == view["appraisal_id"]
+    other = _key(context, Role.DEALER, "Dealer B")
+    assert (
+        client.get(f"/v1/dealer/appraisals/{view['appraisal_id']}", headers=other).status_code
+        == 404
+    )
+
+
+def test_loan_request_needs_consent(context: GatewayContext, client: TestClient) -> None:
+    headers = _key(context, Role.DEALER, "Dealer A")
+    body = {
+        "kiosk_id": "dlr-001-k1",
+        "loan_request": {
+            "amount_minor": 100,
+            "term_months": 48,
+            "monthly_income_minor": 1,
+            "credit_score": 700,
+            "consent": False,
+        },
+    }
+    response = client.post("/v1/dealer/appraisals", headers=headers, json=body)
+    assert response.status_code == 422
+    assert "consent" in response.json()["detail"]
+
+
+def test_ops_stats(context: GatewayContext, client: TestClient) -> None:
+    headers = _key(context, Role.OPS, "ops")
+    stats = client.get("/v1/ops/stats", headers=headers).json()
+    assert stats["appraisals"] == 0 and stats["kiosks_online"] == 0
+    assert client.get("/v1/ops/kiosks", headers=headers).json() == []
+
+
+def test_unknown_org_names_are_refused(context: GatewayContext) -> None:
+    from gateway.errors import InvalidRequestError
+
+    with context.session() as s, pytest.raises(InvalidRequestError):
+        create_key(s, role=Role.DEALER, org="")
+    assert isinstance(context.session(), Session)
