@@ -76,7 +76,9 @@ def test_health_needs_no_key(client: TestClient) -> None:
 
 
 def test_health_is_503_without_broker(context: GatewayContext, client: TestClient) -> None:
-    context.link.connected = False  # type: ignore[union-attr]
+    link = context.link
+    assert isinstance(link, FakeLink)
+    link.connected = False
     assert client.get("/v1/health").status_code == 503
 
 
