@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+import threading
 from datetime import datetime
 
 from edge.app import KioskAgent
 from edge.obd import ObdError, read_vehicle
-from edge.protocol import Condition, ObdSummary, Valuation, Vehicle
+from edge.protocol import Condition, Flag, ObdSummary, Valuation, Vehicle
 from firmware_config import KioskConfig
 from firmware_config.schema import ObdConfig
 
@@ -24,8 +25,9 @@ class ObdVehicleReader:
     def read(self) -> tuple[Vehicle, ObdSummary]:
         self.state = "reading"
         try:
+            config = self._config
             reading = read_vehicle(
-                self._config.port_url, timeout=self._config.timeout_s, protocol=self._config.protocol
+                config.port_url, timeout=config.timeout_s, protocol=config.protocol
             )
         except ObdError as exc:
             self.state = f"error: {type(exc).__name__}"
@@ -35,21 +37,33 @@ class ObdVehicleReader:
 
 
 class TfliteValuer:
-    """The on-device valuation and residual models (TFLite, run by LiteRT)."""
+    """The on-device valuation and residual models (TFLite, run by LiteRT).
+
+    The interpreters are not thread-safe; a lock serialises the (sub-millisecond) calls.
+    """
 
     def __init__(self) -> None:
         from edge.inference import Valuator
 
         self._valuator = Valuator.load()
+        self._lock = threading.Lock()
 
     @property
     def versions(self) -> dict[str, str]:
-        return self._valuator.versions
+        return {
+            "valuation": self._valuator.model_version,
+            "residual": self._valuator.residual_model_version,
+        }
 
     def value(
         self, vehicle: Vehicle, obd: ObdSummary | None, condition: Condition, *, valued_at: datetime
-    ) -> Valuation:
-        return self._valuator.appraise_vehicle(vehicle, obd, condition, valued_at=valued_at)
+    ) -> tuple[Valuation, list[Flag]]:
+        from edge.inference import ValuationRequest
+
+        request = ValuationRequest.from_report(vehicle, obd, condition)
+        with self._lock:
+            result = self._valuator.appraise(request, valued_at=valued_at)
+        return result.valuation, list(result.flags)
 
 
 def build_agent(config: KioskConfig) -> KioskAgent:

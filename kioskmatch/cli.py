@@ -51,6 +51,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not args.verbose:
+        # Libraries that narrate every packet at INFO; their warnings still show.
+        for noisy in ("amqtt", "transitions", "httpx", "uvicorn.error"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)

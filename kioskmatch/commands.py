@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from kioskmatch.cli import Registrar
 
-SubParsers = argparse._SubParsersAction[argparse.ArgumentParser]
+    SubParsers = argparse._SubParsersAction[argparse.ArgumentParser]
 
 
 def _kiosk(sub: SubParsers) -> None:
@@ -46,7 +46,14 @@ def _config_validate(args: argparse.Namespace) -> int:
         config = load_config(args.files)
     except ConfigError as exc:
         if args.json:
-            print(json.dumps({"valid": False, "issues": [i.__dict__ | {"value": repr(i.value)} for i in exc.issues]}))
+            print(
+                json.dumps(
+                    {
+                        "valid": False,
+                        "issues": [i.__dict__ | {"value": repr(i.value)} for i in exc.issues],
+                    }
+                )
+            )
         else:
             for issue in exc.issues:
                 print(f"error: {issue}", file=sys.stderr)

@@ -15,6 +15,7 @@ import shutil
 import signal
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +27,13 @@ logger = logging.getLogger(__name__)
 
 DEMO_KIOSK = "demo-kiosk-1"
 DEMO_DEALER = "Lakeside Chevrolet"
-DEMO_VEHICLE = {"make": "Chevrolet", "model": "Malibu", "trim": "LS Sedan 4D", "body": "Sedan 4D",
-                "options": {"cruise": True, "sound": True, "leather": False}}
+DEMO_VEHICLE = {
+    "make": "Chevrolet",
+    "model": "Malibu",
+    "trim": "LS Sedan 4D",
+    "body": "Sedan 4D",
+    "options": {"cruise": True, "sound": True, "leather": False},
+}
 DEMO_LOAN = {
     "loan_kind": "purchase",
     "amount_minor": 1_250_000,
@@ -73,7 +79,9 @@ def run(args: argparse.Namespace) -> int:
         console.print(f"[bold]gateway[/] {gateway.http_url}   [bold]broker[/] {gateway.mqtt_url}")
         keys = _seed(gateway, console)
         with start_simulator("malibu_2019") as simulator:
-            console.print(f"[bold]ELM327 simulator[/] (2019 Chevrolet Malibu LS) on {simulator.port}")
+            console.print(
+                f"[bold]ELM327 simulator[/] (2019 Chevrolet Malibu LS) on {simulator.port}"
+            )
             agent = _start_kiosk(gateway.mqtt_url or "", simulator.port, data_dir)
             try:
                 matched = _appraise(console, gateway.http_url, keys, args.timeout)
@@ -96,13 +104,21 @@ def _seed(gateway: Any, console: Console) -> dict[str, Any]:
 
     keys: dict[str, Any] = {"lenders": {}}
     with Session(gateway.context.engine) as session:
-        for program in load_programs(sample_programs_dir()):
+        programs = load_programs(sample_programs_dir())
+        today = datetime.now(UTC).date()
+        for program in programs:
             store_program(session, program, lender_org=program.lender)
             if program.lender not in keys["lenders"]:
-                keys["lenders"][program.lender] = create_key(session, role=Role.LENDER, org=program.lender)[0]
+                keys["lenders"][program.lender] = create_key(
+                    session, role=Role.LENDER, org=program.lender
+                )[0]
         keys["dealer"] = create_key(session, role=Role.DEALER, org=DEMO_DEALER)[0]
         keys["ops"] = create_key(session, role=Role.OPS, org="kioskmatch ops")[0]
-    console.print(f"[bold]lender programs[/] {len(keys['lenders'])} lenders loaded from the samples")
+        in_force = sum(p.is_effective(today) for p in programs)
+    console.print(
+        f"[bold]lender programs[/] {len(programs)} sample programs from {len(keys['lenders'])} "
+        f"lenders, {in_force} in force today"
+    )
     return keys
 
 
@@ -145,18 +161,24 @@ def _appraise(console: Console, base: str, keys: dict[str, Any], timeout: float)
                     break
                 time.sleep(0.3)
             else:
-                console.print(f"[red]no offers after {timeout:.0f} s[/]; state: {view.get('state')}, "
-                              f"command: {view.get('command_state')}")
+                console.print(
+                    f"[red]no offers after {timeout:.0f} s[/]; state: {view.get('state')}, "
+                    f"command: {view.get('command_state')}"
+                )
                 return None
         elapsed = time.monotonic() - started
         _print_appraisal(console, view["report"])
         eligible = _print_offers(console, view)
         console.print(f"appraisal to offers in [bold]{elapsed:.1f} s[/]")
-        lender, key = next(iter(keys["lenders"].items()))
-        page = http.get("/v1/lender/matches", headers={"Authorization": f"Bearer {key}"},
-                        params={"limit": 50}).json()
-        console.print(f"[bold]lender[/] {lender} pulled {len(page['items'])} match(es) over HTTP "
-                      "(it sees only its own)")
+        lender = view["offers"][0]["lender"]
+        key = keys["lenders"][lender]
+        page = http.get(
+            "/v1/lender/matches", headers={"Authorization": f"Bearer {key}"}, params={"limit": 50}
+        ).json()
+        console.print(
+            f"[bold]lender[/] {lender} pulled {len(page['items'])} match(es) over HTTP "
+            "(it sees only its own)"
+        )
         return eligible > 0
 
 
@@ -175,19 +197,38 @@ def _wait_health(http: httpx.Client, timeout: float = 30.0) -> None:
 def _print_appraisal(console: Console, report: dict[str, Any]) -> None:
     v, val, obd = report["vehicle"], report["valuation"], report.get("obd") or {}
     table = Table(title="Appraisal", show_header=False, title_justify="left")
-    table.add_row("Vehicle", f"{v.get('model_year')} {v.get('make')} {v.get('model')} {v.get('trim') or ''}")
-    table.add_row("VIN", f"{v.get('vin')} ({v.get('vin_source')}, {'valid' if v.get('vin_valid') else 'INVALID'})")
+    table.add_row(
+        "Vehicle", f"{v.get('model_year')} {v.get('make')} {v.get('model')} {v.get('trim') or ''}"
+    )
+    table.add_row(
+        "VIN",
+        f"{v.get('vin')} ({v.get('vin_source')}, {'valid' if v.get('vin_valid') else 'INVALID'})",
+    )
     odo = v.get("odometer_km")
-    table.add_row("Odometer", f"{odo:,.0f} km ({v.get('odometer_source')})" if odo is not None else "unknown")
+    table.add_row(
+        "Odometer", f"{odo:,.0f} km ({v.get('odometer_source')})" if odo is not None else "unknown"
+    )
     dtcs = ", ".join(f"{d['code']} ({d['kind']})" for d in obd.get("dtcs", [])) or "none"
-    table.add_row("OBD", f"{obd.get('protocol')}; MIL {'on' if obd.get('mil_on') else 'off'}; codes: {dtcs}")
+    table.add_row(
+        "OBD", f"{obd.get('protocol')}; MIL {'on' if obd.get('mil_on') else 'off'}; codes: {dtcs}"
+    )
     table.add_row("Condition", f"grade {report['condition']['grade']}")
     if val["status"] == "valued":
-        table.add_row("Value", f"[bold]{_money(val['value_minor'])}[/] (range {_money(val['low_minor'])} – "
-                      f"{_money(val['high_minor'])}, {val.get('interval') or 0:.0%}); model {val['model_version']}")
+        table.add_row(
+            "Value",
+            f"[bold]{_money(val['value_minor'])}[/] (range {_money(val['low_minor'])} – "
+            f"{_money(val['high_minor'])}, {val.get('interval') or 0:.0%}); "
+            f"model {val['model_version']}",
+        )
         for f in val["factors"]:
-            step = f"×{f['ratio']:.3f}" if f.get("ratio") is not None else _money(f.get("amount_minor"))
-            table.add_row(f"  {f['code']}", f"{step} → {_money(f['value_after_minor'])}  {f['description']}")
+            step = (
+                f"×{f['ratio']:.3f}"
+                if f.get("ratio") is not None
+                else _money(f.get("amount_minor"))
+            )
+            table.add_row(
+                f"  {f['code']}", f"{step} → {_money(f['value_after_minor'])}  {f['description']}"
+            )
     else:
         table.add_row("Value", f"manual appraisal required: {val.get('reason')}")
     for flag in report.get("flags", []):
@@ -197,35 +238,43 @@ def _print_appraisal(console: Console, report: dict[str, Any]) -> None:
 
 def _print_offers(console: Console, view: dict[str, Any]) -> int:
     loan = view["loan_requests"][0]
+    applicant = ", ".join(f"{k} {v}" for k, v in loan["applicant"].items())
     table = Table(
-        title=f"Offers for {_money(loan['amount_minor'])} − {_money(loan['down_payment_minor'])} down, "
-        f"{loan['term_months']} months (applicant: {loan['applicant']})",
+        title=f"Offers: {_money(loan['amount_minor'])} price, {_money(loan['down_payment_minor'])} "
+        f"down, {loan['term_months']} months; applicant {applicant} (masked)",
         title_justify="left",
     )
-    for col in ("Rank", "Lender / program", "APR", "Term", "Payment", "Amount", "Peak LTV", "Outcome"):
+    for col in ("#", "Lender", "APR", "Term", "Payment", "Financed", "Peak LTV (month)", "Outcome"):
         table.add_column(col)
     eligible = 0
+    refusals: list[tuple[str, list[str]]] = []
     for offer in view["offers"]:
         result = offer["result"]
         if offer["eligible"]:
             eligible += 1
             outcome = "[green]offer[/]"
         else:
-            outcome = "[red]declined[/]: " + "; ".join(result.get("reasons", [])[:3])
+            outcome = "[red]declined[/]"
+            refusals.append((offer["lender"], list(result.get("reasons", []))))
         peak = offer.get("peak_ltv")
+        month = result.get("peak_ltv_month")
         table.add_row(
             str(offer["rank"] or "—"),
-            f"{offer['lender']}\n{offer['program_id']} v{offer['program_version']}",
+            offer["lender"],
             f"{offer['apr_percent']:.2f}%" if offer["apr_percent"] is not None else "—",
             str(offer["term_months"] or "—"),
             _money(offer["monthly_payment_minor"]),
             _money(offer["amount_minor"]),
-            f"{peak:.0%}" if peak is not None else "—",
+            f"{peak:.0%} ({month})" if peak is not None else "—",
             outcome,
         )
     console.print(table)
+    for lender, reasons in refusals:
+        console.print(f"[bold]{lender}[/] declined:")
+        for reason in reasons:
+            console.print(f"  - {reason}")
     if view.get("apr_spread") is not None:
-        console.print(f"APR spread across eligible lenders: {view['apr_spread']:.2f} points")
+        console.print(f"APR spread across the eligible lenders: {view['apr_spread']:.2f} points")
     return eligible
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from edge.protocol import (
     Condition,
     Dtc,
+    Flag,
     ObdSummary,
     OdometerSource,
     Valuation,
@@ -93,12 +94,14 @@ class SimulatedVehicles:
 
 
 class FixedValuer:
-    versions = {"valuation": "fixed"}
+    @property
+    def versions(self) -> dict[str, str]:
+        return {"valuation": "fixed"}
 
     def value(
         self, vehicle: Vehicle, obd: ObdSummary | None, condition: Condition, *, valued_at: datetime
-    ) -> Valuation:
-        return Valuation(
+    ) -> tuple[Valuation, list[Flag]]:
+        valuation = Valuation(
             status=ValuationStatus.VALUED,
             model_version="fixed",
             value_minor=1_000_000,
@@ -108,6 +111,7 @@ class FixedValuer:
             valued_at=valued_at,
             residual_curve=[round(0.99**m, 6) for m in range(85)],
         )
+        return valuation, []
 
 
 def run(args: argparse.Namespace) -> int:

@@ -48,7 +48,7 @@ def run_inspection(
         records = photos.take()
     on_state(InspectionState.VALUING)
     condition = condition_from_obd(obd)
-    valuation = valuer.value(vehicle, obd, condition, valued_at=started)
+    valuation, valuation_flags = valuer.value(vehicle, obd, condition, valued_at=started)
     body = AppraisalBody(
         appraisal_id=appraisal_id,
         command_id=command_id,
@@ -59,7 +59,7 @@ def run_inspection(
         photos=records,
         condition=condition,
         valuation=valuation,
-        flags=flags_for(vehicle, obd, hints),
+        flags=[*flags_for(vehicle, obd, hints), *valuation_flags],
     )
     on_state(InspectionState.DONE)
     return body

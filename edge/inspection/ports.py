@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
-from edge.protocol import Condition, ObdSummary, PhotoRecord, Valuation, Vehicle
+from edge.protocol import Condition, Flag, ObdSummary, PhotoRecord, Valuation, Vehicle
 
 
 class VehicleReader(Protocol):
@@ -17,7 +18,9 @@ class VehicleReader(Protocol):
 class Valuer(Protocol):
     def value(
         self, vehicle: Vehicle, obd: ObdSummary | None, condition: Condition, *, valued_at: datetime
-    ) -> Valuation: ...
+    ) -> tuple[Valuation, Sequence[Flag]]:
+        """The valuation, and the risk flags it raised (e.g. mileage beyond the data)."""
+        ...
 
     @property
     def versions(self) -> dict[str, str]: ...

@@ -58,6 +58,7 @@ class MqttConnection:
         self._on_message = on_message
         self._on_connected_cb = on_connected
         self._connected = threading.Event()
+        self._stopping = False
         self._keepalive = keepalive
         client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
@@ -106,6 +107,7 @@ class MqttConnection:
             )
 
     def stop(self) -> None:
+        self._stopping = True
         self.client.disconnect()
         self.client.loop_stop()
         self._connected.clear()
@@ -153,7 +155,7 @@ class MqttConnection:
         reason_code: ReasonCode,
         _properties: object,
     ) -> None:
-        if self._connected.is_set():
+        if self._connected.is_set() and not self._stopping:
             logger.warning(
                 "disconnected from MQTT broker %s (%s); paho reconnects with backoff",
                 self.endpoint.redacted(),
