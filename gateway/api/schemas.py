@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from edge.protocol.topics import KIOSK_ID_PATTERN
 
 T = TypeVar("T")
+CreditBandName = Literal["super_prime", "prime", "near_prime", "subprime", "deep_subprime"]
 
 
 class Page(BaseModel, Generic[T]):
@@ -42,8 +43,8 @@ class LoanRequestCreate(BaseModel):
     currency: str = Field("USD", pattern=r"^[A-Z]{3}$")
     monthly_income_minor: int = Field(gt=0, le=10_000_000_00, description="Gross monthly income")
     credit_score: int | None = Field(None, ge=300, le=850, description="FICO-style score")
-    credit_band: Literal["super_prime", "prime", "near_prime", "subprime", "deep_subprime"] | None = (
-        Field(None, description="Used when no score is given; priced at the band's lowest score")
+    credit_band: CreditBandName | None = Field(
+        None, description="Used when no score is given; priced at the band's lowest score"
     )
     consent: bool = Field(description="The applicant agreed to share this data with lenders")
 

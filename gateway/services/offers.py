@@ -26,7 +26,9 @@ def match_appraisal(session: Session, sealer: Sealer, *, appraisal_id: str) -> i
             LoanRequestRow.appraisal_id == appraisal_id, col(LoanRequestRow.matched_at).is_(None)
         )
     ).all()
-    return sum(match_loan_request(session, sealer, loan=loan, appraisal=appraisal) for loan in loans)
+    return sum(
+        match_loan_request(session, sealer, loan=loan, appraisal=appraisal) for loan in loans
+    )
 
 
 def match_loan_request(
@@ -46,7 +48,8 @@ def match_loan_request(
         credit_score=applicant.get("credit_score"),
         credit_band=CreditBand(band) if band else None,
     )
-    collateral = collateral_from_appraisal(AppraisalBody.model_validate(appraisal.report), as_of=today)
+    body = AppraisalBody.model_validate(appraisal.report)
+    collateral = collateral_from_appraisal(body, as_of=today)
     pairs = active_programs(session, on=today)
     results = match(collateral, request, [program for _, program in pairs], as_of=today)
     org_of = {program.program_id: row.lender_org for row, program in pairs}

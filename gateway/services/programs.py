@@ -58,13 +58,14 @@ def store_program_file(session: Session, path: Path, *, lender_org: str | None) 
 def store_program_text(
     session: Session, text: str, *, source_name: str, lender_org: str
 ) -> LenderProgramRow:
-    return store_program(session, parse_program(text, source_name=source_name), lender_org=lender_org)
+    program = parse_program(text, source_name=source_name)
+    return store_program(session, program, lender_org=lender_org)
 
 
 def active_programs(
     session: Session, *, on: date, lender_org: str | None = None
 ) -> list[tuple[LenderProgramRow, LenderProgram]]:
-    """Active programs in force on ``on`` with their rows (the row's org is the lender of record)."""
+    """Active programs in force on ``on``, with their rows (whose org is the lender of record)."""
     query = select(LenderProgramRow).where(LenderProgramRow.active == True)  # noqa: E712
     if lender_org is not None:
         query = query.where(LenderProgramRow.lender_org == lender_org)
