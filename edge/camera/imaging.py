@@ -1,12 +1,14 @@
 """Small pure image helpers shared by the quality gates, masking and hashing.
 
 Images are numpy arrays as OpenCV holds them: ``uint8``, ``HxW`` (grey) or ``HxWx3`` (BGR).
+The :data:`Image` alias is deliberately loose (any ndarray) so OpenCV results pass the type
+checker; :func:`as_bgr` checks the dtype and shape at the pipeline's entry.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import cast
+from typing import Any, TypeAlias, cast
 
 import cv2
 import numpy as np
@@ -14,7 +16,7 @@ import numpy.typing as npt
 
 from edge.camera.errors import ImageDecodeError
 
-Image = npt.NDArray[np.uint8]
+Image: TypeAlias = npt.NDArray[Any]
 
 __all__ = [
     "Image",

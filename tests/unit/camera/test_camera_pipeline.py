@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import struct
+from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -85,7 +87,7 @@ def test_grey_and_bgra_frames_are_accepted(pipeline: PhotoPipeline) -> None:
 
 def test_non_uint8_frames_are_refused(pipeline: PhotoPipeline) -> None:
     with pytest.raises(ValueError, match="uint8"):
-        pipeline.process(np.zeros((10, 10, 3), np.float32), "front")  # type: ignore[arg-type]
+        pipeline.process(np.zeros((10, 10, 3), np.float32), "front")
 
 
 # --- EXIF -------------------------------------------------------------------------------------
@@ -128,14 +130,14 @@ def with_exif(jpeg: bytes, segment: bytes) -> bytes:
     return jpeg[:2] + segment + jpeg[2:]
 
 
-def _gps_of(jpeg: bytes) -> dict[int, object]:
+def _gps_of(jpeg: bytes) -> dict[int, Any]:
     image_module = pytest.importorskip("PIL.Image")
     exif = image_module.open(io.BytesIO(jpeg)).getexif()
     return dict(exif.get_ifd(0x8825))
 
 
 def test_constructed_exif_really_carries_gps() -> None:
-    ok, buffer = cv2.imencode(".jpg", car_scene(640, 480, seed=1))
+    _ok, buffer = cv2.imencode(".jpg", car_scene(640, 480, seed=1))
     tagged = with_exif(bytes(buffer), exif_app1())
     assert b"Exif\x00\x00" in tagged
     gps = _gps_of(tagged)  # an independent reader (Pillow) agrees the GPS is there
@@ -143,8 +145,10 @@ def test_constructed_exif_really_carries_gps() -> None:
     assert [float(v) for v in gps[2]] == [51.0, 30.0, 12.34]
 
 
-def test_gps_and_all_exif_are_gone_after_the_pipeline(tmp_path, pipeline: PhotoPipeline) -> None:  # type: ignore[no-untyped-def]
-    ok, buffer = cv2.imencode(".jpg", car_scene(seed=6), [cv2.IMWRITE_JPEG_QUALITY, 95])
+def test_gps_and_all_exif_are_gone_after_the_pipeline(
+    tmp_path: Path, pipeline: PhotoPipeline
+) -> None:
+    _ok, buffer = cv2.imencode(".jpg", car_scene(seed=6), [cv2.IMWRITE_JPEG_QUALITY, 95])
     path = tmp_path / "front.jpg"
     path.write_bytes(with_exif(bytes(buffer), exif_app1()))
     photo = pipeline.process(read_image(path), "front")
@@ -154,9 +158,9 @@ def test_gps_and_all_exif_are_gone_after_the_pipeline(tmp_path, pipeline: PhotoP
     assert not photo.jpeg.count(struct.pack("<6I", 51, 1, 30, 1, 1234, 100))
 
 
-def test_exif_orientation_is_applied_before_it_is_stripped(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_exif_orientation_is_applied_before_it_is_stripped(tmp_path: Path) -> None:
     # A landscape sensor image tagged "rotate 90° clockwise" (6) is a portrait photo.
-    ok, buffer = cv2.imencode(".jpg", car_scene(1920, 1080, seed=6))
+    _ok, buffer = cv2.imencode(".jpg", car_scene(1920, 1080, seed=6))
     path = tmp_path / "rotated.jpg"
     path.write_bytes(with_exif(bytes(buffer), exif_app1(orientation=6)))
     image = read_image(path)
@@ -165,7 +169,7 @@ def test_exif_orientation_is_applied_before_it_is_stripped(tmp_path) -> None:  #
     assert decode_image(photo.jpeg).shape[:2] == (1920, 1080)
 
 
-def test_check_photo_reads_files(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_check_photo_reads_files(tmp_path: Path) -> None:
     path = tmp_path / "a.png"
     cv2.imwrite(str(path), car_scene(seed=1))
     assert check_photo(path).passed
