@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import logging
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,7 +123,11 @@ class TfliteModel:
                 "refusing to load it (restore the file or retrain with `make train`)",
             )
         runtime = runtime or find_runtime()
-        interpreter = runtime.interpreter(model_content=content, num_threads=1)
+        with warnings.catch_warnings():
+            # TensorFlow deprecates tf.lite.Interpreter in favour of LiteRT; as the last fallback
+            # it is used knowingly, so its warning would only be noise.
+            warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated.*")
+            interpreter = runtime.interpreter(model_content=content, num_threads=1)
         logger.info("loaded %s (%s) with %s", manifest.version, model_dir, runtime.name)
         return cls(model_dir, manifest, interpreter, runtime.name)
 

@@ -1,7 +1,7 @@
 """``python -m models.training``: reproduce every shipped model from the data.
 
 Options: ``--out DIR`` writes the models somewhere else (default: the ``models/`` folder);
-``--smoke`` uses one cross-validation repeat (the CI smoke test); ``--check`` retrains into a
+``--check`` retrains into a
 temporary folder and fails if the result differs from the committed files.
 """
 
@@ -21,7 +21,6 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m models.training", description=__doc__)
     parser.add_argument("--out", type=Path, default=MODELS_DIR, help="models folder to write")
     parser.add_argument("--reports", type=Path, default=None, help="reports folder")
-    parser.add_argument("--smoke", action="store_true", help="fast run for CI (one CV repeat)")
     parser.add_argument(
         "--check",
         action="store_true",
@@ -54,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         reports = args.reports or (
             args.out / "training" / "reports" if args.out == MODELS_DIR else args.out / "reports"
         )
-        val, res = pipeline.run(args.out, reports, smoke=args.smoke)
+        val, res = pipeline.run(args.out, reports)
     except DataValidationError as exc:
         print(f"training data failed validation:\n{exc}", file=sys.stderr)
         return 2

@@ -15,6 +15,7 @@ Graphs (the runtime in ``edge.inference`` depends on these names and shapes):
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -116,10 +117,18 @@ def export_residual(model: FittedResidual, variant: str = "float32") -> bytes:
     return _convert(mod, fn, variant)
 
 
+def interpreter(content: bytes) -> Any:
+    """TensorFlow's TFLite interpreter for training-side checks. TF deprecates it in favour of
+    LiteRT, which the training environment need not have; the warning is expected here."""
+    tf = _tf()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated.*")
+        return tf.lite.Interpreter(model_content=content)
+
+
 def run_tflite(content: bytes, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Run a converted model with TensorFlow's interpreter (training-side checks only)."""
-    tf = _tf()
-    interp = tf.lite.Interpreter(model_content=content)
+    interp = interpreter(content)
     details = {d["name"]: d for d in interp.get_input_details()}
     for name, value in inputs.items():
         d = next(v for k, v in details.items() if name in k)

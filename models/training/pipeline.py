@@ -63,9 +63,9 @@ def _tensor_specs(
     content: bytes, logical: dict[str, str]
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Input/output tensor names, dtypes and shapes as the converted flatbuffer has them."""
-    import tensorflow as tf
+    from models.training.export import interpreter
 
-    interp = tf.lite.Interpreter(model_content=content)
+    interp = interpreter(content)
 
     def spec(d: dict[str, Any]) -> dict[str, Any]:
         name = next((k for k in logical if k in d["name"]), d["name"])
@@ -178,13 +178,11 @@ def _variant_report(
     return chosen, contents[chosen], rows
 
 
-def train_valuation(
-    out_dir: Path, report: ds.ValidationReport, data: ds.KbbData, smoke: bool = False
-) -> dict[str, Any]:
+def train_valuation(out_dir: Path, report: ds.ValidationReport, data: ds.KbbData) -> dict[str, Any]:
     from models.training import export
 
     cat = vf.Catalogue.from_data(data)
-    seeds = CV_SEEDS[:1] if smoke else CV_SEEDS
+    seeds = CV_SEEDS
     selection = []
     for spec in vf.CANDIDATES:
         sc = vf.cross_validate(spec, data, cat, seeds=seeds)
@@ -387,9 +385,7 @@ def _write_model(out_dir: Path, content: bytes, manifest: dict[str, Any], card: 
     )
 
 
-def run(
-    models_dir: Path, reports_dir: Path, smoke: bool = False
-) -> tuple[dict[str, Any], dict[str, Any]]:
+def run(models_dir: Path, reports_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """Validate the data, train, export and document both models."""
     kbb, kbb_report = ds.load_kbb()
     cars, cars_report = ds.load_three_cars()
@@ -401,7 +397,7 @@ def run(
         + cars_report.markdown(),
         encoding="utf-8",
     )
-    val = train_valuation(models_dir / "valuation", kbb_report, kbb, smoke=smoke)
+    val = train_valuation(models_dir / "valuation", kbb_report, kbb)
     res = train_residual(models_dir / "residual", cars_report, cars)
     return val, res
 
