@@ -25,7 +25,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
 from gateway.matching.errors import ProgramError, ProgramIssue, ProgramSetError
-from gateway.matching.program import LenderProgram
+from gateway.matching.program import LenderProgram, RuleViolation
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +51,12 @@ def load_program(path: str | Path) -> LenderProgram:
         raise ProgramError(
             [
                 ProgramIssue(
-                    str(path), None, None, "", f"cannot read the file: {exc}", None,
+                    str(path),
+                    None,
+                    None,
+                    "",
+                    f"cannot read the file: {exc}",
+                    None,
                     "check the path and that the file is UTF-8 text",
                 )
             ]
@@ -67,8 +72,17 @@ def load_programs(directory: str | Path) -> list[LenderProgram]:
     directory = Path(directory)
     if not directory.is_dir():
         raise ProgramError(
-            [ProgramIssue(str(directory), None, None, "", "not a folder", None,
-                          "pass the folder that holds the program files")]
+            [
+                ProgramIssue(
+                    str(directory),
+                    None,
+                    None,
+                    "",
+                    "not a folder",
+                    None,
+                    "pass the folder that holds the program files",
+                )
+            ]
         )
     programs: list[LenderProgram] = []
     issues: list[ProgramIssue] = []
@@ -82,17 +96,23 @@ def load_programs(directory: str | Path) -> list[LenderProgram]:
         if program.program_id in seen:
             issues.append(
                 ProgramIssue(
-                    str(path), None, None, "program_id",
+                    str(path),
+                    None,
+                    None,
+                    "program_id",
                     f"program id is already used by {seen[program.program_id]}",
-                    program.program_id, "give each program its own program_id",
+                    program.program_id,
+                    "give each program its own program_id",
                 )
             )
             continue
         seen[program.program_id] = path
         programs.append(program)
     if issues:
-        raise ProgramSetError(issues) if all(i.field == "program_id" for i in issues) else (
-            ProgramError(issues)
+        raise (
+            ProgramSetError(issues)
+            if all(i.field == "program_id" for i in issues)
+            else (ProgramError(issues))
         )
     logger.debug("loaded %s lender programs from %s", len(programs), directory)
     return programs
@@ -103,8 +123,17 @@ def parse_program(text: str, *, source_name: str = "<program>") -> LenderProgram
     data, marks = _compose(text, source_name)
     if not isinstance(data, dict):
         raise ProgramError(
-            [ProgramIssue(source_name, 1, 1, "", "a program must be a mapping of keys to values",
-                          type(data).__name__, "start the document with `program_id: ...`")]
+            [
+                ProgramIssue(
+                    source_name,
+                    1,
+                    1,
+                    "",
+                    "a program must be a mapping of keys to values",
+                    type(data).__name__,
+                    "start the document with `program_id: ...`",
+                )
+            ]
         )
     try:
         return LenderProgram.model_validate(data)
@@ -138,8 +167,17 @@ def _compose(text: str, source: str) -> tuple[Any, dict[Loc, _Mark]]:
         loader.dispose()
     if node is None:
         raise ProgramError(
-            [ProgramIssue(source, None, None, "", "the document is empty", None,
-                          "write a program (see docs/matching.md)")]
+            [
+                ProgramIssue(
+                    source,
+                    None,
+                    None,
+                    "",
+                    "the document is empty",
+                    None,
+                    "write a program (see docs/matching.md)",
+                )
+            ]
         )
     marks: dict[Loc, _Mark] = {}
     constructor = yaml.SafeLoader("")
@@ -168,8 +206,12 @@ def _build(
             if key in out:
                 issues.append(
                     ProgramIssue(
-                        source, key_node.start_mark.line + 1, key_node.start_mark.column + 1,
-                        _dotted((*loc, key)), "duplicate key", key,
+                        source,
+                        key_node.start_mark.line + 1,
+                        key_node.start_mark.column + 1,
+                        _dotted((*loc, key)),
+                        "duplicate key",
+                        key,
                         "keep one of the entries; YAML would silently use the last",
                     )
                 )
@@ -195,19 +237,22 @@ def _issues(exc: ValidationError, marks: dict[Loc, _Mark], source: str) -> list[
     issues = []
     for err in exc.errors(include_url=False):
         loc: Loc = tuple(err["loc"])
+        cause = (err.get("ctx") or {}).get("error")
+        if isinstance(cause, RuleViolation):
+            loc = loc + cause.loc
         known = _known_prefix(loc, marks)
         line, col = marks.get(known, (None, None))
         field_path = _dotted(known if err["type"] != "missing" else loc)
         message = err["msg"]
         if message.startswith("Value error, "):
-            message = message[len("Value error, "):]
-        value = err.get("input") if err["type"] not in ("missing",) else None
+            message = message[len("Value error, ") :]
+        value = err.get("input") if err["type"] != "missing" and cause is None else None
         if isinstance(value, dict | list) and err["type"] != "extra_forbidden":
             value = None  # the whole sub-document is noise; the message says what is wrong
-        issues.append(
-            ProgramIssue(source, line, col, field_path, message, value, _fix(err["type"], known,
-                                                                             loc))
-        )
+        # A broken cross-field rule already says what to change; a field error gets the field's
+        # description and bounds as the fix.
+        fix = None if isinstance(cause, RuleViolation) else _fix(err["type"], known, loc)
+        issues.append(ProgramIssue(source, line, col, field_path, message, value, fix))
     return issues
 
 

@@ -101,6 +101,14 @@ Minor = Annotated[int, Field(ge=0, le=10**11, description="Money in minor units 
 Term = Annotated[int, Field(ge=1, le=MAX_TERM_MONTHS, description="Months")]
 
 
+class RuleViolation(ValueError):
+    """A cross-field rule broken; ``loc`` is where, relative to the model that checked it."""
+
+    def __init__(self, message: str, *loc: str | int) -> None:
+        super().__init__(message)
+        self.loc: tuple[str | int, ...] = loc
+
+
 def apr_to_bp(apr: float) -> int:
     """An APR in percent as integer basis points (6.49 → 649)."""
     return round(apr * 100)
@@ -148,13 +156,16 @@ class CreditPolicy(_Strict):
     def _ordered(self) -> Self:
         names = [t.name for t in self.tiers]
         if len(set(names)) != len(names):
-            raise ValueError(f"credit tier names must be unique, got {names}")
-        for better, worse in zip(self.tiers, self.tiers[1:], strict=False):
+            raise RuleViolation(f"credit tier names must be unique, got {names}", "tiers")
+        for i, (better, worse) in enumerate(zip(self.tiers, self.tiers[1:], strict=False)):
             if worse.min_score >= better.min_score:
-                raise ValueError(
+                raise RuleViolation(
                     f"credit tiers go from best to worst, so tier {worse.name!r} must start "
                     f"below tier {better.name!r} ({worse.min_score} is not below "
-                    f"{better.min_score}); reorder the tiers or fix the cut-offs"
+                    f"{better.min_score}); reorder the tiers or fix the cut-offs",
+                    "tiers",
+                    i + 1,
+                    "min_score",
                 )
         return self
 
@@ -205,33 +216,42 @@ class RateGrid(_Strict):
 
     @model_validator(mode="after")
     def _shape(self) -> Self:
-        _strictly_increasing(self.term_bands_months, "rate_grid.term_bands_months")
-        _strictly_increasing(self.age_bands_years, "rate_grid.age_bands_years")
-        _strictly_increasing([a.above_ltv_pct for a in self.ltv_addons], "ltv_addons thresholds")
+        _strictly_increasing(self.term_bands_months, "term_bands_months", "term_bands_months")
+        _strictly_increasing(self.age_bands_years, "age_bands_years", "age_bands_years")
+        _strictly_increasing(
+            [a.above_ltv_pct for a in self.ltv_addons], "ltv_addons thresholds", "ltv_addons"
+        )
         if self.floor_apr > self.cap_apr:
-            raise ValueError(
+            raise RuleViolation(
                 f"floor_apr {self.floor_apr} is above cap_apr {self.cap_apr}; the floor must "
-                "not exceed the cap"
+                "not exceed the cap",
+                "floor_apr",
             )
         adds = [a.add_apr for a in self.ltv_addons]
         if adds != sorted(adds):
-            raise ValueError(
+            raise RuleViolation(
                 "ltv_addons must not add less for a higher LTV; sort add_apr ascending with "
-                "the thresholds"
+                "the thresholds",
+                "ltv_addons",
             )
         n_terms, n_ages = len(self.term_bands_months), len(self.age_bands_years)
         for tier, rows in self.rates.items():
             if len(rows) != n_terms:
-                raise ValueError(
+                raise RuleViolation(
                     f"rates[{tier!r}] has {len(rows)} rows but there are {n_terms} term bands; "
-                    "give one row per term band, shortest first"
+                    "give one row per term band, shortest first",
+                    "rates",
+                    tier,
                 )
             for i, row in enumerate(rows):
                 if len(row) != n_ages:
-                    raise ValueError(
+                    raise RuleViolation(
                         f"rates[{tier!r}] row {i + 1} (terms up to "
                         f"{self.term_bands_months[i]} months) has {len(row)} rates but there "
-                        f"are {n_ages} age bands; give one rate per age band, youngest first"
+                        f"are {n_ages} age bands; give one rate per age band, youngest first",
+                        "rates",
+                        tier,
+                        i,
                     )
                 for v in row:
                     if v is not None:
@@ -260,8 +280,10 @@ class TermLimits(_Strict):
 
     @model_validator(mode="after")
     def _ordered(self) -> Self:
-        _strictly_increasing([r.up_to_years for r in self.by_age], "term_limits.by_age up_to_years")
-        _strictly_increasing([r.up_to_km for r in self.by_odometer], "term_limits.by_odometer")
+        _strictly_increasing([r.up_to_years for r in self.by_age], "by_age up_to_years", "by_age")
+        _strictly_increasing(
+            [r.up_to_km for r in self.by_odometer], "by_odometer up_to_km", "by_odometer"
+        )
         return self
 
 
@@ -282,20 +304,25 @@ class AmountLimits(_Strict):
     @model_validator(mode="after")
     def _ordered(self) -> Self:
         if self.min_financed_minor > self.max_financed_minor:
-            raise ValueError(
+            raise RuleViolation(
                 f"min_financed_minor {self.min_financed_minor} is above max_financed_minor "
-                f"{self.max_financed_minor}; the minimum must not exceed the maximum"
+                f"{self.max_financed_minor}; the minimum must not exceed the maximum",
+                "min_financed_minor",
             )
         _strictly_increasing(
             [m.term_over_months for m in self.long_term_minimums],
-            "amount.long_term_minimums term_over_months",
+            "long_term_minimums term_over_months",
+            "long_term_minimums",
         )
-        for m in self.long_term_minimums:
+        for i, m in enumerate(self.long_term_minimums):
             if not self.min_financed_minor <= m.min_financed_minor <= self.max_financed_minor:
-                raise ValueError(
+                raise RuleViolation(
                     f"the minimum for terms over {m.term_over_months} months "
                     f"({m.min_financed_minor}) must lie between min_financed_minor and "
-                    "max_financed_minor"
+                    "max_financed_minor",
+                    "long_term_minimums",
+                    i,
+                    "min_financed_minor",
                 )
         return self
 
@@ -391,57 +418,76 @@ class LenderProgram(_Strict):
     @model_validator(mode="after")
     def _consistent(self) -> Self:
         if self.effective_to is not None and self.effective_to < self.effective_from:
-            raise ValueError(
+            raise RuleViolation(
                 f"effective_to {self.effective_to} is before effective_from "
-                f"{self.effective_from}; the program must be in force for at least one day"
+                f"{self.effective_from}; the program must be in force for at least one day",
+                "effective_to",
             )
         tiers = [t.name for t in self.credit.tiers]
         missing = [t for t in tiers if t not in self.rate_grid.rates]
         unknown = [t for t in self.rate_grid.rates if t not in tiers]
         if missing or unknown:
-            raise ValueError(
+            raise RuleViolation(
                 "rate_grid.rates must have exactly one entry per credit tier"
                 + (f"; missing: {missing}" if missing else "")
-                + (f"; not a tier: {unknown}" if unknown else "")
+                + (f"; not a tier: {unknown}" if unknown else ""),
+                "rate_grid",
+                "rates",
             )
         self._check_tier_monotonic(tiers)
         longest_band = self.rate_grid.term_bands_months[-1]
-        for limit in [*self.term_limits.by_age, *self.term_limits.by_odometer]:
+        limits = [("by_age", i, x) for i, x in enumerate(self.term_limits.by_age)] + [
+            ("by_odometer", i, x) for i, x in enumerate(self.term_limits.by_odometer)
+        ]
+        for table, i, limit in limits:
             if limit.max_term_months > longest_band:
-                raise ValueError(
+                raise RuleViolation(
                     f"term_limits allow {limit.max_term_months} months but the rate grid's "
                     f"longest term band ends at {longest_band}; add a term band or lower the "
-                    "limit"
+                    "limit",
+                    "term_limits",
+                    table,
+                    i,
+                    "max_term_months",
                 )
         if self.term_limits.min_term_months > longest_band:
-            raise ValueError(
+            raise RuleViolation(
                 f"min_term_months {self.term_limits.min_term_months} is longer than every "
-                "term band"
+                "term band",
+                "term_limits",
+                "min_term_months",
             )
         if self.term_limits.by_age[-1].up_to_years < self.vehicle.max_age_years:
-            raise ValueError(
+            raise RuleViolation(
                 f"term_limits.by_age stops at {self.term_limits.by_age[-1].up_to_years} years "
                 f"but vehicle.max_age_years accepts {self.vehicle.max_age_years}; cover every "
-                "age the program accepts"
+                "age the program accepts",
+                "term_limits",
+                "by_age",
             )
         if self.term_limits.by_odometer[-1].up_to_km < self.vehicle.max_odometer_km:
-            raise ValueError(
+            raise RuleViolation(
                 f"term_limits.by_odometer stops at {self.term_limits.by_odometer[-1].up_to_km} "
                 f"km but vehicle.max_odometer_km accepts {self.vehicle.max_odometer_km}; cover "
-                "every odometer reading the program accepts"
+                "every odometer reading the program accepts",
+                "term_limits",
+                "by_odometer",
             )
         if self.rate_grid.age_bands_years[-1] < self.vehicle.max_age_years:
-            raise ValueError(
+            raise RuleViolation(
                 f"rate_grid.age_bands_years stops at {self.rate_grid.age_bands_years[-1]} "
                 f"years but vehicle.max_age_years accepts {self.vehicle.max_age_years}; add an "
-                "age band"
+                "age band",
+                "rate_grid",
+                "age_bands_years",
             )
         if self.loan_kind is LoanKind.EQUITY and (
             self.affordability.min_down_payment_pct or self.affordability.min_down_payment_minor
         ):
-            raise ValueError(
+            raise RuleViolation(
                 "an equity (title) loan has no down payment; remove min_down_payment_pct and "
-                "min_down_payment_minor or make loan_kind purchase"
+                "min_down_payment_minor or make loan_kind purchase",
+                "affordability",
             )
         return self
 
@@ -454,15 +500,25 @@ class LenderProgram(_Strict):
                     w = grid.rates[worse][ti][ai]
                     cell = f"terms up to {term} months, cars up to {age} years"
                     if w is not None and b is None:
-                        raise ValueError(
+                        raise RuleViolation(
                             f"tier {worse!r} has a rate for {cell} but the better tier "
                             f"{better!r} does not; a cell offered to a worse tier must be "
-                            "offered to every better tier"
+                            "offered to every better tier",
+                            "rate_grid",
+                            "rates",
+                            better,
+                            ti,
+                            ai,
                         )
                     if w is not None and b is not None and b > w:
-                        raise ValueError(
+                        raise RuleViolation(
                             f"tier {better!r} pays {b}% for {cell}, more than the worse tier "
-                            f"{worse!r} ({w}%); a better tier must never get a higher rate"
+                            f"{worse!r} ({w}%); a better tier must never get a higher rate",
+                            "rate_grid",
+                            "rates",
+                            worse,
+                            ti,
+                            ai,
                         )
 
     def is_effective(self, on: date) -> bool:
@@ -470,7 +526,11 @@ class LenderProgram(_Strict):
         return self.effective_from <= on and (self.effective_to is None or on <= self.effective_to)
 
 
-def _strictly_increasing(values: list[int] | list[float], what: str) -> None:
+def _strictly_increasing(values: list[int] | list[float], what: str, *loc: str | int) -> None:
     for a, b in zip(values, values[1:], strict=False):
         if b <= a:
-            raise ValueError(f"{what} must be strictly increasing, got {list(values)}")
+            raise RuleViolation(
+                f"{what} must be strictly increasing (each bound above the one before), got "
+                f"{list(values)}",
+                *loc,
+            )

@@ -1,0 +1,899 @@
+"""The matching engine: pure, vectorised over (appraisal, program) pairs with numpy.
+
+Programs are compiled once into padded arrays (:class:`ProgramSet`). A batch is evaluated in
+chunks of whole appraisals against every program, each chunk a 2-D grid of pairs, so memory stays
+bounded by ``chunk_pairs`` whatever the batch size. A single match is a batch of one, followed by
+the explanation (every rule's outcome as a sentence) and, on request, the LTV curve.
+
+How a pair is priced:
+
+1. tier = the first credit tier whose cut-off the score reaches;
+2. term = the requested term, shortened to the longest the program allows for the car's age and
+   odometer (a *note*, not a refusal);
+3. buy rate = grid[tier, term band, age band] + the LTV add-on, clamped to [floor, cap];
+4. amount financed = price − down payment + taxes/fees and backend products the program finances;
+5. payment = exact amortisation in cents; LTV at signing = amount ÷ appraisal value;
+6. LTV in month m = balance(m) ÷ (value × residual(m)); its peak over the term must stay within the
+   residual rule's limit, and caps the amount together with the tier's LTV, the program's maximum
+   and the payment-to-income limit (``max_amount_minor``).
+
+The remaining-balance fraction after m payments is ``(G_n − G_m) / (G_n − 1)`` with
+``G_k = (1 + r)^k``; the engine looks ``G`` up in a table indexed by APR basis points, so the
+whole curve of a pair is one row gather, one subtraction and one multiplication.
+
+Rank: among an appraisal's eligible offers, lower score is better, with
+``score = w_apr·APR/20% + w_term·term/84 + w_ltv·peak LTV/150%``. The weights move from APR
+towards term and LTV as the car's forecast depreciation over the next year rises from 10% to 25%:
+a fast-falling car is better financed short and with equity.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from gateway.matching.amortise import growth, payment_factor, round_half_up
+from gateway.matching.errors import MatchInputError, ProgramSetError, ProgramIssue
+from gateway.matching.facts import CURVE_MONTHS, CollateralFacts, LoanRequest
+from gateway.matching.program import (
+    LenderProgram,
+    LoanKind,
+    PhotoView,
+    VehicleFlag,
+    apr_to_bp,
+)
+from gateway.matching.reasons import (
+    BIT,
+    FAIL_MASK,
+    GATING_CODES,
+    GATING_MASK,
+    RULE_CODES,
+    Code,
+    Rule,
+    Status,
+    render_reason,
+)
+from gateway.matching.results import (
+    AprSpread,
+    BatchResult,
+    MatchResult,
+    RuleOutcome,
+)
+
+logger = logging.getLogger(__name__)
+
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
+DEFAULT_CHUNK_PAIRS = 100_000
+_BIG = np.int64(1 << 40)
+_FLAG_BIT = {f.value: 1 << i for i, f in enumerate(VehicleFlag)}
+_VIEW_BIT = {v.value: 1 << i for i, v in enumerate(PhotoView)}
+_KIND = {LoanKind.PURCHASE: 0, LoanKind.EQUITY: 1}
+# Depreciation over the next 12 months at which rank weights start and finish shifting.
+_DEP_SLOW, _DEP_FAST = 0.10, 0.25
+
+
+@functools.lru_cache(maxsize=4)
+def _growth_tables(max_bp: int) -> tuple[npt.NDArray[np.float32], F64]:
+    """G[bp, m] for bp in 0..max_bp and m in 0..84: float32 rows for curves, float64 for money."""
+    bp = np.arange(max_bp + 1, dtype=np.float64)[:, None]
+    m = np.arange(CURVE_MONTHS, dtype=np.float64)[None, :]
+    g64 = growth(bp, m)
+    return g64.astype(np.float32), g64
+
+
+def _pad(rows: Sequence[Sequence[Any]], fill: Any, dtype: Any) -> npt.NDArray[Any]:
+    width = max((len(r) for r in rows), default=0) or 1
+    out = np.full((len(rows), width), fill, dtype=dtype)
+    for i, r in enumerate(rows):
+        out[i, : len(r)] = r
+    return out
+
+
+class ProgramSet:
+    """Programs compiled into arrays for the engine; build once, reuse for every match.
+
+    Raises :class:`ProgramSetError` when two programs share a ``program_id``.
+    """
+
+    def __init__(self, programs: Sequence[LenderProgram]) -> None:
+        ids = [p.program_id for p in programs]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ProgramSetError(
+                [
+                    ProgramIssue(
+                        "<programs>",
+                        None,
+                        None,
+                        "program_id",
+                        "program id used twice",
+                        d,
+                        "give each program its own program_id",
+                    )
+                    for d in dupes
+                ]
+            )
+        self.programs: tuple[LenderProgram, ...] = tuple(programs)
+        self.program_ids: tuple[str, ...] = tuple(ids)
+        ps = self.programs
+        self.size = len(ps)
+        self.effective_from = np.array([p.effective_from.toordinal() for p in ps], np.int64)
+        self.effective_to = np.array(
+            [p.effective_to.toordinal() if p.effective_to else 10**9 for p in ps], np.int64
+        )
+        self.kind = np.array([_KIND[p.loan_kind] for p in ps], np.int8)
+        self.currency = [p.currency for p in ps]
+        # credit tiers: padding −1 is never above a score, so "cut-offs above the score" counts
+        # the tiers the score misses.
+        self.tier_min = _pad([[t.min_score for t in p.credit.tiers] for p in ps], -1, np.int32)
+        self.tier_count = np.array([len(p.credit.tiers) for p in ps], np.int32)
+        self.tier_max_ltv = _pad(
+            [[t.max_ltv_pct / 100 for t in p.credit.tiers] for p in ps], 0.0, np.float64
+        )
+        # rate grid [program, tier, term band, age band] in bp, −1 where not offered
+        n_t = self.tier_min.shape[1]
+        self.term_bounds = _pad([p.rate_grid.term_bands_months for p in ps], 10**4, np.int32)
+        self.age_bounds = _pad([p.rate_grid.age_bands_years for p in ps], 10**4, np.int32)
+        self.term_band_count = np.array([len(p.rate_grid.term_bands_months) for p in ps])
+        self.age_band_count = np.array([len(p.rate_grid.age_bands_years) for p in ps])
+        n_tb, n_ab = self.term_bounds.shape[1], self.age_bounds.shape[1]
+        grid = np.full((len(ps), n_t, n_tb, n_ab), -1, np.int32)
+        for pi, p in enumerate(ps):
+            for ti, tier in enumerate(p.credit.tiers):
+                for bi, row in enumerate(p.rate_grid.rates[tier.name]):
+                    grid[pi, ti, bi, : len(row)] = [-1 if v is None else apr_to_bp(v) for v in row]
+        self.grid_flat = grid.reshape(-1)
+        self.grid_strides = (n_t * n_tb * n_ab, n_tb * n_ab, n_ab)
+        self.floor_bp = np.array([apr_to_bp(p.rate_grid.floor_apr) for p in ps], np.int64)
+        self.cap_bp = np.array([apr_to_bp(p.rate_grid.cap_apr) for p in ps], np.int64)
+        self.max_bp = int(self.cap_bp.max(initial=0))
+        self.addon_above = _pad(
+            [[a.above_ltv_pct / 100 for a in p.rate_grid.ltv_addons] for p in ps],
+            np.inf,
+            np.float64,
+        )
+        self.addon_bp = _pad(
+            [[0] + [apr_to_bp(a.add_apr) for a in p.rate_grid.ltv_addons] for p in ps],
+            0,
+            np.int64,
+        )
+        tl = [p.term_limits for p in ps]
+        self.min_term = np.array([t.min_term_months for t in tl], np.int64)
+        self.term_age_upto = _pad([[r.up_to_years for r in t.by_age] for t in tl], 10**4, np.int64)
+        self.term_age_max = _pad([[r.max_term_months for r in t.by_age] for t in tl], 0, np.int64)
+        self.term_age_count = np.array([len(t.by_age) for t in tl])
+        self.term_odo_upto = _pad(
+            [[r.up_to_km for r in t.by_odometer] for t in tl], 1e12, np.float64
+        )
+        self.term_odo_max = _pad(
+            [[r.max_term_months for r in t.by_odometer] for t in tl], 0, np.int64
+        )
+        self.term_odo_count = np.array([len(t.by_odometer) for t in tl])
+        self.min_fin = np.array([p.amount.min_financed_minor for p in ps], np.int64)
+        self.max_fin = np.array([p.amount.max_financed_minor for p in ps], np.int64)
+        self.lt_over = _pad(
+            [[m.term_over_months for m in p.amount.long_term_minimums] for p in ps],
+            10**4,
+            np.int64,
+        )
+        self.lt_min = _pad(
+            [[m.min_financed_minor for m in p.amount.long_term_minimums] for p in ps], 0, np.int64
+        )
+        self.fin_taxes = np.array([p.financed_items.taxes_and_fees for p in ps])
+        self.fin_backend = np.array([p.financed_items.backend_products for p in ps])
+        self.backend_max = np.array(
+            [
+                1e9
+                if p.financed_items.max_backend_pct_of_value is None
+                else p.financed_items.max_backend_pct_of_value / 100
+                for p in ps
+            ]
+        )
+        self.max_pti = np.array(
+            [
+                np.inf if p.affordability.max_pti_pct is None else p.affordability.max_pti_pct / 100
+                for p in ps
+            ]
+        )
+        self.down_pct = np.array([p.affordability.min_down_payment_pct / 100 for p in ps])
+        self.down_min = np.array([p.affordability.min_down_payment_minor for p in ps], np.int64)
+        self.is_purchase = self.kind == _KIND[LoanKind.PURCHASE]
+        self.max_age = np.array([p.vehicle.max_age_years for p in ps], np.int64)
+        self.max_odo = np.array([p.vehicle.max_odometer_km for p in ps], np.float64)
+        self.excluded = np.array(
+            [sum(_FLAG_BIT[f.value] for f in set(p.vehicle.excluded_flags)) for p in ps], np.int64
+        )
+        self.required_photos = np.array(
+            [sum(_VIEW_BIT[v.value] for v in set(p.vehicle.required_photos)) for p in ps],
+            np.int64,
+        )
+        self.min_grade = np.array([p.vehicle.min_condition_grade for p in ps])
+        self.residual_max = np.array([p.residual.max_ltv_pct / 100 for p in ps])
+        # Pass outcomes per program and tier, built once: a pair that passes a rule shares them.
+        self.pass_outcomes = [_pass_outcomes(p) for p in ps]
+        self.tier_names = [[t.name for t in p.credit.tiers] for p in ps]
+        self.headers = [
+            (p.program_id, p.version, p.lender, p.lender_kind.value, p.loan_kind.value, p.currency)
+            for p in ps
+        ]
+
+    def effective_on(self, as_of: date) -> npt.NDArray[np.bool_]:
+        day = as_of.toordinal()
+        return (self.effective_from <= day) & (day <= self.effective_to)
+
+
+def compile_programs(programs: Sequence[LenderProgram] | ProgramSet) -> ProgramSet:
+    """A :class:`ProgramSet` for ``programs`` (returned as is when already compiled)."""
+    return programs if isinstance(programs, ProgramSet) else ProgramSet(programs)
+
+
+# --- inputs as columns ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Columns:
+    """Collateral and request facts as arrays, one row per appraisal."""
+
+    value: F64
+    valued: npt.NDArray[np.bool_]
+    currency: list[str]
+    age: I64  # −1 when unknown
+    odo: F64  # NaN when unknown
+    flags: I64
+    photos: I64
+    grade: F64
+    inv_curve: npt.NDArray[np.float32]  # 1 / residual ratio, months 0..84
+    has_curve: npt.NDArray[np.bool_]
+    dep_weight: F64  # 0 (slow depreciation) … 1 (fast)
+    kind: npt.NDArray[np.int8]
+    price: I64
+    taxes: I64
+    backend: I64
+    down: I64
+    term: I64
+    income: I64
+    score: I64
+
+
+def _curve_row(curve: Sequence[float]) -> tuple[npt.NDArray[np.float64], bool]:
+    c = np.asarray(curve, dtype=np.float64)
+    if c.size == 0:
+        return np.ones(CURVE_MONTHS), False
+    c = c / c[0]
+    if c.size < CURVE_MONTHS:
+        # Continue the forecast at its last year's average monthly rate of decline.
+        look = min(12, c.size - 1)
+        rate = (c[-1] / c[-1 - look]) ** (1 / look) if look else 0.99
+        tail = c[-1] * rate ** np.arange(1, CURVE_MONTHS - c.size + 1)
+        c = np.concatenate([c, tail])
+    c = c[:CURVE_MONTHS]
+    return np.clip(c, 1e-3, 10.0), True
+
+
+def _columns(collaterals: Sequence[CollateralFacts], requests: Sequence[LoanRequest]) -> _Columns:
+    if len(collaterals) != len(requests):
+        raise MatchInputError(
+            f"{len(collaterals)} collaterals but {len(requests)} loan requests; give one request "
+            "per appraisal, in the same order"
+        )
+    n = len(collaterals)
+    curves = np.empty((n, CURVE_MONTHS), np.float64)
+    has_curve = np.empty(n, bool)
+    for i, c in enumerate(collaterals):
+        curves[i], has_curve[i] = _curve_row(c.residual_curve)
+    dep = 1.0 - curves[:, 12]
+    return _Columns(
+        value=np.array([c.value_minor or 0 for c in collaterals], np.float64),
+        valued=np.array([c.is_valued for c in collaterals], bool),
+        currency=[c.currency for c in collaterals],
+        age=np.array(
+            [-1 if c.vehicle_age_years is None else c.vehicle_age_years for c in collaterals],
+            np.int64,
+        ),
+        odo=np.array(
+            [np.nan if c.odometer_km is None else c.odometer_km for c in collaterals], np.float64
+        ),
+        flags=np.array([sum(_FLAG_BIT.get(f, 0) for f in c.flags) for c in collaterals], np.int64),
+        photos=np.array(
+            [sum(_VIEW_BIT.get(v, 0) for v in c.photo_views) for c in collaterals], np.int64
+        ),
+        grade=np.array([c.condition_grade for c in collaterals], np.float64),
+        inv_curve=(1.0 / curves).astype(np.float32),
+        has_curve=has_curve,
+        dep_weight=np.clip((dep - _DEP_SLOW) / (_DEP_FAST - _DEP_SLOW), 0.0, 1.0),
+        kind=np.array([_KIND[r.loan_kind] for r in requests], np.int8),
+        price=np.array([r.amount_requested_minor for r in requests], np.int64),
+        taxes=np.array([r.taxes_and_fees_minor for r in requests], np.int64),
+        backend=np.array([r.backend_products_minor for r in requests], np.int64),
+        down=np.array([r.down_payment_minor for r in requests], np.int64),
+        term=np.array([r.term_months for r in requests], np.int64),
+        income=np.array([r.monthly_income_minor for r in requests], np.int64),
+        score=np.array([r.effective_score for r in requests], np.int64),
+    )
+
+
+# --- the vectorised core ------------------------------------------------------------------------
+
+
+@dataclass
+class _Chunk:
+    """Per-pair arrays of one chunk, shape (appraisals in chunk, programs)."""
+
+    mask: npt.NDArray[np.uint32]
+    eligible: npt.NDArray[np.bool_]
+    priced: npt.NDArray[np.bool_]
+    tier: I64
+    apr_bp: I64
+    term: I64
+    term_all: I64  # the offered term even where the pair is not priced (for explanations)
+    max_term_age: I64
+    max_term_odo: I64
+    financed: I64
+    required_down: I64
+    long_term_min: I64
+    max_amount: I64
+    payment: I64
+    ltv: F64
+    peak_ltv: F64
+    peak_month: I64
+    ratio_rows: npt.NDArray[np.float32] | None  # (pairs priced, 85) balance/value ratio ÷ LTV0
+    priced_index: I64
+    score: F64
+    rank: I64
+
+
+def _count_below(bounds: npt.NDArray[Any], values: npt.NDArray[Any]) -> I64:
+    """For each pair, how many of the program's padded ``bounds`` lie below ``values``."""
+    return (bounds[None, :, :] < values[:, :, None]).sum(axis=2, dtype=np.int64)
+
+
+def _evaluate(
+    ps: ProgramSet,
+    cols: _Columns,
+    lo: int,
+    hi: int,
+    effective: npt.NDArray[np.bool_],
+    currency_ok: npt.NDArray[np.bool_],
+    *,
+    keep_rows: bool = False,
+) -> _Chunk:
+    a = slice(lo, hi)
+    shape = (hi - lo, ps.size)
+    mask = np.zeros(shape, np.uint32)
+
+    def flag(cond: npt.NDArray[np.bool_], code: Code) -> None:
+        np.bitwise_or(mask, np.uint32(BIT[code]), out=mask, where=cond)
+
+    col = lambda x: x[a][:, None]  # noqa: E731 — per-appraisal column, broadcast over programs
+    value, valued, age, odo = col(cols.value), col(cols.valued), col(cols.age), col(cols.odo)
+    score, term_req = col(cols.score), col(cols.term)
+
+    flag(np.broadcast_to(~effective[None, :], shape), Code.PROGRAM_NOT_IN_FORCE)
+    kind_ok = col(cols.kind) == ps.kind[None, :]
+    flag(~kind_ok, Code.LOAN_KIND_NOT_OFFERED)
+    cur_ok = currency_ok[a]
+    flag(~cur_ok, Code.CURRENCY_MISMATCH)
+    valued_b = np.broadcast_to(valued & (value > 0), shape)
+    flag(~valued_b, Code.MANUAL_APPRAISAL_REQUIRED)
+
+    missed = (ps.tier_min[None, :, :] > score[:, :, None]).sum(axis=2, dtype=np.int64)
+    has_tier = missed < ps.tier_count[None, :]
+    flag(~has_tier, Code.CREDIT_SCORE_BELOW_MINIMUM)
+    tier = np.minimum(missed, ps.tier_count[None, :] - 1)
+
+    age_known = age >= 0
+    flag(np.broadcast_to(~age_known, shape), Code.VEHICLE_AGE_UNKNOWN)
+    flag(age_known & (age > ps.max_age[None, :]), Code.VEHICLE_TOO_OLD)
+    odo_known = ~np.isnan(odo)
+    flag(np.broadcast_to(~odo_known, shape), Code.ODOMETER_UNKNOWN)
+    with np.errstate(invalid="ignore"):
+        flag(odo_known & (odo > ps.max_odo[None, :]), Code.ODOMETER_TOO_HIGH)
+    flag((col(cols.flags) & ps.excluded[None, :]) != 0, Code.EXCLUDED_FLAG)
+    flag(col(cols.grade) < ps.min_grade[None, :], Code.CONDITION_TOO_LOW)
+    flag((ps.required_photos[None, :] & ~col(cols.photos)) != 0, Code.PHOTOS_MISSING)
+
+    # Term: the request, shortened to what the car's age and odometer allow.
+    age_safe = np.where(age_known, age, 0)
+    odo_safe = np.where(odo_known, odo, 0.0)
+    ia = np.minimum(
+        _count_below(ps.term_age_upto, np.broadcast_to(age_safe, shape)),
+        ps.term_age_count[None, :] - 1,
+    )
+    io = np.minimum(
+        _count_below(ps.term_odo_upto, np.broadcast_to(odo_safe, shape)),
+        ps.term_odo_count[None, :] - 1,
+    )
+    p_idx = np.arange(ps.size)[None, :]
+    max_term_age = ps.term_age_max[p_idx, ia]
+    max_term_odo = ps.term_odo_max[p_idx, io]
+    term = np.minimum(np.minimum(term_req, max_term_age), max_term_odo)
+    flag(term < term_req, Code.TERM_SHORTENED)
+    flag(term < ps.min_term[None, :], Code.TERM_TOO_SHORT)
+    term = np.maximum(term, 1)
+
+    # Buy rate from the grid.
+    tb = np.minimum(_count_below(ps.term_bounds, term), ps.term_band_count[None, :] - 1)
+    ab = np.minimum(
+        _count_below(ps.age_bounds, np.broadcast_to(age_safe, shape)),
+        ps.age_band_count[None, :] - 1,
+    )
+    s0, s1, s2 = ps.grid_strides
+    rate = ps.grid_flat[p_idx * s0 + tier * s1 + tb * s2 + ab].astype(np.int64)
+    has_rate = rate >= 0
+    flag(has_tier & ~has_rate, Code.RATE_NOT_OFFERED)
+
+    # Amount financed: what the program lets into the loan.
+    taxes, backend = col(cols.taxes), col(cols.backend)
+    fin_taxes = np.where(ps.fin_taxes[None, :], taxes, 0)
+    fin_backend = np.where(ps.fin_backend[None, :], backend, 0)
+    flag((taxes > 0) & ~ps.fin_taxes[None, :], Code.TAXES_FEES_NOT_FINANCED)
+    flag((backend > 0) & ~ps.fin_backend[None, :], Code.BACKEND_NOT_FINANCED)
+    flag(fin_backend > ps.backend_max[None, :] * value, Code.BACKEND_ABOVE_LIMIT)
+    financed = np.maximum(col(cols.price) - col(cols.down) + fin_taxes + fin_backend, 0)
+    flag(financed < ps.min_fin[None, :], Code.AMOUNT_BELOW_MINIMUM)
+    flag(financed > ps.max_fin[None, :], Code.AMOUNT_ABOVE_MAXIMUM)
+    long_term_min = np.where(
+        term[:, :, None] > ps.lt_over[None, :, :], ps.lt_min[None, :, :], 0
+    ).max(axis=2)
+    flag(financed < long_term_min, Code.AMOUNT_BELOW_LONG_TERM_MINIMUM)
+    required_down = np.where(
+        ps.is_purchase[None, :],
+        np.maximum(round_half_up(ps.down_pct[None, :] * col(cols.price)), ps.down_min[None, :]),
+        0,
+    )
+    flag(col(cols.down) < required_down, Code.DOWN_PAYMENT_TOO_LOW)
+
+    # LTV at signing, the add-on it earns, and the APR.
+    safe_value = np.where(value > 0, value, 1.0)
+    ltv = financed / safe_value
+    tier_ltv = ps.tier_max_ltv[p_idx, tier]
+    flag(ltv > tier_ltv + 1e-12, Code.LTV_ABOVE_MAXIMUM)
+    addon_idx = _count_below(ps.addon_above, ltv)
+    addon = ps.addon_bp[p_idx, addon_idx]
+    apr = np.clip(np.maximum(rate, 0) + addon, ps.floor_bp[None, :], ps.cap_bp[None, :])
+
+    priced = kind_ok & cur_ok & valued_b & has_tier & has_rate
+    g32, g64 = _growth_tables(ps.max_bp)
+    g_n = g64[apr, term]
+    factor = payment_factor(apr, term)
+    payment = round_half_up(financed * factor)
+    income = col(cols.income)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pti = np.where(
+            income > 0, payment / np.maximum(income, 1), np.where(payment > 0, np.inf, 0.0)
+        )
+    flag(pti > ps.max_pti[None, :], Code.PTI_EXCEEDED)
+
+    # The residual rule: peak of balance ÷ forecast value over months 0..term.
+    idx = np.flatnonzero(priced)
+    app_of = idx // ps.size + lo
+    rows = g32[apr.reshape(-1)[idx]]
+    np.subtract(g_n.reshape(-1)[idx, None].astype(np.float32), rows, out=rows)
+    rows *= cols.inv_curve[app_of]
+    month = rows.argmax(axis=1)
+    denom = g_n.reshape(-1)[idx] - 1.0
+    peak_ratio = rows[np.arange(idx.size), month].astype(np.float64) / denom
+    peak_ratio_full = np.ones(shape)
+    peak_ratio_full.reshape(-1)[idx] = peak_ratio
+    peak_month = np.full(shape, -1, np.int64)
+    peak_month.reshape(-1)[idx] = month
+    peak_ltv = ltv * peak_ratio_full
+    has_curve = np.broadcast_to(col(cols.has_curve), shape)
+    flag(~has_curve, Code.RESIDUAL_CURVE_MISSING)
+    flag(has_curve & (peak_ltv > ps.residual_max[None, :] + 1e-12), Code.RESIDUAL_LTV_EXCEEDED)
+
+    # The most the program would finance for this car and customer at this APR and term.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        caps = np.minimum(
+            np.minimum(ps.max_fin[None, :].astype(np.float64), tier_ltv * value),
+            np.minimum(
+                ps.max_pti[None, :] * income / factor,
+                np.where(has_curve, ps.residual_max[None, :] * value / peak_ratio_full, np.inf),
+            ),
+        )
+    max_amount = np.floor(np.where(np.isfinite(caps), caps, 0)).astype(np.int64)
+
+    # After a gating failure the other rules mean nothing; keep only the gating codes.
+    gated = (mask & np.uint32(GATING_MASK)) != 0
+    np.bitwise_and(mask, np.uint32(GATING_MASK), out=mask, where=gated)
+    eligible = (mask & np.uint32(FAIL_MASK)) == 0
+    eligible &= priced  # defensive: an unpriced pair always has a failing rule
+    w = col(cols.dep_weight)
+    w_ltv, w_term = 0.15 + 0.35 * w, 0.10 + 0.25 * w
+    w_apr = 1.0 - w_ltv - w_term
+    score_v = w_apr * (apr / 2000.0) + w_term * (term / 84.0) + w_ltv * (peak_ltv / 1.5)
+    score_v = np.where(eligible, score_v, np.inf)
+    order = np.argsort(score_v, axis=1, kind="stable")
+    rank = np.empty_like(order)
+    np.put_along_axis(rank, order, np.arange(1, ps.size + 1)[None, :], axis=1)
+    rank = np.where(eligible, rank, 0)
+
+    neg = ~priced
+    return _Chunk(
+        mask=mask,
+        eligible=eligible,
+        priced=priced,
+        tier=np.where(has_tier, tier, -1),
+        apr_bp=np.where(neg, -1, apr),
+        term=np.where(neg, -1, term),
+        term_all=term,
+        max_term_age=max_term_age,
+        max_term_odo=max_term_odo,
+        financed=financed,
+        required_down=required_down,
+        long_term_min=long_term_min,
+        max_amount=np.where(neg, -1, max_amount),
+        payment=np.where(neg, -1, payment),
+        ltv=np.where(neg | ~valued_b, np.nan, ltv),
+        peak_ltv=np.where(neg, np.nan, peak_ltv),
+        peak_month=peak_month,
+        ratio_rows=(rows / denom[:, None].astype(np.float32)) if keep_rows else None,
+        priced_index=idx,
+        score=np.where(eligible, score_v, np.nan),
+        rank=rank,
+    )
+
+
+def _currency_ok(ps: ProgramSet, cols: _Columns) -> npt.NDArray[np.bool_]:
+    codes: dict[str, int] = {}
+    prog = np.array([codes.setdefault(c, len(codes)) for c in ps.currency], np.int32)
+    app = np.array([codes.setdefault(c, len(codes)) for c in cols.currency], np.int32)
+    return app[:, None] == prog[None, :]
+
+
+# --- public entry points ------------------------------------------------------------------------
+
+
+def match_batch(
+    collaterals: Sequence[CollateralFacts],
+    requests: Sequence[LoanRequest],
+    programs: Sequence[LenderProgram] | ProgramSet,
+    *,
+    as_of: date,
+    chunk_pairs: int = DEFAULT_CHUNK_PAIRS,
+) -> BatchResult:
+    """Evaluate every appraisal (with its request, same order) against every program.
+
+    Work is done in chunks of about ``chunk_pairs`` pairs so memory stays bounded.
+    """
+    ps = compile_programs(programs)
+    cols = _columns(collaterals, requests)
+    n_app, n_prog = len(collaterals), ps.size
+    shape = (n_app, n_prog)
+    out = {
+        "eligible": np.zeros(shape, bool),
+        "outcome_mask": np.zeros(shape, np.uint32),
+        "tier_index": np.zeros(shape, np.int8),
+        "apr_bp": np.zeros(shape, np.int32),
+        "term_months": np.zeros(shape, np.int16),
+        "amount_financed_minor": np.zeros(shape, np.int64),
+        "max_amount_minor": np.zeros(shape, np.int64),
+        "monthly_payment_minor": np.zeros(shape, np.int64),
+        "ltv": np.zeros(shape, np.float32),
+        "peak_ltv": np.zeros(shape, np.float32),
+        "peak_ltv_month": np.zeros(shape, np.int16),
+        "score": np.zeros(shape, np.float32),
+        "rank": np.zeros(shape, np.int16),
+    }
+    if n_prog and n_app:
+        effective = ps.effective_on(as_of)
+        currency_ok = _currency_ok(ps, cols)
+        step = max(1, chunk_pairs // n_prog)
+        for lo in range(0, n_app, step):
+            hi = min(n_app, lo + step)
+            ch = _evaluate(ps, cols, lo, hi, effective, currency_ok)
+            out["eligible"][lo:hi] = ch.eligible
+            out["outcome_mask"][lo:hi] = ch.mask
+            out["tier_index"][lo:hi] = ch.tier
+            out["apr_bp"][lo:hi] = ch.apr_bp
+            out["term_months"][lo:hi] = ch.term
+            out["amount_financed_minor"][lo:hi] = ch.financed
+            out["max_amount_minor"][lo:hi] = ch.max_amount
+            out["monthly_payment_minor"][lo:hi] = ch.payment
+            out["ltv"][lo:hi] = ch.ltv
+            out["peak_ltv"][lo:hi] = ch.peak_ltv
+            out["peak_ltv_month"][lo:hi] = ch.peak_month
+            out["score"][lo:hi] = ch.score
+            out["rank"][lo:hi] = ch.rank
+    elig = out["eligible"]
+    apr = out["apr_bp"]
+    return BatchResult(
+        appraisal_ids=tuple(c.appraisal_id for c in collaterals),
+        program_ids=ps.program_ids,
+        eligible_count=elig.sum(axis=1, dtype=np.int32),
+        min_apr_bp=np.where(elig, apr, np.iinfo(np.int32).max)
+        .min(axis=1, initial=np.iinfo(np.int32).max)
+        .astype(np.int32),
+        max_apr_bp=np.where(elig, apr, -1).max(axis=1, initial=-1).astype(np.int32),
+        **out,
+    )
+
+
+def match(
+    collateral: CollateralFacts,
+    request: LoanRequest,
+    programs: Sequence[LenderProgram] | ProgramSet,
+    *,
+    as_of: date,
+    with_curve: bool = False,
+) -> list[MatchResult]:
+    """One appraisal against every program, fully explained; eligible offers first, by rank.
+
+    ``with_curve`` adds each priced result's LTV for every month of its term.
+    """
+    ps = compile_programs(programs)
+    if ps.size == 0:
+        return []
+    cols = _columns([collateral], [request])
+    ch = _evaluate(
+        ps, cols, 0, 1, ps.effective_on(as_of), _currency_ok(ps, cols), keep_rows=with_curve
+    )
+    curves: dict[int, tuple[float, ...]] = {}
+    term_all = ch.term_all[0].tolist()
+    if with_curve and ch.ratio_rows is not None and ch.priced_index.size:
+        idx = ch.priced_index
+        scaled = ch.ratio_rows * (ch.ltv.reshape(-1)[idx] * 100.0).astype(np.float32)[:, None]
+        table = np.round(scaled.astype(np.float64), 2).tolist()
+        for k, j in enumerate(idx.tolist()):
+            curves[j] = tuple(table[k][: term_all[j] + 1])
+    ctx = _Ctx(collateral, request, as_of)
+    columns = [
+        getattr(ch, name)[0].tolist()
+        for name in (
+            "mask", "eligible", "priced", "tier", "apr_bp", "term", "financed", "max_amount",
+            "payment", "ltv", "peak_ltv", "peak_month", "score", "rank",
+        )
+    ]  # fmt: skip
+    lists = {
+        name: getattr(ch, name)[0].tolist()
+        for name in (
+            "term_all", "max_term_age", "max_term_odo", "financed", "required_down",
+            "long_term_min", "max_amount", "payment", "ltv", "peak_ltv", "peak_month", "tier",
+        )
+    }  # fmt: skip
+    cache: dict[tuple[Any, ...], RuleOutcome] = {}
+    income = request.monthly_income_minor
+    requested_term = request.term_months
+    appraisal_id = collateral.appraisal_id
+    results = []
+    for j, (mask, elig, priced, tier_i, apr, term, fin, max_amt, pay, ltv, peak, peak_m, score,
+            rank) in enumerate(zip(*columns, strict=True)):  # fmt: skip
+        program = ps.programs[j]
+        tier = ps.tier_names[j][tier_i] if tier_i >= 0 else None
+        passes = ps.pass_outcomes[j][max(tier_i, 0)]
+        outcomes = passes if mask == 0 else _explain(mask, passes, program, ctx, lists, j, tier,
+                                                      cache)  # fmt: skip
+        pid, version, lender, lender_kind, loan_kind, currency = ps.headers[j]
+        results.append(
+            MatchResult(
+                appraisal_id, pid, version, lender, lender_kind, loan_kind, currency, elig,
+                rank or None,
+                None if score != score else round(score, 6),
+                tier,
+                apr / 100 if priced else None,
+                requested_term,
+                term if priced else None,
+                fin,
+                max_amt if priced else None,
+                pay if priced else None,
+                None if ltv != ltv else round(ltv * 100, 2),
+                None if peak != peak else round(peak * 100, 2),
+                peak_m if priced else None,
+                round(100 * pay / income, 2) if priced and income > 0 else None,
+                outcomes,
+                curves.get(j),
+            )
+        )  # fmt: skip
+    results.sort(key=lambda r: (not r.eligible, r.rank or 0, r.program_id))
+    return results
+
+
+# --- explanation (single match) -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Ctx:
+    collateral: CollateralFacts
+    request: LoanRequest
+    as_of: date
+
+
+# (rule, the bits of its fail/note codes, [(code, bit, status)]) in report order
+_RULE_SPECS: list[tuple[Rule, int, list[tuple[Code, int, Status]]]] = [
+    (
+        rule,
+        sum(BIT[c] for c in others),
+        [(c, BIT[c], Status.FAIL if BIT[c] & FAIL_MASK else Status.NOTE) for c in others],
+    )
+    for rule, (_, others) in RULE_CODES.items()
+]
+_N_GATING = len(GATING_CODES)  # the gating rules come first in report order
+_SKIPPED_TAIL: tuple[RuleOutcome, ...] = tuple(
+    RuleOutcome(rule, Status.SKIPPED, Code.NOT_EVALUATED, render_reason(Code.NOT_EVALUATED), {})
+    for rule in list(RULE_CODES)[_N_GATING:]
+)
+
+
+def _pass_outcomes(p: LenderProgram) -> list[tuple[RuleOutcome, ...]]:
+    """Every rule's pass outcome for each tier of a program, in report order."""
+    fixed: dict[Code, dict[str, Any]] = {
+        Code.VEHICLE_AGE_OK: {"max_age_years": p.vehicle.max_age_years},
+        Code.ODOMETER_OK: {"max_odometer_km": p.vehicle.max_odometer_km},
+        Code.CONDITION_OK: {"min_grade": p.vehicle.min_condition_grade},
+        Code.RESIDUAL_OK: {"max_ltv_pct": p.residual.max_ltv_pct},
+    }
+    out = []
+    for tier in p.credit.tiers:
+        per_tier = {
+            Code.CREDIT_TIER_ASSIGNED: {"tier": tier.name},
+            Code.LTV_OK: {"max_ltv_pct": tier.max_ltv_pct, "tier": tier.name},
+        }
+        row = []
+        for rule, (ok, _) in RULE_CODES.items():
+            prm = per_tier.get(ok) or fixed.get(ok) or {}
+            row.append(RuleOutcome(rule, Status.PASS, ok, render_reason(ok, prm), prm))
+        out.append(tuple(row))
+    return out
+
+
+@functools.lru_cache(maxsize=4096)
+def _plan(mask: int) -> tuple[tuple[int, Rule, Code | None, Status], ...]:
+    """What to report for an outcome mask: per rule either its pass outcome (code None), a
+    fail/note code, or, after a gating failure, nothing (the skipped tail follows)."""
+    plan: list[tuple[int, Rule, Code | None, Status]] = []
+    specs = _RULE_SPECS[:_N_GATING] if mask & GATING_MASK else _RULE_SPECS
+    for k, (rule, bits, codes) in enumerate(specs):
+        if not mask & bits:
+            plan.append((k, rule, None, Status.PASS))
+            continue
+        plan.extend((k, rule, code, status) for code, bit, status in codes if mask & bit)
+    return tuple(plan)
+
+
+def _explain(
+    mask: int,
+    passes: tuple[RuleOutcome, ...],
+    p: LenderProgram,
+    ctx: _Ctx,
+    v: dict[str, list[Any]],
+    j: int,
+    tier: str | None,
+    cache: dict[tuple[Any, ...], RuleOutcome],
+) -> tuple[RuleOutcome, ...]:
+    """Every rule's outcome for a pair with at least one fail or note code."""
+    found: list[RuleOutcome] = []
+    for k, rule, code, status in _plan(mask):
+        if code is None:
+            found.append(passes[k])
+            continue
+        prm = _params(code, p, ctx, v, j, tier)
+        key = (code, *prm.values())
+        hit = cache.get(key)
+        if hit is None:
+            hit = RuleOutcome(rule, status, code, render_reason(code, prm), prm)
+            cache[key] = hit
+        found.append(hit)
+    if mask & GATING_MASK:
+        return (*found, *_SKIPPED_TAIL)
+    return tuple(found)
+
+
+def _params(
+    code: Code, p: LenderProgram, ctx: _Ctx, v: dict[str, list[Any]], j: int, tier: str | None
+) -> dict[str, Any]:
+    c, r = ctx.collateral, ctx.request
+    cur = {"currency": p.currency}
+    financed = int(v["financed"][j])
+    term = int(v["term_all"][j])
+    match code:
+        case Code.PROGRAM_NOT_IN_FORCE:
+            return {
+                "as_of": ctx.as_of.isoformat(),
+                "effective_from": p.effective_from.isoformat(),
+                "effective_to": p.effective_to.isoformat() if p.effective_to else None,
+            }
+        case Code.LOAN_KIND_NOT_OFFERED:
+            return {"offered": p.loan_kind.value, "requested": r.loan_kind.value}
+        case Code.CURRENCY_MISMATCH:
+            return {"appraisal_currency": c.currency, "program_currency": p.currency}
+        case Code.MANUAL_APPRAISAL_REQUIRED:
+            return {"reason": c.manual_appraisal_reason or "no value"}
+        case Code.CREDIT_SCORE_BELOW_MINIMUM:
+            return {"score": r.effective_score, "min_score": p.credit.tiers[-1].min_score}
+        case Code.VEHICLE_TOO_OLD:
+            return {"age_years": c.vehicle_age_years, "max_age_years": p.vehicle.max_age_years}
+        case Code.ODOMETER_TOO_HIGH:
+            return {"odometer_km": c.odometer_km, "max_odometer_km": p.vehicle.max_odometer_km}
+        case Code.EXCLUDED_FLAG:
+            return {"flags": tuple(sorted(c.flags & {f.value for f in p.vehicle.excluded_flags}))}
+        case Code.CONDITION_TOO_LOW:
+            return {"grade": c.condition_grade, "min_grade": p.vehicle.min_condition_grade}
+        case Code.PHOTOS_MISSING:
+            required = {v_.value for v_ in p.vehicle.required_photos}
+            return {"views": tuple(sorted(required - c.photo_views))}
+        case Code.TERM_SHORTENED:
+            by_age = int(v["max_term_age"][j]) <= int(v["max_term_odo"][j])
+            return {
+                "requested_months": r.term_months,
+                "offered_months": term,
+                "limited_by": "age" if by_age else "mileage",
+            }
+        case Code.TERM_TOO_SHORT:
+            return {"term_months": term, "min_term_months": p.term_limits.min_term_months}
+        case Code.RATE_NOT_OFFERED:
+            return {"tier": tier, "term_months": term, "age_years": c.vehicle_age_years}
+        case Code.AMOUNT_BELOW_MINIMUM:
+            return {**cur, "amount_minor": financed, "min_minor": p.amount.min_financed_minor}
+        case Code.AMOUNT_ABOVE_MAXIMUM:
+            return {**cur, "amount_minor": financed, "max_minor": p.amount.max_financed_minor}
+        case Code.AMOUNT_BELOW_LONG_TERM_MINIMUM:
+            over = max(
+                (
+                    m.term_over_months
+                    for m in p.amount.long_term_minimums
+                    if term > m.term_over_months
+                ),
+                default=0,
+            )
+            return {
+                **cur,
+                "amount_minor": financed,
+                "min_minor": int(v["long_term_min"][j]),
+                "term_over_months": over,
+            }
+        case Code.DOWN_PAYMENT_TOO_LOW:
+            return {
+                **cur,
+                "down_minor": r.down_payment_minor,
+                "required_minor": int(v["required_down"][j]),
+            }
+        case Code.TAXES_FEES_NOT_FINANCED:
+            return {**cur, "amount_minor": r.taxes_and_fees_minor}
+        case Code.BACKEND_NOT_FINANCED:
+            return {**cur, "amount_minor": r.backend_products_minor}
+        case Code.BACKEND_ABOVE_LIMIT:
+            pct = p.financed_items.max_backend_pct_of_value or 0.0
+            return {
+                **cur,
+                "backend_minor": r.backend_products_minor,
+                "max_minor": int((c.value_minor or 0) * pct / 100),
+                "max_pct": pct,
+            }
+        case Code.LTV_ABOVE_MAXIMUM:
+            t = p.credit.tiers[max(0, int(v["tier"][j]))]
+            return {
+                **cur,
+                "amount_minor": financed,
+                "value_minor": c.value_minor,
+                "ltv_pct": round(100 * float(v["ltv"][j]), 2),
+                "tier": t.name,
+                "max_ltv_pct": t.max_ltv_pct,
+                "max_amount_minor": int(v["max_amount"][j]),
+            }
+        case Code.RESIDUAL_LTV_EXCEEDED:
+            return {
+                **cur,
+                "month": int(v["peak_month"][j]),
+                "peak_ltv_pct": round(100 * float(v["peak_ltv"][j]), 2),
+                "max_ltv_pct": p.residual.max_ltv_pct,
+                "max_amount_minor": int(v["max_amount"][j]),
+            }
+        case Code.PTI_EXCEEDED:
+            payment = int(v["payment"][j])
+            income = r.monthly_income_minor
+            return {
+                **cur,
+                "payment_minor": payment,
+                "pti_pct": round(100 * payment / income, 2) if income else 100.0,
+                "max_pti_pct": p.affordability.max_pti_pct,
+            }
+        case _:
+            return {}

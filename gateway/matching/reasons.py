@@ -1,0 +1,303 @@
+"""Rule outcome codes and the sentences a dealer reads.
+
+Every rule the engine applies has a *pass* code and one or more *fail* or *note* codes. In batch
+mode a pair's outcome is a bit mask of its fail and note codes (a rule with no bit set passed);
+:func:`render_reason` turns a code and its parameters into a sentence when a person needs one.
+
+Codes are part of the API (stored with matches, shown to lenders): add new ones, never rename.
+Parameter names ending in ``_minor`` are money in cents, ``_pct`` percentages.
+"""
+
+from __future__ import annotations
+
+import functools
+import string
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Final
+
+
+class Rule(StrEnum):
+    """The rules, in the order the engine reports them."""
+
+    EFFECTIVE_DATES = "effective_dates"
+    LOAN_KIND = "loan_kind"
+    CURRENCY = "currency"
+    VALUATION = "valuation"
+    CREDIT = "credit"
+    VEHICLE_AGE = "vehicle_age"
+    ODOMETER = "odometer"
+    FLAGS = "flags"
+    CONDITION = "condition"
+    PHOTOS = "photos"
+    TERM = "term"
+    RATE = "rate"
+    AMOUNT = "amount"
+    DOWN_PAYMENT = "down_payment"
+    FINANCED_ITEMS = "financed_items"
+    LTV = "ltv"
+    RESIDUAL = "residual"
+    PAYMENT_TO_INCOME = "payment_to_income"
+
+
+class Status(StrEnum):
+    PASS = "pass"
+    FAIL = "fail"
+    NOTE = "note"  # passed, with something the dealer should know (e.g. the term was shortened)
+    SKIPPED = "skipped"  # not checked: a gating rule already rules the program out
+
+
+class Code(StrEnum):
+    """Outcome codes. Fail and note codes own one bit each in a batch's outcome mask."""
+
+    # pass codes (no bit)
+    PROGRAM_IN_FORCE = "program_in_force"
+    LOAN_KIND_OFFERED = "loan_kind_offered"
+    CURRENCY_MATCHES = "currency_matches"
+    VALUATION_AVAILABLE = "valuation_available"
+    CREDIT_TIER_ASSIGNED = "credit_tier_assigned"
+    VEHICLE_AGE_OK = "vehicle_age_ok"
+    ODOMETER_OK = "odometer_ok"
+    NO_EXCLUDED_FLAGS = "no_excluded_flags"
+    CONDITION_OK = "condition_ok"
+    PHOTOS_OK = "photos_ok"
+    TERM_OK = "term_ok"
+    RATE_FOUND = "rate_found"
+    AMOUNT_OK = "amount_ok"
+    DOWN_PAYMENT_OK = "down_payment_ok"
+    FINANCED_ITEMS_OK = "financed_items_ok"
+    LTV_OK = "ltv_ok"
+    RESIDUAL_OK = "residual_ok"
+    PTI_OK = "pti_ok"
+    NOT_EVALUATED = "not_evaluated"  # the status of rules skipped after a gating failure
+    # fail and note codes (one bit each, in this order)
+    PROGRAM_NOT_IN_FORCE = "program_not_in_force"
+    LOAN_KIND_NOT_OFFERED = "loan_kind_not_offered"
+    CURRENCY_MISMATCH = "currency_mismatch"
+    MANUAL_APPRAISAL_REQUIRED = "manual_appraisal_required"
+    CREDIT_SCORE_BELOW_MINIMUM = "credit_score_below_minimum"
+    VEHICLE_TOO_OLD = "vehicle_too_old"
+    VEHICLE_AGE_UNKNOWN = "vehicle_age_unknown"
+    ODOMETER_TOO_HIGH = "odometer_too_high"
+    ODOMETER_UNKNOWN = "odometer_unknown"
+    EXCLUDED_FLAG = "excluded_flag"
+    CONDITION_TOO_LOW = "condition_too_low"
+    PHOTOS_MISSING = "photos_missing"
+    TERM_SHORTENED = "term_shortened"
+    TERM_TOO_SHORT = "term_too_short"
+    RATE_NOT_OFFERED = "rate_not_offered"
+    AMOUNT_BELOW_MINIMUM = "amount_below_minimum"
+    AMOUNT_ABOVE_MAXIMUM = "amount_above_maximum"
+    AMOUNT_BELOW_LONG_TERM_MINIMUM = "amount_below_long_term_minimum"
+    DOWN_PAYMENT_TOO_LOW = "down_payment_too_low"
+    TAXES_FEES_NOT_FINANCED = "taxes_fees_not_financed"
+    BACKEND_NOT_FINANCED = "backend_not_financed"
+    BACKEND_ABOVE_LIMIT = "backend_above_limit"
+    LTV_ABOVE_MAXIMUM = "ltv_above_maximum"
+    RESIDUAL_LTV_EXCEEDED = "residual_ltv_exceeded"
+    RESIDUAL_CURVE_MISSING = "residual_curve_missing"
+    PTI_EXCEEDED = "pti_exceeded"
+
+
+# rule → (pass code, its fail/note codes)
+RULE_CODES: Final[dict[Rule, tuple[Code, tuple[Code, ...]]]] = {
+    Rule.EFFECTIVE_DATES: (Code.PROGRAM_IN_FORCE, (Code.PROGRAM_NOT_IN_FORCE,)),
+    Rule.LOAN_KIND: (Code.LOAN_KIND_OFFERED, (Code.LOAN_KIND_NOT_OFFERED,)),
+    Rule.CURRENCY: (Code.CURRENCY_MATCHES, (Code.CURRENCY_MISMATCH,)),
+    Rule.VALUATION: (Code.VALUATION_AVAILABLE, (Code.MANUAL_APPRAISAL_REQUIRED,)),
+    Rule.CREDIT: (Code.CREDIT_TIER_ASSIGNED, (Code.CREDIT_SCORE_BELOW_MINIMUM,)),
+    Rule.VEHICLE_AGE: (Code.VEHICLE_AGE_OK, (Code.VEHICLE_TOO_OLD, Code.VEHICLE_AGE_UNKNOWN)),
+    Rule.ODOMETER: (Code.ODOMETER_OK, (Code.ODOMETER_TOO_HIGH, Code.ODOMETER_UNKNOWN)),
+    Rule.FLAGS: (Code.NO_EXCLUDED_FLAGS, (Code.EXCLUDED_FLAG,)),
+    Rule.CONDITION: (Code.CONDITION_OK, (Code.CONDITION_TOO_LOW,)),
+    Rule.PHOTOS: (Code.PHOTOS_OK, (Code.PHOTOS_MISSING,)),
+    Rule.TERM: (Code.TERM_OK, (Code.TERM_TOO_SHORT, Code.TERM_SHORTENED)),
+    Rule.RATE: (Code.RATE_FOUND, (Code.RATE_NOT_OFFERED,)),
+    Rule.AMOUNT: (
+        Code.AMOUNT_OK,
+        (
+            Code.AMOUNT_BELOW_MINIMUM,
+            Code.AMOUNT_ABOVE_MAXIMUM,
+            Code.AMOUNT_BELOW_LONG_TERM_MINIMUM,
+        ),
+    ),
+    Rule.DOWN_PAYMENT: (Code.DOWN_PAYMENT_OK, (Code.DOWN_PAYMENT_TOO_LOW,)),
+    Rule.FINANCED_ITEMS: (
+        Code.FINANCED_ITEMS_OK,
+        (Code.BACKEND_ABOVE_LIMIT, Code.TAXES_FEES_NOT_FINANCED, Code.BACKEND_NOT_FINANCED),
+    ),
+    Rule.LTV: (Code.LTV_OK, (Code.LTV_ABOVE_MAXIMUM,)),
+    Rule.RESIDUAL: (Code.RESIDUAL_OK, (Code.RESIDUAL_LTV_EXCEEDED, Code.RESIDUAL_CURVE_MISSING)),
+    Rule.PAYMENT_TO_INCOME: (Code.PTI_OK, (Code.PTI_EXCEEDED,)),
+}
+
+NOTE_CODES: Final[frozenset[Code]] = frozenset(
+    {Code.TERM_SHORTENED, Code.TAXES_FEES_NOT_FINANCED, Code.BACKEND_NOT_FINANCED}
+)
+PASS_CODES: Final[frozenset[Code]] = frozenset(ok for ok, _ in RULE_CODES.values()) | {
+    Code.NOT_EVALUATED
+}
+_BIT_CODES: Final[tuple[Code, ...]] = tuple(c for c in Code if c not in PASS_CODES)
+BIT: Final[dict[Code, int]] = {c: 1 << i for i, c in enumerate(_BIT_CODES)}
+"""The outcome-mask bit of each fail and note code."""
+FAIL_MASK: Final[int] = sum(b for c, b in BIT.items() if c not in NOTE_CODES)
+"""Bits that make a pair ineligible."""
+GATING_CODES: Final[tuple[Code, ...]] = (
+    Code.PROGRAM_NOT_IN_FORCE,
+    Code.LOAN_KIND_NOT_OFFERED,
+    Code.CURRENCY_MISMATCH,
+    Code.MANUAL_APPRAISAL_REQUIRED,
+)
+"""Rules that rule a program out before anything else means something: when one fails, the
+other rules are reported as skipped (a title lender has nothing to say about a purchase loan)."""
+GATING_MASK: Final[int] = sum(BIT[c] for c in GATING_CODES)
+RULE_OF: Final[dict[Code, Rule]] = {
+    code: rule for rule, (ok, others) in RULE_CODES.items() for code in (ok, *others)
+}
+
+_TEMPLATES: Final[dict[Code, str]] = {
+    Code.PROGRAM_IN_FORCE: "The program is in force.",
+    Code.LOAN_KIND_OFFERED: "The lender offers this kind of loan.",
+    Code.CURRENCY_MATCHES: "The appraisal is in the program's currency.",
+    Code.VALUATION_AVAILABLE: "The car has a valuation to lend against.",
+    Code.CREDIT_TIER_ASSIGNED: "The applicant's score places them in tier {tier}.",
+    Code.VEHICLE_AGE_OK: "Cars up to {max_age_years} years old are accepted.",
+    Code.ODOMETER_OK: "Cars with up to {max_odometer_km} km are accepted.",
+    Code.NO_EXCLUDED_FLAGS: "The car carries none of the flags this lender excludes.",
+    Code.CONDITION_OK: "The condition grade meets the minimum of {min_grade}.",
+    Code.PHOTOS_OK: "Every photo the lender requires is present.",
+    Code.TERM_OK: "The requested term is offered for this car.",
+    Code.RATE_FOUND: "The rate sheet prices this tier, term and vehicle age.",
+    Code.AMOUNT_OK: "The amount financed is within the lender's limits.",
+    Code.DOWN_PAYMENT_OK: "The down payment meets the lender's minimum.",
+    Code.FINANCED_ITEMS_OK: "Everything in the loan amount may be financed.",
+    Code.LTV_OK: "The loan-to-value at signing is within the tier's limit of {max_ltv_pct}.",
+    Code.RESIDUAL_OK: "The loan stays within {max_ltv_pct} of the car's forecast value for the "
+    "whole term.",
+    Code.PTI_OK: "The payment is within the lender's payment-to-income limit.",
+    Code.NOT_EVALUATED: "Not checked: this program cannot lend on this deal (see above).",
+    Code.PROGRAM_NOT_IN_FORCE: "The program is not in force on {as_of} (it runs from "
+    "{effective_from} to {effective_to}).",
+    Code.LOAN_KIND_NOT_OFFERED: "This lender offers {offered} loans, not {requested} loans.",
+    Code.CURRENCY_MISMATCH: "The appraisal is in {appraisal_currency} but the program lends in "
+    "{program_currency}.",
+    Code.MANUAL_APPRAISAL_REQUIRED: "The car needs a manual appraisal before any lender can "
+    "offer against it: {reason}.",
+    Code.CREDIT_SCORE_BELOW_MINIMUM: "A credit score of {score} is below this lender's minimum "
+    "of {min_score}.",
+    Code.VEHICLE_TOO_OLD: "The car is {age_years} years old; this lender takes cars up to "
+    "{max_age_years} years.",
+    Code.VEHICLE_AGE_UNKNOWN: "The car's model year is unknown, so its age cannot be checked; "
+    "enter the model year.",
+    Code.ODOMETER_TOO_HIGH: "The odometer reads {odometer_km} km; this lender takes cars up to "
+    "{max_odometer_km} km.",
+    Code.ODOMETER_UNKNOWN: "The odometer reading is missing; read it from the dashboard.",
+    Code.EXCLUDED_FLAG: "The car is flagged {flags}, which this lender does not finance.",
+    Code.CONDITION_TOO_LOW: "The condition grade {grade} is below this lender's minimum of "
+    "{min_grade}.",
+    Code.PHOTOS_MISSING: "The lender requires photos that are missing or failed their checks: "
+    "{views}.",
+    Code.TERM_SHORTENED: "The term is shortened from {requested_months} to {offered_months} "
+    "months, the longest this lender offers for the car's {limited_by}.",
+    Code.TERM_TOO_SHORT: "A {term_months}-month term is shorter than this lender's minimum of "
+    "{min_term_months} months.",
+    Code.RATE_NOT_OFFERED: "The rate sheet has no rate for tier {tier} at {term_months} months "
+    "on a {age_years}-year-old car.",
+    Code.AMOUNT_BELOW_MINIMUM: "The amount financed, {amount_minor}, is below this lender's "
+    "minimum of {min_minor}.",
+    Code.AMOUNT_ABOVE_MAXIMUM: "The amount financed, {amount_minor}, is above this lender's "
+    "maximum of {max_minor}.",
+    Code.AMOUNT_BELOW_LONG_TERM_MINIMUM: "Terms over {term_over_months} months need at least "
+    "{min_minor} financed; this deal finances {amount_minor}.",
+    Code.DOWN_PAYMENT_TOO_LOW: "The down payment of {down_minor} is below the {required_minor} "
+    "this lender requires.",
+    Code.TAXES_FEES_NOT_FINANCED: "This lender does not finance taxes and fees: {amount_minor} "
+    "is due at signing.",
+    Code.BACKEND_NOT_FINANCED: "This lender does not finance GAP or service contracts: "
+    "{amount_minor} is due at signing or must be dropped.",
+    Code.BACKEND_ABOVE_LIMIT: "Backend products of {backend_minor} exceed this lender's limit "
+    "of {max_minor} ({max_pct} of the car's value).",
+    Code.LTV_ABOVE_MAXIMUM: "Financing {amount_minor} against a value of {value_minor} is "
+    "{ltv_pct} loan-to-value; tier {tier} allows up to {max_ltv_pct} (at most {max_amount_minor}).",
+    Code.RESIDUAL_LTV_EXCEEDED: "In month {month} the balance would be {peak_ltv_pct} of the "
+    "car's forecast value, above this lender's {max_ltv_pct} limit; finance at most "
+    "{max_amount_minor} or shorten the term.",
+    Code.RESIDUAL_CURVE_MISSING: "The appraisal has no residual-value forecast, so the value "
+    "over the term cannot be checked.",
+    Code.PTI_EXCEEDED: "A payment of {payment_minor} is {pti_pct} of monthly income; this lender "
+    "allows up to {max_pti_pct}.",
+}
+
+_SYMBOLS: Final[dict[str, str]] = {"USD": "$", "CAD": "CA$", "EUR": "€", "GBP": "£"}
+
+
+def format_money(minor: int, currency: str = "USD") -> str:
+    """``123456`` → ``$1,234.56`` (or ``1,234.56 XYZ`` for currencies without a symbol here)."""
+    sign = "-" if minor < 0 else ""
+    units, cents = divmod(abs(int(minor)), 100)
+    symbol = _SYMBOLS.get(currency)
+    body = f"{units:,}.{cents:02d}"
+    return f"{sign}{symbol}{body}" if symbol else f"{sign}{body} {currency}"
+
+
+def _display(key: str, value: object, currency: str) -> str:
+    if value is None:
+        return "open-ended" if key == "effective_to" else "unknown"
+    kind = _kind(key)
+    if kind == "money" and isinstance(value, int | float):
+        return format_money(int(value), currency)
+    if kind == "pct" and isinstance(value, int | float):
+        return f"{value:.1f}%"
+    if kind == "km" and isinstance(value, int | float):
+        return f"{round(value):,}"
+    if isinstance(value, list | tuple | set | frozenset):
+        return ", ".join(str(v).replace("_", " ") for v in sorted(value, key=str))
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+@functools.cache
+def _kind(key: str) -> str:
+    for suffix, kind in (("_minor", "money"), ("_pct", "pct"), ("_km", "km")):
+        if key.endswith(suffix):
+            return kind
+    return "other"
+
+
+_FIELDS: Final[dict[Code, tuple[str, ...]]] = {
+    code: tuple(f for _, f, _, _ in string.Formatter().parse(t) if f)
+    for code, t in _TEMPLATES.items()
+}
+
+
+def render_reason(code: str | Code, params: Mapping[str, object] | None = None) -> str:
+    """The sentence for an outcome ``code`` with its ``params`` (``currency`` selects symbols).
+
+    Unknown codes and missing parameters never raise: a dealer screen must always get text.
+    """
+    try:
+        code = Code(code)
+    except ValueError:
+        return f"Outcome {code}."
+    fields = _FIELDS[code]
+    if not fields:
+        return _TEMPLATES[code]
+    params = params or {}
+    currency = str(params.get("currency", "USD"))
+    shown = {f: _display(f, params[f], currency) if f in params else "?" for f in fields}
+    return _TEMPLATES[code].format_map(shown)
+
+
+def status_of(code: Code) -> Status:
+    """Pass, fail, note or skipped for an outcome code."""
+    if code is Code.NOT_EVALUATED:
+        return Status.SKIPPED
+    if code in NOTE_CODES:
+        return Status.NOTE
+    return Status.FAIL if code in BIT else Status.PASS
+
+
+def codes_in(mask: int) -> list[Code]:
+    """The fail and note codes set in an outcome mask, in rule order."""
+    return [c for c in _BIT_CODES if mask & BIT[c]]
