@@ -126,13 +126,15 @@ def read_vehicle(
     started = clock()
     deadline = started + opts.timeout
     link = _connect(port, opts, deadline, clock, sleep)
+    connected = clock()
     session: KioskOBD | None = None
     try:
         session = KioskOBD(link)
         link.phase = "read"
         plan = _ReadPlan(session, link, opts, clock, sleep, today)
         plan.run()
-        return plan.build(started_at=started_at, duration=clock() - started)
+        reading = plan.build(started_at=started_at, duration=clock() - started)
+        return reading.model_copy(update={"connect_s": round(connected - started, 4)})
     finally:
         if session is not None:
             session.close()

@@ -95,7 +95,8 @@ class VehicleReading(_Model):
     port: str
     started_at: datetime
     completed_at: datetime
-    duration_s: float = Field(ge=0)
+    duration_s: float = Field(ge=0, description="Seconds for the whole read, connect included")
+    connect_s: float = Field(0.0, ge=0, description="Of which connecting (AT setup, search)")
     requests: int = Field(0, ge=0, description="OBD requests sent after connecting")
 
     vin: str | None = Field(None, description="VIN as read over OBD (mode 09 PID 02), or null")
