@@ -15,8 +15,8 @@ def mosquitto_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosqu
 
 
 @pytest.fixture(scope="session")
-def postgres_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgres]:
-    with postgres(tmp_path_factory.mktemp("postgres")) as pg:
+def postgres_db() -> Iterator[Postgres]:
+    with postgres() as pg:
         yield pg
 
 

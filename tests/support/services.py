@@ -9,6 +9,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -112,11 +113,16 @@ class Postgres:
 
 
 @contextlib.contextmanager
-def postgres(workdir: Path) -> Iterator[Postgres]:
-    """A throwaway cluster; as root it runs as the ``postgres`` user (initdb refuses root)."""
+def postgres() -> Iterator[Postgres]:
+    """A throwaway cluster; as root it runs as the ``postgres`` user (initdb refuses root).
+
+    Its folder is a fresh one under the system temp dir: pytest's own temp folders are private to
+    root, and the ``postgres`` user could not reach into them.
+    """
     bindir = postgres_bindir()
     if bindir is None:
         raise RuntimeError("PostgreSQL is not installed (apt-get install postgresql)")
+    workdir = Path(tempfile.mkdtemp(prefix="kioskmatch-pg-"))
     data = workdir / "pgdata"
     sockdir = workdir / "pgsock"
     data.mkdir()

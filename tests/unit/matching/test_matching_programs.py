@@ -1,0 +1,174 @@
+"""Lender program documents: the samples load; errors name the file, line, field, value and fix."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from gateway.matching import (
+    LenderKind,
+    LoanKind,
+    ProgramError,
+    ProgramSetError,
+    load_program,
+    load_programs,
+    parse_program,
+    sample_programs_dir,
+)
+
+CU = sample_programs_dir() / "lakeshore-cu-auto.yaml"
+
+
+def _cu_text() -> str:
+    return CU.read_text(encoding="utf-8")
+
+
+def _error(text: str, name: str = "cu.yaml") -> ProgramError:
+    with pytest.raises(ProgramError) as info:
+        parse_program(text, source_name=name)
+    return info.value
+
+
+def _line_of(text: str, needle: str) -> int:
+    for number, line in enumerate(text.splitlines(), start=1):
+        if needle in line:
+            return number
+    raise AssertionError(f"{needle!r} not in the text")
+
+
+def test_every_sample_program_loads_and_the_five_lender_kinds_are_there() -> None:
+    programs = load_programs(sample_programs_dir())
+    kinds = {p.lender_kind for p in programs}
+    assert {
+        LenderKind.BANK,
+        LenderKind.CREDIT_UNION,
+        LenderKind.CAPTIVE,
+        LenderKind.SUBPRIME,
+        LenderKind.TITLE_LENDER,
+    } <= kinds
+    title = next(p for p in programs if p.lender_kind is LenderKind.TITLE_LENDER)
+    assert title.loan_kind is LoanKind.EQUITY
+    assert all(p.currency == "USD" for p in programs)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "field", "needle", "words"),
+    [
+        # a bound: names the bound and the field's meaning
+        ("cap_apr: 18.00", "cap_apr: 250", "rate_grid.cap_apr", "cap_apr", ["199.99"]),
+        # a typo: suggests the right key
+        ("max_pti_pct: 18", "max_pti: 18", "affordability.max_pti", "max_pti", ["max_pti_pct"]),
+        # a bad enum value lists the choices
+        ("score_model: fico_8", "score_model: fico_99", "credit.score_model", "score_model",
+         ["fico_auto_8"]),
+        # an impossible date
+        ("effective_from: 2026-02-01", "effective_from: 2026-02-31", "effective_from",
+         "effective_from", ["date"]),
+        # more than two decimals in an APR
+        ("floor_apr: 4.99", "floor_apr: 4.999", "rate_grid.floor_apr", "floor_apr",
+         ["two decimals"]),
+        # a cross-field rule points at the offending cell
+        ("- [6.24,  6.49,  6.99,  7.74]", "- [4.24,  6.49,  6.99,  7.74]",
+         "rate_grid.rates.B[0][0]", "[4.24,", ["better tier must never get a higher rate"]),
+        # term limits must cover every accepted age
+        ("max_age_years: 12", "max_age_years: 14", "term_limits.by_age", "by_age:",
+         ["cover every age"]),
+        # bands must increase
+        ("term_bands_months: [36, 48, 60, 72, 84]", "term_bands_months: [36, 48, 48, 72, 84]",
+         "rate_grid.term_bands_months", "term_bands_months", ["strictly increasing"]),
+        # an unknown excluded flag
+        ("excluded_flags: [salvage, flood, frame_damage, odometer_rollback]",
+         "excluded_flags: [salvage, fload]", "vehicle.excluded_flags[1]", "excluded_flags",
+         ["flood"]),
+        # a required field left out
+        ("    - {name: A, min_score: 720, max_ltv_pct: 125}", "    - {name: A, max_ltv_pct: 125}",
+         "credit.tiers[0].min_score", "{name: A, max_ltv_pct", ["add `min_score:`"]),
+    ],
+)  # fmt: skip
+def test_errors_name_the_line_field_value_and_fix(
+    old: str, new: str, field: str, needle: str, words: list[str]
+) -> None:
+    text = _cu_text()
+    assert old in text
+    bad = text.replace(old, new, 1)
+    err = _error(bad)
+    issue = err.issues[0]
+    assert issue.source == "cu.yaml"
+    assert issue.field == field
+    assert issue.line == _line_of(bad, needle)
+    rendered = str(err)
+    assert f"cu.yaml:{issue.line}:" in rendered
+    for word in words:
+        assert word in rendered
+
+
+def test_duplicate_keys_are_errors_not_silently_the_last() -> None:
+    text = _cu_text().replace("lender: Lakeshore", "lender: Someone\nlender: Lakeshore", 1)
+    err = _error(text)
+    assert err.issues[0].field == "lender"
+    assert "duplicate key" in str(err)
+
+
+def test_syntax_errors_have_a_position() -> None:
+    err = _error("program_id: x\ncredit: [unclosed\n")
+    assert err.line is not None
+    assert "not valid YAML/JSON" in str(err)
+
+
+def test_a_document_that_is_not_a_mapping_is_refused() -> None:
+    assert "mapping" in str(_error("- 1\n- 2\n"))
+
+
+def test_json_programs_load_with_line_numbers(tmp_path: Path) -> None:
+    doc = load_program(CU).model_dump(mode="json")
+    path = tmp_path / "cu.json"
+    path.write_text(json.dumps(doc, indent=2), encoding="utf-8")
+    assert load_program(path) == load_program(CU)
+    doc["residual"]["max_ltv_pct"] = -5
+    text = json.dumps(doc, indent=2)
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ProgramError) as info:
+        load_program(path)
+    issue = info.value.issues[0]
+    assert issue.field == "residual.max_ltv_pct"
+    assert issue.line == _line_of(text, '"max_ltv_pct": -5')
+
+
+def test_load_programs_reports_every_bad_file_and_duplicate_ids(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text(_cu_text(), encoding="utf-8")
+    (tmp_path / "b.yaml").write_text(_cu_text(), encoding="utf-8")
+    with pytest.raises(ProgramSetError) as info:
+        load_programs(tmp_path)
+    assert "already used" in str(info.value)
+    (tmp_path / "c.yaml").write_text(_cu_text().replace("cap_apr: 18.00", "cap_apr: -1"), "utf-8")
+    with pytest.raises(ProgramError) as info2:
+        load_programs(tmp_path)
+    sources = {i.source for i in info2.value.issues}
+    assert sources == {str(tmp_path / "b.yaml"), str(tmp_path / "c.yaml")}
+
+
+def test_unreadable_files_and_missing_folders_are_program_errors(tmp_path: Path) -> None:
+    with pytest.raises(ProgramError, match="cannot read"):
+        load_program(tmp_path / "missing.yaml")
+    with pytest.raises(ProgramError, match="not a folder"):
+        load_programs(tmp_path / "nope")
+
+
+def test_effective_dates_are_inclusive_and_ordered() -> None:
+    program = load_program(sample_programs_dir() / "first-harbor-bank-used-auto.yaml")
+    assert program.is_effective(date(2026, 1, 1))
+    assert program.is_effective(date(2026, 12, 31))
+    assert not program.is_effective(date(2027, 1, 1))
+    text = (sample_programs_dir() / "first-harbor-bank-used-auto.yaml").read_text("utf-8")
+    err = _error(text.replace("effective_to: 2026-12-31", "effective_to: 2025-12-31"))
+    assert err.issues[0].field == "effective_to"
+
+
+def test_equity_programs_cannot_ask_for_a_down_payment() -> None:
+    text = (sample_programs_dir() / "sunbelt-title-equity.yaml").read_text("utf-8")
+    err = _error(text.replace("max_pti_pct: 25", "max_pti_pct: 25\n  min_down_payment_pct: 10"))
+    assert "no down payment" in str(err)
+    assert err.issues[0].field == "affordability"
