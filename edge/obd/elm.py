@@ -170,7 +170,7 @@ class ElmLink:
         if self.baudrate is None and not self._is_virtual():
             self._find_baudrate()
         # A reset answer can be slow and noisy; what matters is that a prompt comes back.
-        self.exchange(b"ATZ", timeout=min(5.0, self.request_timeout + 2.0), check=False)
+        self.exchange(b"ATZ", timeout=min(5.0, self.request_timeout + 2.0))
         echo_off = self.exchange(b"ATE0")
         if not any("OK" in line for line in echo_off):
             raise AdapterNotResponding(
@@ -181,7 +181,7 @@ class ElmLink:
         self._status = OBDStatus.ELM_CONNECTED
         self.headers = self._optional(b"ATH1")
         self._optional(b"ATL0")  # refusal only means \r\n line ends, which the parser accepts
-        identity = self.exchange(b"ATI", check=False)
+        identity = self.exchange(b"ATI")
         self.identity = next((line for line in identity if line not in {"?", "OK"}), None)
         description = self._optional_text(b"AT@1")
         self.description = description
@@ -191,7 +191,7 @@ class ElmLink:
             self._status = OBDStatus.OBD_CONNECTED
 
     def _optional(self, command: bytes) -> bool:
-        lines = self.exchange(command, check=False)
+        lines = self.exchange(command)
         if lines == ["OK"] or (lines and lines[-1] == "OK"):
             return True
         reply = lines[0] if lines else "an empty prompt"
@@ -205,7 +205,7 @@ class ElmLink:
         return False
 
     def _optional_text(self, command: bytes) -> str | None:
-        lines = self.exchange(command, check=False)
+        lines = self.exchange(command)
         if not lines or lines[0] in {"?", "ERROR"}:
             self.quirks.append(f"{command.decode()} refused ({lines[0] if lines else 'empty'})")
             return None
@@ -236,8 +236,8 @@ class ElmLink:
         attempts: list[str | None] = [protocol, None] if protocol else [None]
         last: ParsedResponse | None = None
         for choice in attempts:
-            self.exchange(b"ATSP" + (choice or "0").encode(), check=False)
-            lines = self.exchange(b"0100", timeout=self.search_timeout, check=False)
+            self.exchange(b"ATSP" + (choice or "0").encode())
+            lines = self.exchange(b"0100", timeout=self.search_timeout)
             parsed = parse_response(
                 lines, Framing(kind=FrameKind(_guess_kind(lines)), headers=True)
             )
@@ -265,7 +265,7 @@ class ElmLink:
 
     def _settle_protocol(self, pinned: str | None, lines: list[str]) -> None:
         number = pinned
-        answer = self.exchange(b"ATDPN", check=False)
+        answer = self.exchange(b"ATDPN")
         if answer and re.fullmatch(r"A?[1-9A-C]", answer[0]):
             number = answer[0][-1]
         else:
@@ -301,17 +301,14 @@ class ElmLink:
         )
 
     # ------------------------------------------------------------------ exchanges
-    def exchange(
-        self, command: bytes, *, timeout: float | None = None, check: bool = True
-    ) -> list[str]:
+    def exchange(self, command: bytes, *, timeout: float | None = None) -> list[str]:
         """Send one command and return the answer's lines (echo and prompt removed).
 
         Raises :class:`ReadTimeout` when the overall deadline has passed,
         :class:`AdapterNotResponding` when no prompt comes within the timeout, and
-        :class:`AdapterDisconnected` when the port fails. ``check`` is unused (kept so callers
-        say whether they inspect the answer) — every answer is returned as is.
+        :class:`AdapterDisconnected` when the port fails. Answers are returned as they are:
+        callers judge them.
         """
-        del check
         if self._serial is None:
             raise AdapterDisconnected(f"{self.port}: the port is closed", port=self.port)
         limit = self._budget(timeout if timeout is not None else self.request_timeout)
@@ -339,9 +336,15 @@ class ElmLink:
                     f"{self.port}: the time budget ran out waiting for the answer to {text!r}",
                     port=self.port,
                 ) from None
+            if self.phase == "connect":
+                cause = (
+                    "nothing answers like an ELM327 on this port: check it is the OBD adapter's"
+                    " port and that the adapter is plugged into the car (it is powered from there)"
+                )
+            else:
+                cause = "the adapter stopped responding (unplugged from the car, or out of power?)"
             raise AdapterNotResponding(
-                f"{self.port}: no answer to {text!r} within {limit:.1f} s; the adapter stopped"
-                " responding (unplugged from the car, or out of power?)",
+                f"{self.port}: no answer to {text!r} within {limit:.1f} s; {cause}",
                 port=self.port,
             ) from None
         lines = _split_lines(raw, text)

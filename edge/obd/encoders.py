@@ -29,6 +29,7 @@ __all__ = [
     "encode_response_lines",
     "encode_supported_bitmap",
     "encode_vin_payload",
+    "pid_length",
 ]
 
 _LETTERS = "PCBU"

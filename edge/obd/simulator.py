@@ -400,6 +400,10 @@ class Simulator:
                         with contextlib.suppress(OSError):
                             os.close(fd)
                         setattr(self, fd_name, -1)
+            elif self._listener is not None:
+                # A pulled Wi-Fi adapter refuses new connections too.
+                self._listener.close()
+                self._listener = None
             self._stop.set()
 
     def _serve_pty(self) -> None:
