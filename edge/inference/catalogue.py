@@ -9,12 +9,18 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from edge.inference.manifest import CatalogueItem
 
 
+_SEPARATORS = re.compile(r"[\s\-_]+")
+
+
+@lru_cache(maxsize=4096)
 def normalise(text: str) -> str:
-    return re.sub(r"[\s\-_]+", " ", text).strip().casefold()
+    """Case-, space-, hyphen- and underscore-insensitive form of a catalogue name."""
+    return _SEPARATORS.sub(" ", text).strip().casefold()
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import numpy as np
+
 KM_PER_MILE = 1.609344
 DAYS_PER_YEAR = 365.25
 

@@ -282,7 +282,7 @@ class Valuator:
         self._points[1:] = cmp.curve_points(age, kmi, rate, r.term_months)
         log_index = self._res.run(points=self._points)["log_value"][:, 0].astype(np.float64)
         ageing = math.exp(float(log_index[1] - log_index[0]))
-        curve = cmp.residual_curve(log_index[1:].tolist())
+        curve = cmp.residual_curve(log_index[1:])
 
         flags: list[Flag] = []
         halfwidth = math.hypot(self._q90, self._age_q90)

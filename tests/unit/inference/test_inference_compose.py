@@ -64,8 +64,8 @@ def test_annual_mileage_own_rate_bounded_default_when_new() -> None:
 def test_curve_points_accrue_mileage_monthly() -> None:
     pts = cmp.curve_points(2.0, 24.0, 12.0, 84)
     assert len(pts) == 85
-    assert pts[0] == (2.0, 24.0)
-    assert pts[12] == pytest.approx((3.0, 36.0))
+    assert tuple(pts[0]) == (2.0, 24.0)
+    assert tuple(pts[12]) == pytest.approx((3.0, 36.0))
 
 
 def test_residual_curve_starts_at_one_and_follows_the_index() -> None:
