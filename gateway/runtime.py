@@ -21,7 +21,7 @@ from gateway.context import GatewayContext
 from gateway.db import make_engine, migrate
 from gateway.ingest.mqtt import TlsFiles
 from gateway.ingest.worker import IngestWorker
-from gateway.services import commands, offers
+from gateway.services import commands, maintenance, offers
 from gateway.services.ingest import IngestOutcome
 from gateway.services.sealing import Sealer
 from gateway.settings import GatewaySettings
@@ -70,6 +70,8 @@ class GatewayRuntime:
         self.worker: IngestWorker | None = None
         self.context: GatewayContext | None = None
         self._http: _Http | None = None
+        self._stop = threading.Event()
+        self._maintenance: threading.Thread | None = None
         self.mqtt_url: str | None = None
 
     @property
@@ -105,6 +107,8 @@ class GatewayRuntime:
         self.context.link = self.worker
         self.worker.start()
         self._start_http()
+        self._maintenance = threading.Thread(target=self._maintain, name="maintenance", daemon=True)
+        self._maintenance.start()
         logger.info(
             "gateway up: %s (broker %s)",
             self.http_url,
@@ -134,6 +138,19 @@ class GatewayRuntime:
                 raise RuntimeError("the HTTP server stopped while starting; see the log above")
         raise RuntimeError("the HTTP server did not start within 10 s")
 
+    def _maintain(self, every_s: float = 3600.0) -> None:
+        retention = timedelta(days=self.settings.history_retention_days)
+        while not self._stop.is_set():
+            context = self.context
+            if context is None:
+                return
+            try:
+                with context.session() as session:
+                    maintenance.prune(session, retention=retention)
+            except Exception:  # housekeeping must not take the gateway down; it retries later
+                logger.exception("housekeeping failed; retrying in %.0f s", every_s)
+            self._stop.wait(every_s)
+
     def _after_commit(self, outcome: IngestOutcome) -> None:
         assert self.context is not None and self.worker is not None
         with self.context.session() as session:
@@ -148,6 +165,10 @@ class GatewayRuntime:
                 offers.match_appraisal(session, self.context.sealer, appraisal_id=appraisal_id)
 
     def stop(self) -> None:
+        self._stop.set()
+        if self._maintenance is not None:
+            self._maintenance.join(10)
+            self._maintenance = None
         if self._http is not None:
             self._http.server.should_exit = True
             self._http.thread.join(10)

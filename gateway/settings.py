@@ -50,6 +50,9 @@ class GatewaySettings(BaseSettings):
     secret_key: SecretStr | None = Field(
         None, description="Key that encrypts personal data (urlsafe base64, 32 bytes)"
     )
+    history_retention_days: Annotated[float, Field(gt=0, le=3650)] = Field(
+        30.0, description="How long kiosk presence and heartbeat history is kept"
+    )
     command_ttl_s: Annotated[float, Field(gt=0, le=7 * 86400)] = Field(
         900.0, description="How long a command waits for an offline kiosk before it expires"
     )

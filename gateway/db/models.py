@@ -22,8 +22,22 @@ class Kiosk(SQLModel, table=True):
     last_seen_at: datetime | None = _ts(nullable=True)
     agent_version: str | None = Field(default=None, max_length=64)
     telemetry: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    telemetry_at: datetime | None = _ts(nullable=True)
     last_seq: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     out_of_order: int = Field(default=0)
+
+
+class KioskHistory(SQLModel, table=True):
+    """Presence changes and heartbeats over time, pruned after the retention period."""
+
+    __tablename__ = "kiosk_history"
+    __table_args__ = (Index("ix_kiosk_history_kiosk_at", "kiosk_id", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    kiosk_id: str = Field(max_length=64)
+    kind: str = Field(max_length=16, description="status or telemetry")
+    at: datetime = _ts(nullable=False, index=True)
+    data: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
 
 
 class InboundMessage(SQLModel, table=True):

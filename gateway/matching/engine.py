@@ -40,7 +40,7 @@ import numpy as np
 import numpy.typing as npt
 
 from gateway.matching.amortise import growth, payment_factor, round_half_up
-from gateway.matching.errors import MatchInputError, ProgramSetError, ProgramIssue
+from gateway.matching.errors import MatchInputError, ProgramIssue, ProgramSetError
 from gateway.matching.facts import CURVE_MONTHS, CollateralFacts, LoanRequest
 from gateway.matching.program import (
     LenderProgram,
@@ -61,7 +61,6 @@ from gateway.matching.reasons import (
     render_reason,
 )
 from gateway.matching.results import (
-    AprSpread,
     BatchResult,
     MatchResult,
     RuleOutcome,
@@ -352,7 +351,8 @@ class _Chunk:
 
 def _count_below(bounds: npt.NDArray[Any], values: npt.NDArray[Any]) -> I64:
     """For each pair, how many of the program's padded ``bounds`` lie below ``values``."""
-    return (bounds[None, :, :] < values[:, :, None]).sum(axis=2, dtype=np.int64)
+    counts: I64 = (bounds[None, :, :] < values[:, :, None]).sum(axis=2, dtype=np.int64)
+    return counts
 
 
 def _evaluate(
@@ -372,7 +372,9 @@ def _evaluate(
     def flag(cond: npt.NDArray[np.bool_], code: Code) -> None:
         np.bitwise_or(mask, np.uint32(BIT[code]), out=mask, where=cond)
 
-    col = lambda x: x[a][:, None]  # noqa: E731 — per-appraisal column, broadcast over programs
+    def col(x: npt.NDArray[Any]) -> npt.NDArray[Any]:
+        return x[a][:, None]  # a per-appraisal column, broadcast over programs
+
     value, valued, age, odo = col(cols.value), col(cols.valued), col(cols.age), col(cols.odo)
     score, term_req = col(cols.score), col(cols.term)
 
@@ -546,7 +548,8 @@ def _currency_ok(ps: ProgramSet, cols: _Columns) -> npt.NDArray[np.bool_]:
     codes: dict[str, int] = {}
     prog = np.array([codes.setdefault(c, len(codes)) for c in ps.currency], np.int32)
     app = np.array([codes.setdefault(c, len(codes)) for c in cols.currency], np.int32)
-    return app[:, None] == prog[None, :]
+    same: npt.NDArray[np.bool_] = app[:, None] == prog[None, :]
+    return same
 
 
 # --- public entry points ------------------------------------------------------------------------
@@ -732,13 +735,13 @@ def _pass_outcomes(p: LenderProgram) -> list[tuple[RuleOutcome, ...]]:
     }
     out = []
     for tier in p.credit.tiers:
-        per_tier = {
+        per_tier: dict[Code, dict[str, Any]] = {
             Code.CREDIT_TIER_ASSIGNED: {"tier": tier.name},
             Code.LTV_OK: {"max_ltv_pct": tier.max_ltv_pct, "tier": tier.name},
         }
         row = []
         for rule, (ok, _) in RULE_CODES.items():
-            prm = per_tier.get(ok) or fixed.get(ok) or {}
+            prm: dict[str, Any] = per_tier.get(ok) or fixed.get(ok) or {}
             row.append(RuleOutcome(rule, Status.PASS, ok, render_reason(ok, prm), prm))
         out.append(tuple(row))
     return out

@@ -25,7 +25,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
 from gateway.matching.errors import ProgramError, ProgramIssue, ProgramSetError
-from gateway.matching.program import LenderProgram, RuleViolation
+from gateway.matching.program import CrossFieldError, LenderProgram
 
 logger = logging.getLogger(__name__)
 
@@ -238,7 +238,7 @@ def _issues(exc: ValidationError, marks: dict[Loc, _Mark], source: str) -> list[
     for err in exc.errors(include_url=False):
         loc: Loc = tuple(err["loc"])
         cause = (err.get("ctx") or {}).get("error")
-        if isinstance(cause, RuleViolation):
+        if isinstance(cause, CrossFieldError):
             loc = loc + cause.loc
         known = _known_prefix(loc, marks)
         line, col = marks.get(known, (None, None))
@@ -251,7 +251,7 @@ def _issues(exc: ValidationError, marks: dict[Loc, _Mark], source: str) -> list[
             value = None  # the whole sub-document is noise; the message says what is wrong
         # A broken cross-field rule already says what to change; a field error gets the field's
         # description and bounds as the fix.
-        fix = None if isinstance(cause, RuleViolation) else _fix(err["type"], known, loc)
+        fix = None if isinstance(cause, CrossFieldError) else _fix(err["type"], known, loc)
         issues.append(ProgramIssue(source, line, col, field_path, message, value, fix))
     return issues
 

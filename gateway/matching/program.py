@@ -25,6 +25,7 @@ rate sheets quote them; the engine works in integer basis points.
 
 from __future__ import annotations
 
+import itertools
 from datetime import date
 from enum import StrEnum
 from typing import Annotated, Literal, Self
@@ -101,7 +102,7 @@ Minor = Annotated[int, Field(ge=0, le=10**11, description="Money in minor units 
 Term = Annotated[int, Field(ge=1, le=MAX_TERM_MONTHS, description="Months")]
 
 
-class RuleViolation(ValueError):
+class CrossFieldError(ValueError):
     """A cross-field rule broken; ``loc`` is where, relative to the model that checked it."""
 
     def __init__(self, message: str, *loc: str | int) -> None:
@@ -156,10 +157,10 @@ class CreditPolicy(_Strict):
     def _ordered(self) -> Self:
         names = [t.name for t in self.tiers]
         if len(set(names)) != len(names):
-            raise RuleViolation(f"credit tier names must be unique, got {names}", "tiers")
+            raise CrossFieldError(f"credit tier names must be unique, got {names}", "tiers")
         for i, (better, worse) in enumerate(zip(self.tiers, self.tiers[1:], strict=False)):
             if worse.min_score >= better.min_score:
-                raise RuleViolation(
+                raise CrossFieldError(
                     f"credit tiers go from best to worst, so tier {worse.name!r} must start "
                     f"below tier {better.name!r} ({worse.min_score} is not below "
                     f"{better.min_score}); reorder the tiers or fix the cut-offs",
@@ -222,14 +223,14 @@ class RateGrid(_Strict):
             [a.above_ltv_pct for a in self.ltv_addons], "ltv_addons thresholds", "ltv_addons"
         )
         if self.floor_apr > self.cap_apr:
-            raise RuleViolation(
+            raise CrossFieldError(
                 f"floor_apr {self.floor_apr} is above cap_apr {self.cap_apr}; the floor must "
                 "not exceed the cap",
                 "floor_apr",
             )
         adds = [a.add_apr for a in self.ltv_addons]
         if adds != sorted(adds):
-            raise RuleViolation(
+            raise CrossFieldError(
                 "ltv_addons must not add less for a higher LTV; sort add_apr ascending with "
                 "the thresholds",
                 "ltv_addons",
@@ -237,7 +238,7 @@ class RateGrid(_Strict):
         n_terms, n_ages = len(self.term_bands_months), len(self.age_bands_years)
         for tier, rows in self.rates.items():
             if len(rows) != n_terms:
-                raise RuleViolation(
+                raise CrossFieldError(
                     f"rates[{tier!r}] has {len(rows)} rows but there are {n_terms} term bands; "
                     "give one row per term band, shortest first",
                     "rates",
@@ -245,7 +246,7 @@ class RateGrid(_Strict):
                 )
             for i, row in enumerate(rows):
                 if len(row) != n_ages:
-                    raise RuleViolation(
+                    raise CrossFieldError(
                         f"rates[{tier!r}] row {i + 1} (terms up to "
                         f"{self.term_bands_months[i]} months) has {len(row)} rates but there "
                         f"are {n_ages} age bands; give one rate per age band, youngest first",
@@ -304,7 +305,7 @@ class AmountLimits(_Strict):
     @model_validator(mode="after")
     def _ordered(self) -> Self:
         if self.min_financed_minor > self.max_financed_minor:
-            raise RuleViolation(
+            raise CrossFieldError(
                 f"min_financed_minor {self.min_financed_minor} is above max_financed_minor "
                 f"{self.max_financed_minor}; the minimum must not exceed the maximum",
                 "min_financed_minor",
@@ -316,7 +317,7 @@ class AmountLimits(_Strict):
         )
         for i, m in enumerate(self.long_term_minimums):
             if not self.min_financed_minor <= m.min_financed_minor <= self.max_financed_minor:
-                raise RuleViolation(
+                raise CrossFieldError(
                     f"the minimum for terms over {m.term_over_months} months "
                     f"({m.min_financed_minor}) must lie between min_financed_minor and "
                     "max_financed_minor",
@@ -389,9 +390,7 @@ class ResidualRule(_Strict):
 class LenderProgram(_Strict):
     """One version of one lender program."""
 
-    schema_version: Literal[1] = Field(
-        SCHEMA_VERSION, description="Version of this document format"
-    )
+    schema_version: Literal[1] = Field(1, description="Version of this document format")
     program_id: str = Field(
         pattern=r"^[a-z0-9][a-z0-9._-]{2,79}$",
         description="Stable id, lowercase, e.g. 'first-harbor-used-auto'",
@@ -418,7 +417,7 @@ class LenderProgram(_Strict):
     @model_validator(mode="after")
     def _consistent(self) -> Self:
         if self.effective_to is not None and self.effective_to < self.effective_from:
-            raise RuleViolation(
+            raise CrossFieldError(
                 f"effective_to {self.effective_to} is before effective_from "
                 f"{self.effective_from}; the program must be in force for at least one day",
                 "effective_to",
@@ -427,7 +426,7 @@ class LenderProgram(_Strict):
         missing = [t for t in tiers if t not in self.rate_grid.rates]
         unknown = [t for t in self.rate_grid.rates if t not in tiers]
         if missing or unknown:
-            raise RuleViolation(
+            raise CrossFieldError(
                 "rate_grid.rates must have exactly one entry per credit tier"
                 + (f"; missing: {missing}" if missing else "")
                 + (f"; not a tier: {unknown}" if unknown else ""),
@@ -441,7 +440,7 @@ class LenderProgram(_Strict):
         ]
         for table, i, limit in limits:
             if limit.max_term_months > longest_band:
-                raise RuleViolation(
+                raise CrossFieldError(
                     f"term_limits allow {limit.max_term_months} months but the rate grid's "
                     f"longest term band ends at {longest_band}; add a term band or lower the "
                     "limit",
@@ -451,14 +450,14 @@ class LenderProgram(_Strict):
                     "max_term_months",
                 )
         if self.term_limits.min_term_months > longest_band:
-            raise RuleViolation(
+            raise CrossFieldError(
                 f"min_term_months {self.term_limits.min_term_months} is longer than every "
                 "term band",
                 "term_limits",
                 "min_term_months",
             )
         if self.term_limits.by_age[-1].up_to_years < self.vehicle.max_age_years:
-            raise RuleViolation(
+            raise CrossFieldError(
                 f"term_limits.by_age stops at {self.term_limits.by_age[-1].up_to_years} years "
                 f"but vehicle.max_age_years accepts {self.vehicle.max_age_years}; cover every "
                 "age the program accepts",
@@ -466,7 +465,7 @@ class LenderProgram(_Strict):
                 "by_age",
             )
         if self.term_limits.by_odometer[-1].up_to_km < self.vehicle.max_odometer_km:
-            raise RuleViolation(
+            raise CrossFieldError(
                 f"term_limits.by_odometer stops at {self.term_limits.by_odometer[-1].up_to_km} "
                 f"km but vehicle.max_odometer_km accepts {self.vehicle.max_odometer_km}; cover "
                 "every odometer reading the program accepts",
@@ -474,7 +473,7 @@ class LenderProgram(_Strict):
                 "by_odometer",
             )
         if self.rate_grid.age_bands_years[-1] < self.vehicle.max_age_years:
-            raise RuleViolation(
+            raise CrossFieldError(
                 f"rate_grid.age_bands_years stops at {self.rate_grid.age_bands_years[-1]} "
                 f"years but vehicle.max_age_years accepts {self.vehicle.max_age_years}; add an "
                 "age band",
@@ -484,7 +483,7 @@ class LenderProgram(_Strict):
         if self.loan_kind is LoanKind.EQUITY and (
             self.affordability.min_down_payment_pct or self.affordability.min_down_payment_minor
         ):
-            raise RuleViolation(
+            raise CrossFieldError(
                 "an equity (title) loan has no down payment; remove min_down_payment_pct and "
                 "min_down_payment_minor or make loan_kind purchase",
                 "affordability",
@@ -493,14 +492,14 @@ class LenderProgram(_Strict):
 
     def _check_tier_monotonic(self, tiers: list[str]) -> None:
         grid = self.rate_grid
-        for better, worse in zip(tiers, tiers[1:], strict=False):
+        for better, worse in itertools.pairwise(tiers):
             for ti, term in enumerate(grid.term_bands_months):
                 for ai, age in enumerate(grid.age_bands_years):
                     b = grid.rates[better][ti][ai]
                     w = grid.rates[worse][ti][ai]
                     cell = f"terms up to {term} months, cars up to {age} years"
                     if w is not None and b is None:
-                        raise RuleViolation(
+                        raise CrossFieldError(
                             f"tier {worse!r} has a rate for {cell} but the better tier "
                             f"{better!r} does not; a cell offered to a worse tier must be "
                             "offered to every better tier",
@@ -511,7 +510,7 @@ class LenderProgram(_Strict):
                             ai,
                         )
                     if w is not None and b is not None and b > w:
-                        raise RuleViolation(
+                        raise CrossFieldError(
                             f"tier {better!r} pays {b}% for {cell}, more than the worse tier "
                             f"{worse!r} ({w}%); a better tier must never get a higher rate",
                             "rate_grid",
@@ -527,9 +526,9 @@ class LenderProgram(_Strict):
 
 
 def _strictly_increasing(values: list[int] | list[float], what: str, *loc: str | int) -> None:
-    for a, b in zip(values, values[1:], strict=False):
+    for a, b in itertools.pairwise(values):
         if b <= a:
-            raise RuleViolation(
+            raise CrossFieldError(
                 f"{what} must be strictly increasing (each bound above the one before), got "
                 f"{list(values)}",
                 *loc,

@@ -41,7 +41,7 @@ class Rule(StrEnum):
 
 
 class Status(StrEnum):
-    PASS = "pass"
+    PASS = "pass"  # noqa: S105 — a rule outcome, not a password
     FAIL = "fail"
     NOTE = "note"  # passed, with something the dealer should know (e.g. the term was shortened)
     SKIPPED = "skipped"  # not checked: a gating rule already rules the program out

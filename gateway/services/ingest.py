@@ -34,7 +34,14 @@ from edge.protocol import (
     is_valid_kiosk_id,
     parse_topic,
 )
-from gateway.db.models import Appraisal, CommandRow, DeadLetter, InboundMessage, Kiosk
+from gateway.db.models import (
+    Appraisal,
+    CommandRow,
+    DeadLetter,
+    InboundMessage,
+    Kiosk,
+    KioskHistory,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -196,10 +203,25 @@ def _apply(session: Session, item: Inbound, env: Envelope[Any], outcome: IngestO
     if channel is Channel.APPRAISALS and isinstance(body, AppraisalBody):
         _store_appraisal(session, item, env, body, outcome)
     elif channel is Channel.TELEMETRY and isinstance(body, TelemetryBody):
-        kiosk.telemetry = body.model_dump(mode="json")
+        data = body.model_dump(mode="json")
+        # Heartbeats can arrive out of order after an outage; the latest by creation wins.
+        if kiosk.telemetry_at is None or _aware(kiosk.telemetry_at) <= env.created_at:
+            kiosk.telemetry = data
+            kiosk.telemetry_at = env.created_at
         kiosk.agent_version = body.agent_version or kiosk.agent_version
+        session.add(
+            KioskHistory(kiosk_id=env.kiosk_id, kind="telemetry", at=env.created_at, data=data)
+        )
     elif channel is Channel.STATUS and isinstance(body, StatusBody):
         _apply_status(kiosk, env, body, outcome)
+        session.add(
+            KioskHistory(
+                kiosk_id=env.kiosk_id,
+                kind="status",
+                at=env.created_at,
+                data=body.model_dump(mode="json"),
+            )
+        )
     elif channel is Channel.EVENTS and isinstance(body, EventBody):
         _apply_event(session, body)
 

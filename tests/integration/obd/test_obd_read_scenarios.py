@@ -14,6 +14,7 @@ from edge.obd import (
     FieldStatus,
     NoVehicleData,
     ReadOptions,
+    ReadTimeout,
     VehicleReading,
     read_vehicle,
     start_simulator,
@@ -190,7 +191,7 @@ def test_whole_read_is_bounded_by_the_timeout() -> None:
         reading = read_vehicle(sim.port, timeout=1.5, options=slow)
     assert reading.partial
     assert "time budget" in reading.partial_reasons[0]
-    assert reading.duration_s < 1.5 + 0.5
+    assert reading.duration_s < 1.5 + 1.0  # the budget, plus closing the port
 
 
 def test_ignition_off_raises_no_vehicle_data_naming_port_and_cause() -> None:
@@ -244,6 +245,13 @@ def test_missing_tcp_adapter_names_port() -> None:
     url = f"socket://127.0.0.1:{free_port}"
     with pytest.raises(AdapterNotFound, match=url.replace(".", r"\.")):
         read_vehicle(url, timeout=5)
+
+
+def test_connect_budget_too_short_is_a_timeout_naming_port() -> None:
+    with start_simulator("slow_adapter") as sim, pytest.raises(ReadTimeout) as caught:
+        read_vehicle(sim.port, timeout=0.5)
+    assert sim.port in str(caught.value)
+    assert "0.5 s budget" in str(caught.value)
 
 
 def test_device_that_never_answers_is_not_responding() -> None:

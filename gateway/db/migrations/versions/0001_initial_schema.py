@@ -122,10 +122,24 @@ def upgrade() -> None:
         sa.Column("last_seen_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("agent_version", sa.String(length=64), nullable=True),
         sa.Column("telemetry", sa.JSON(), nullable=True),
+        sa.Column("telemetry_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("last_seq", sa.BigInteger(), nullable=True),
         sa.Column("out_of_order", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("kiosk_id"),
     )
+    op.create_table(
+        "kiosk_history",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("kiosk_id", sa.String(length=64), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("data", sa.JSON(), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("kiosk_history", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_kiosk_history_at"), ["at"], unique=False)
+        batch_op.create_index("ix_kiosk_history_kiosk_at", ["kiosk_id", "at"], unique=False)
+
     op.create_table(
         "lender_program",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -218,6 +232,11 @@ def downgrade() -> None:
         batch_op.drop_index("ix_program_lender_id_version")
 
     op.drop_table("lender_program")
+    with op.batch_alter_table("kiosk_history", schema=None) as batch_op:
+        batch_op.drop_index("ix_kiosk_history_kiosk_at")
+        batch_op.drop_index(batch_op.f("ix_kiosk_history_at"))
+
+    op.drop_table("kiosk_history")
     op.drop_table("kiosk")
     with op.batch_alter_table("inbound_message", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_inbound_message_kiosk_id"))

@@ -1,0 +1,34 @@
+"""Periodic housekeeping: prune kiosk history past its retention, expire stale commands."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import delete, update
+from sqlmodel import Session, col
+
+from gateway.db.models import CommandRow, KioskHistory
+
+logger = logging.getLogger(__name__)
+
+
+def prune(
+    session: Session, *, retention: timedelta, now: datetime | None = None
+) -> tuple[int, int]:
+    """Delete history older than ``retention`` and expire open commands past their expiry.
+
+    Returns (history rows deleted, commands expired).
+    """
+    now = now or datetime.now(UTC)
+    history = session.execute(delete(KioskHistory).where(col(KioskHistory.at) < now - retention))
+    expired = session.execute(
+        update(CommandRow)
+        .where(col(CommandRow.state).in_(("pending", "sent")), col(CommandRow.expires_at) <= now)
+        .values(state="expired")
+    )
+    session.commit()
+    counts = (int(getattr(history, "rowcount", 0) or 0), int(getattr(expired, "rowcount", 0) or 0))
+    if any(counts):
+        logger.info("pruned %d history rows, expired %d commands", *counts)
+    return counts
