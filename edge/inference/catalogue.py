@@ -13,7 +13,6 @@ from functools import lru_cache
 
 from edge.inference.manifest import CatalogueItem
 
-
 _SEPARATORS = re.compile(r"[\s\-_]+")
 
 

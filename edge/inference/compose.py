@@ -79,23 +79,20 @@ def annual_kmi(
     return min(max(mileage_kmi / age, bounds[0]), bounds[1])
 
 
-def curve_points(
-    age: float, mileage_kmi: float, rate_kmi: float, months: int
-) -> list[tuple[float, float]]:
-    """(age, mileage) at month 0..months with mileage accruing at ``rate_kmi`` a year."""
-    return [(age + m / 12.0, mileage_kmi + rate_kmi * m / 12.0) for m in range(months + 1)]
+def curve_points(age: float, mileage_kmi: float, rate_kmi: float, months: int) -> np.ndarray:
+    """[months + 1, 2]: (age, mileage) at month 0..months, mileage accruing at ``rate_kmi``/year."""
+    years = np.arange(months + 1, dtype=np.float64) / 12.0
+    return np.stack([age + years, mileage_kmi + rate_kmi * years], axis=1)
 
 
-def residual_curve(log_index: Sequence[float]) -> list[float]:
+def residual_curve(log_index: Sequence[float] | np.ndarray) -> list[float]:
     """Value ratio to month 0 from the log value index at months 0..n (rounded to 1e-6).
 
     The running minimum only absorbs float rounding: the model's slopes are non-positive, so the
     ratios already fall month by month (the property tests check the raw model output)."""
-    base = log_index[0]
-    out: list[float] = []
-    for v in log_index:
-        r = round(math.exp(v - base), 6)
-        out.append(min(r, out[-1]) if out else r)
+    arr = np.asarray(log_index, dtype=np.float64)
+    ratios = np.round(np.exp(arr - arr[0]), 6)
+    out: list[float] = np.minimum.accumulate(ratios).tolist()
     return out
 
 
