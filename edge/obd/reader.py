@@ -171,8 +171,10 @@ def _connect(
             raise
         except ReadTimeout as exc:
             link.close()
-            raise NoVehicleData(
-                f"{port}: could not connect to the vehicle within {opts.timeout:.0f} s ({exc})",
+            stage = "the vehicle" if link.identity else "the adapter"
+            raise ReadTimeout(
+                f"{port}: could not connect to {stage} within the {opts.timeout:g} s budget"
+                f" ({exc}); check the adapter is plugged into the car and the ignition is on",
                 port=port,
             ) from exc
         except (AdapterNotResponding, NoVehicleData, AdapterDisconnected) as exc:
