@@ -52,6 +52,11 @@ CREATE TABLE IF NOT EXISTS outbox (
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (next_attempt_at, seq);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS appraisal_log (
+    appraisal_id TEXT PRIMARY KEY,
+    message_id TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS applied_command (
     command_id TEXT PRIMARY KEY,
     applied_at REAL NOT NULL
@@ -125,6 +130,14 @@ class SqliteOutbox:
                         time.time(),
                     ),
                 )
+                appraisal_id = getattr(body, "appraisal_id", None)
+                if channel is Channel.APPRAISALS and appraisal_id:
+                    # The kiosk's own record of what it appraised, committed with the message.
+                    self._db.execute(
+                        "INSERT INTO appraisal_log (appraisal_id, message_id, created_at)"
+                        " VALUES (?, ?, ?)",
+                        (appraisal_id, envelope.message_id, time.time()),
+                    )
                 self._db.execute(
                     "INSERT INTO meta (key, value) VALUES ('next_seq', ?)"
                     " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
@@ -222,6 +235,12 @@ class SqliteOutbox:
     def pending_ids(self) -> set[str]:
         with self._lock:
             return {r[0] for r in self._db.execute("SELECT message_id FROM outbox")}
+
+    def appraisal_ids(self) -> list[str]:
+        """Every appraisal this kiosk has queued, oldest first (kept after its receipt)."""
+        with self._lock:
+            rows = self._db.execute("SELECT appraisal_id FROM appraisal_log ORDER BY created_at")
+            return [r[0] for r in rows]
 
     def claim_command(self, command_id: str) -> bool:
         """Record that ``command_id`` is being applied; False when it already was (apply once)."""
