@@ -1,0 +1,201 @@
+"""Invariants of the engine over generated cars and deals (Hypothesis)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gateway.matching import (
+    Code,
+    CollateralFacts,
+    LoanKind,
+    LoanRequest,
+    MatchResult,
+    ProgramSet,
+    Status,
+    VehicleFlag,
+    amortisation_schedule,
+    compile_programs,
+    load_programs,
+    match,
+    match_batch,
+    monthly_payment_minor,
+    sample_programs_dir,
+)
+from gateway.matching.reasons import GATING_CODES
+from gateway.matching.synthetic import synthetic_programs
+
+AS_OF = date(2026, 3, 1)
+SAMPLES = compile_programs(load_programs(sample_programs_dir()))
+# The samples plus perturbed copies: more tiers, add-ons and limits for the properties to meet.
+MIXED = compile_programs([*SAMPLES.programs, *synthetic_programs(25, seed=3, as_of=AS_OF)])
+VIEWS = ["front", "rear", "left", "right", "interior", "dashboard", "vin_plate"]
+MINIMUM_CODES = {Code.AMOUNT_BELOW_MINIMUM, Code.AMOUNT_BELOW_LONG_TERM_MINIMUM}
+SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@st.composite
+def cars(draw: st.DrawFn) -> CollateralFacts:
+    monthly = draw(st.floats(0.95, 1.0))
+    return CollateralFacts(
+        appraisal_id="00000000-0000-4000-8000-000000000000",
+        value_minor=draw(st.integers(100_000, 8_000_000)),
+        vehicle_age_years=draw(st.integers(0, 18)),
+        odometer_km=draw(st.floats(0, 320_000)),
+        flags=frozenset(draw(st.sets(st.sampled_from([f.value for f in VehicleFlag]), max_size=2))),
+        condition_grade=draw(st.floats(0, 5)),
+        photo_views=frozenset(draw(st.sets(st.sampled_from(VIEWS), min_size=4))),
+        residual_curve=tuple(monthly**m for m in range(draw(st.integers(1, 90)))),
+    )
+
+
+@st.composite
+def deals(draw: st.DrawFn) -> LoanRequest:
+    kind = draw(st.sampled_from([LoanKind.PURCHASE, LoanKind.PURCHASE, LoanKind.EQUITY]))
+    return LoanRequest(
+        loan_kind=kind,
+        amount_requested_minor=draw(st.integers(0, 9_000_000)),
+        taxes_and_fees_minor=draw(st.integers(0, 400_000)),
+        backend_products_minor=draw(st.sampled_from([0, 0, 90_000, 250_000])),
+        down_payment_minor=draw(st.integers(0, 1_000_000)),
+        term_months=draw(st.integers(1, 84)),
+        monthly_income_minor=draw(st.integers(0, 2_000_000)),
+        credit_score=draw(st.integers(250, 900)),
+    )
+
+
+def by_program(results: list[MatchResult]) -> dict[str, MatchResult]:
+    return {r.program_id: r for r in results}
+
+
+def failing(r: MatchResult) -> set[Code]:
+    return {o.code for o in r.outcomes if o.status is Status.FAIL}
+
+
+@SETTINGS
+@given(car=cars(), ask=deals(), extra=st.integers(1, 2_000_000))
+def test_more_down_payment_never_raises_apr_or_peak_ltv(
+    car: CollateralFacts, ask: LoanRequest, extra: int
+) -> None:
+    more = ask.model_copy(update={"down_payment_minor": ask.down_payment_minor + extra})
+    before = by_program(match(car, ask, MIXED, as_of=AS_OF))
+    after = by_program(match(car, more, MIXED, as_of=AS_OF))
+    for pid, b in before.items():
+        a = after[pid]
+        if b.apr_pct is not None and a.apr_pct is not None:
+            assert a.apr_pct <= b.apr_pct, pid
+        if b.peak_ltv_pct is not None and a.peak_ltv_pct is not None:
+            assert a.peak_ltv_pct <= b.peak_ltv_pct + 0.011, pid
+        if b.eligible and not a.eligible:
+            # Only the program's minimum amount financed may take an offer away.
+            assert failing(a) <= MINIMUM_CODES and failing(a), (pid, failing(a))
+
+
+@SETTINGS
+@given(car=cars(), ask=deals(), better=st.integers(1, 300))
+def test_a_better_score_never_raises_the_apr(
+    car: CollateralFacts, ask: LoanRequest, better: int
+) -> None:
+    assert ask.credit_score is not None
+    up = ask.model_copy(update={"credit_score": min(900, ask.credit_score + better)})
+    worse = by_program(match(car, ask, MIXED, as_of=AS_OF))
+    for pid, b in by_program(match(car, up, MIXED, as_of=AS_OF)).items():
+        w = worse[pid]
+        if b.apr_pct is not None and w.apr_pct is not None:
+            assert b.apr_pct <= w.apr_pct, pid
+
+
+@SETTINGS
+@given(car=cars(), ask=deals())
+def test_an_excluded_flag_always_excludes(car: CollateralFacts, ask: LoanRequest) -> None:
+    for r in match(car, ask, MIXED, as_of=AS_OF):
+        program = next(p for p in MIXED.programs if p.program_id == r.program_id)
+        if car.flags & {f.value for f in program.vehicle.excluded_flags}:
+            assert not r.eligible
+            if not failing(r) & set(GATING_CODES):
+                assert Code.EXCLUDED_FLAG in failing(r)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    principal=st.integers(1, 20_000_000),
+    apr_bp=st.integers(0, 19_999),
+    term=st.integers(1, 84),
+)
+def test_payments_amortise_the_amount_exactly(principal: int, apr_bp: int, term: int) -> None:
+    schedule = amortisation_schedule(principal, apr_bp, term)
+    assert len(schedule) == term
+    assert sum(i.principal_minor for i in schedule) == principal
+    assert schedule[-1].balance_minor == 0
+    assert all(i.balance_minor >= 0 for i in schedule)
+    assert all(i.payment_minor == i.interest_minor + i.principal_minor for i in schedule)
+    payment = monthly_payment_minor(principal, apr_bp, term)
+    balance = principal
+    for inst in schedule:
+        # interest is the balance times the monthly rate, rounded half up to the cent
+        assert inst.interest_minor == (2 * balance * apr_bp + 120000) // 240000
+        balance = inst.balance_minor
+    if apr_bp < 4000:  # a typical auto rate: the last payment is close to the level one
+        growth = (1 + apr_bp / 120000) ** term
+        assert abs(schedule[-1].payment_minor - payment) <= term * growth + 1
+
+
+def test_a_zero_rate_loan_is_straight_line() -> None:
+    assert monthly_payment_minor(1_200_000, 0, 48) == 25_000
+    assert [i.interest_minor for i in amortisation_schedule(1_200_000, 0, 48)] == [0] * 48
+
+
+def test_known_payment() -> None:
+    # $20,000 at 6.00 % for 60 months: $386.66 (the textbook figure).
+    assert monthly_payment_minor(2_000_000, 600, 60) == 38_666
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(cars(), deals()), min_size=1, max_size=12), st.integers(1, 90))
+def test_batch_agrees_with_single_matches_whatever_the_chunk(
+    cases: list[tuple[CollateralFacts, LoanRequest]], chunk: int
+) -> None:
+    cars_, deals_ = [c for c, _ in cases], [d for _, d in cases]
+    batch = match_batch(cars_, deals_, MIXED, as_of=AS_OF, chunk_pairs=chunk)
+    whole = match_batch(cars_, deals_, MIXED, as_of=AS_OF)
+    for name in ("eligible", "outcome_mask", "apr_bp", "monthly_payment_minor", "rank"):
+        assert np.array_equal(getattr(batch, name), getattr(whole, name)), name
+    for i, (car, ask) in enumerate(cases):
+        singles = by_program(match(car, ask, MIXED, as_of=AS_OF))
+        for j, pid in enumerate(batch.program_ids):
+            s = singles[pid]
+            assert bool(batch.eligible[i, j]) == s.eligible
+            assert (s.apr_pct is None) == (batch.apr_bp[i, j] < 0)
+            if s.apr_pct is not None:
+                assert round(s.apr_pct * 100) == batch.apr_bp[i, j]
+                assert s.monthly_payment_minor == batch.monthly_payment_minor[i, j]
+            assert (s.rank or 0) == batch.rank[i, j]
+            expected = {o.code for o in s.outcomes if o.status in (Status.FAIL, Status.NOTE)}
+            assert set(batch.codes(i, j)) == expected
+        spread = batch.apr_spread(i)
+        eligible = [r.apr_pct for r in singles.values() if r.eligible and r.apr_pct is not None]
+        assert spread.eligible_count == len(eligible)
+        if eligible:
+            assert spread.min_apr_pct == min(eligible)
+            assert spread.max_apr_pct == max(eligible)
+        ranks = sorted(int(x) for x in batch.rank[i] if x > 0)
+        assert ranks == list(range(1, len(ranks) + 1))
+
+
+def test_empty_inputs() -> None:
+    empty = match_batch([], [], SAMPLES, as_of=AS_OF)
+    assert empty.pairs == 0
+    assert match(
+        CollateralFacts(appraisal_id="x", value_minor=1, vehicle_age_years=1, odometer_km=1.0),
+        LoanRequest(amount_requested_minor=1, term_months=12, monthly_income_minor=1,
+                    credit_score=700),
+        ProgramSet([]),
+        as_of=AS_OF,
+    ) == []  # fmt: skip
+
+
+def test_program_set_is_built_once_and_reused() -> None:
+    assert compile_programs(SAMPLES) is SAMPLES
