@@ -49,6 +49,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     sim.add_argument("--outbox-dir", type=Path, help="where the kiosks' outboxes live")
     sim.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for receipts")
     sim.add_argument("--seed", type=int, default=7)
+    sim.add_argument(
+        "--rate",
+        type=float,
+        default=0.0,
+        help="appraisals per second per kiosk (0: as fast as possible)",
+    )
+    sim.add_argument(
+        "--resend-after",
+        type=float,
+        default=10.0,
+        help="seconds before an unreceipted message is resent",
+    )
     sim.add_argument("--kiosk-prefix", default="sim", help="kiosk ids are PREFIX-kNNN")
     sim.add_argument(
         "--fast-valuation",
@@ -143,7 +155,10 @@ def run(args: argparse.Namespace) -> int:
             {
                 "kiosk_id": f"{args.kiosk_prefix}-k{i:03d}",
                 "mqtt": {"url": args.broker},
-                "outbox": {"path": str(outbox_dir / f"k{i:03d}.db"), "resend_after_s": 10},
+                "outbox": {
+                    "path": str(outbox_dir / f"k{i:03d}.db"),
+                    "resend_after_s": args.resend_after,
+                },
                 "heartbeat_s": 60,
             }
         )
@@ -153,7 +168,9 @@ def run(args: argparse.Namespace) -> int:
         agent.start(wait_s=30)
     try:
         threads = [
-            threading.Thread(target=_appraise_n, args=(agent, args.appraisals), daemon=True)
+            threading.Thread(
+                target=_appraise_n, args=(agent, args.appraisals, args.rate), daemon=True
+            )
             for agent in agents
         ]
         for t in threads:
@@ -179,9 +196,12 @@ def run(args: argparse.Namespace) -> int:
             agent.stop()
 
 
-def _appraise_n(agent: object, count: int) -> None:
+def _appraise_n(agent: object, count: int, rate: float) -> None:
     from edge.app import KioskAgent
 
     assert isinstance(agent, KioskAgent)
-    for _ in range(count):
+    started = time.monotonic()
+    for i in range(count):
+        if rate > 0:
+            time.sleep(max(0.0, started + i / rate - time.monotonic()))
         agent.appraise(hints={})

@@ -93,6 +93,7 @@ class Mosquitto:
 
 @contextlib.contextmanager
 def mosquitto(workdir: Path) -> Iterator[Mosquitto]:
+    workdir.mkdir(parents=True, exist_ok=True)
     broker = Mosquitto(workdir, free_port())
     broker.start()
     try:
