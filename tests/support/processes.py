@@ -75,7 +75,8 @@ class GatewayProcess:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(
-                    f"the gateway exited with {self.process.returncode}; see {self.data_dir}/gateway.log"
+                    f"the gateway exited with {self.process.returncode}; "
+                    f"see {self.data_dir}/gateway.log"
                 )
             try:
                 if httpx.get(self.url + "/v1/health", timeout=1).status_code == 200:
