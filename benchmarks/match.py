@@ -22,6 +22,7 @@ programs.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import statistics
 import sys
@@ -46,6 +47,11 @@ from gateway.matching.reasons import BIT, Code
 from gateway.matching.synthetic import synthetic_cases, synthetic_programs
 
 AS_OF = date(2026, 3, 1)
+CHECKS = (
+    "inForce", "kindOk", "currencyOk", "valuedOk", "tierOk", "rateOk", "ageOk", "odoOk",
+    "flagsOk", "gradeOk", "photosOk", "termOk", "amountOk", "downOk", "backendOk", "ltvOk",
+    "ptiOk",
+)  # fmt: skip
 NO_RESIDUAL = FAIL_MASK & ~(BIT[Code.RESIDUAL_LTV_EXCEEDED] | BIT[Code.RESIDUAL_CURVE_MISSING])
 
 
@@ -163,6 +169,16 @@ def zen_graph(p: LenderProgram) -> dict[str, Any]:
     required = ", ".join(f'"{v.value}"' for v in p.vehicle.required_photos)
     eff_to = p.effective_to.toordinal() if p.effective_to else 10**9
     max_pti = "999" if aff.max_pti_pct is None else _num(aff.max_pti_pct / 100)
+    floor_bp, cap_bp = apr_to_bp(g.floor_apr), apr_to_bp(g.cap_apr)
+    down_pct = _num(aff.min_down_payment_pct / 100)
+    required_down = (
+        f"max([floor({down_pct} * price + 0.5), {aff.min_down_payment_minor}])" if purchase else "0"
+    )
+    amt = p.amount
+    amount_ok = (
+        f"financed >= {amt.min_financed_minor} and financed <= {amt.max_financed_minor} "
+        "and financed >= longMin"
+    )
     nodes = [
         _node("input", "inputNode", {}),
         _table("tier", ["score"], ["tier", "tierLtv"], tiers),
@@ -182,29 +198,21 @@ def zen_graph(p: LenderProgram) -> dict[str, Any]:
                 ("ltv", "value > 0 ? $.financed / value : $.financed"),
                 ("ageBand", "ageSafe"),
             ],
-        ),  # fmt: skip
+        ),
         _table("rate", ["tier", "term", "ageBand"], ["rateBp"], cells),
         _table("addon", ["ltv"], ["addonBp"], addons),
         _expressions(
             "pricing",
             [
-                (
-                    "aprBp",
-                    f"min([max([(rateBp ?? 0) + addonBp, {apr_to_bp(g.floor_apr)}]), {apr_to_bp(g.cap_apr)}])",
-                ),
+                ("aprBp", f"min([max([(rateBp ?? 0) + addonBp, {floor_bp}]), {cap_bp}])"),
                 ("r", "$.aprBp / 120000"),
                 ("factor", "$.aprBp > 0 ? $.r / (1 - (1 + $.r) ^ (-term)) : 1 / term"),
                 ("payment", "floor(financed * $.factor + 0.5)"),
                 ("pti", "income > 0 ? $.payment / income : ($.payment > 0 ? 999 : 0)"),
-                (
-                    "requiredDown",
-                    f"max([floor({_num(aff.min_down_payment_pct / 100)} * price + 0.5), {aff.min_down_payment_minor}])"
-                    if purchase
-                    else "0",
-                ),
+                ("requiredDown", required_down),
                 ("longMin", f"max([0, {long_min}])" if long_min else "0"),
             ],
-        ),  # fmt: skip
+        ),
         _expressions(
             "checks",
             [
@@ -220,26 +228,20 @@ def zen_graph(p: LenderProgram) -> dict[str, Any]:
                 ("gradeOk", f"grade >= {_num(p.vehicle.min_condition_grade)}"),
                 ("photosOk", f"all([{required}], # in photos)" if required else "true"),
                 ("termOk", "not termShort"),
-                (
-                    "amountOk",
-                    f"financed >= {p.amount.min_financed_minor} and financed <= {p.amount.max_financed_minor} and financed >= longMin",
-                ),
+                ("amountOk", amount_ok),
                 ("downOk", "down >= requiredDown"),
                 ("backendOk", f"finBackend <= {backend_max}"),
                 ("ltvOk", "financed <= tierLtv * value + 0.000001"),
                 ("ptiOk", f"pti <= {max_pti}"),
-                (
-                    "eligible",
-                    "$.inForce and $.kindOk and $.currencyOk and $.valuedOk and $.tierOk and $.rateOk and $.ageOk and $.odoOk and $.flagsOk and $.gradeOk and $.photosOk and $.termOk and $.amountOk and $.downOk and $.backendOk and $.ltvOk and $.ptiOk",
-                ),
+                ("eligible", " and ".join(f"$.{name}" for name in CHECKS)),
             ],
-        ),  # fmt: skip
+        ),
         _node("output", "outputNode", {}),
     ]
     order = [n["id"] for n in nodes]
     edges = [
         {"id": f"e{k}", "sourceId": a, "targetId": b, "type": "edge"}
-        for k, (a, b) in enumerate(zip(order, order[1:], strict=False))
+        for k, (a, b) in enumerate(itertools.pairwise(order))
     ]
     return {"nodes": nodes, "edges": edges}
 
@@ -281,14 +283,14 @@ def run_zen(
 
     contents = {p.program_id: zen.ZenDecisionContent(json.dumps(zen_graph(p))) for p in programs}
     engine = zen.ZenEngine({"loader": lambda key: contents[key]})
-    batch = [
+    batch: list[Any] = [
         {"key": p.program_id, "context": zen_context(c, r)}
         for c, r in zip(collaterals[:n_appraisals], requests[:n_appraisals], strict=True)
         for p in programs
     ]
     engine.evaluate_batch(batch[: len(programs)])  # warm the loader and compile every graph
     rates = []
-    out: list[dict[str, Any]] = []
+    out: list[Any] = []
     for _ in range(repeats):
         start = time.perf_counter()
         out = engine.evaluate_batch(batch)
