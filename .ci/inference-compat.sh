@@ -8,7 +8,7 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${COMPAT_VENV:-$ROOT/.venv-compat}"
-PYTHON="${PYTHON:-python3.11}"  # tflite-runtime 2.14 has wheels up to CPython 3.11
+PYTHON="${PYTHON:-$(command -v python3.11 || command -v python3)}"  # tflite-runtime 2.14: CPython <= 3.11
 
 if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON" -m venv "$VENV"

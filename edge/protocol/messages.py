@@ -216,7 +216,8 @@ def decode(topic: str, payload: bytes) -> Envelope[Any]:
         )
     try:
         envelope_type = cast(Any, Envelope)[body_type]
-        envelope: Envelope[Any] = envelope_type.model_validate(raw)
+        # Strict: a wrong JSON type ("12" for a number) is an error, not something to coerce.
+        envelope: Envelope[Any] = envelope_type.model_validate_json(payload, strict=True)
     except ValidationError as exc:
         raise ProtocolError(_describe(exc)) from None
     if envelope.kiosk_id != parsed_topic.kiosk_id:
