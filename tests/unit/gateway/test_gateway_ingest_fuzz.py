@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, func
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from edge.protocol import (
     MAX_PAYLOAD_BYTES,
@@ -60,7 +59,7 @@ def broken_envelopes(draw: st.DrawFn) -> bytes:
         }[key]
         data[key] = draw(
             json_values.filter(
-                lambda v: not isinstance(v, wrong) or isinstance(v, bool) and wrong != (int,)
+                lambda v: not isinstance(v, wrong) or (isinstance(v, bool) and wrong != (int,))
             )
         )
     elif mutation == "kiosk":
@@ -130,8 +129,6 @@ def test_huge_and_misplaced_messages(engine: Engine) -> None:
             ],
         )
         assert outcome.dead_letters == 4
-        reasons = [
-            d.reason
-            for d in session.exec(select(DeadLetter).order_by(DeadLetter.id.desc()).limit(4))
-        ]  # type: ignore[union-attr]
+        newest = select(DeadLetter).order_by(col(DeadLetter.id).desc()).limit(4)
+        reasons = [d.reason for d in session.exec(newest)]
         assert any("limit" in r for r in reasons) and any("does not belong" in r for r in reasons)
