@@ -181,11 +181,19 @@ class MaskingConfig(_Strict):
     detect_long_edge: int = Field(
         800, ge=160, le=4096, description="Detectors run on a copy downscaled to this long edge"
     )
-    scale_factor: float = Field(
+    face_scale_factor: float = Field(
         1.15,
         ge=1.01,
         le=2.0,
-        description="Step between the cascade's search scales; smaller finds more, runs slower",
+        description="Step between the face cascade's search scales; smaller finds more, runs "
+        "slower",
+    )
+    plate_scale_factor: float = Field(
+        1.1,
+        ge=1.01,
+        le=2.0,
+        description="Step between the plate cascade's search scales (finer than faces: the "
+        "plate cascade is picky about size, and it is cheaper)",
     )
     padding: float = Field(
         0.15, ge=0, le=1, description="Each masked box grows by this fraction of its size per side"

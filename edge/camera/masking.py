@@ -143,7 +143,7 @@ class HaarFaceDetector:
         with self._lock:
             found = self._cascade.detectMultiScale(
                 gray,
-                scaleFactor=self._config.scale_factor,
+                scaleFactor=self._config.face_scale_factor,
                 minNeighbors=self._config.face_min_neighbors,
                 minSize=(size, size),
             )
@@ -165,11 +165,12 @@ class HaarPlateDetector:
         with self._lock:
             found = self._cascade.detectMultiScale(
                 gray,
-                scaleFactor=self._config.scale_factor,
+                scaleFactor=self._config.plate_scale_factor,
                 minNeighbors=self._config.plate_min_neighbors,
                 minSize=(24, 8),
             )
-        return [box for box in _to_boxes(found) if self.looks_like_plate(gray, box)]
+        plates = [box for box in _to_boxes(found) if self.looks_like_plate(gray, box)]
+        return _drop_enclosing(plates)
 
     def looks_like_plate(self, gray: Image, box: Box) -> bool:
         """Reject windscreens, grilles and flat panels the cascade also fires on."""
@@ -185,6 +186,20 @@ class HaarPlateDetector:
         edges = cv2.Canny(patch, 60, 160)
         density = float(np.count_nonzero(edges)) / float(edges.size)
         return density >= self._config.plate_min_edge_density
+
+
+def _drop_enclosing(boxes: list[Box]) -> list[Box]:
+    """Keep the tightest of nested candidates: the cascade also fires on the bumper around a
+    plate, and masking the whole bumper hides condition the appraiser needs to see."""
+    kept: list[Box] = []
+    for box in sorted(boxes, key=lambda b: b.w * b.h):
+        inside = any(
+            box.x <= k.x + k.w // 2 < box.x + box.w and box.y <= k.y + k.h // 2 < box.y + box.h
+            for k in kept
+        )
+        if not inside:
+            kept.append(box)
+    return kept
 
 
 def apply_mask(image: Image, box: Box, method: Literal["blur", "pixelate", "fill"]) -> None:
