@@ -22,6 +22,7 @@ programs.
 from __future__ import annotations
 
 import argparse
+import gc
 import itertools
 import json
 import statistics
@@ -33,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from gateway.matching import (
+    DEFAULT_CHUNK_PAIRS,
     FAIL_MASK,
     CollateralFacts,
     LenderProgram,
@@ -312,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="appraisals (× every program) evaluated by zen")  # fmt: skip
     parser.add_argument("--single", type=int, default=500, help="single matches timed")
     parser.add_argument("--repeats", type=int, default=3, help="batch runs (median reported)")
-    parser.add_argument("--chunk-pairs", type=int, default=100_000)
+    parser.add_argument("--chunk-pairs", type=int, default=DEFAULT_CHUNK_PAIRS)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--quick", action="store_true", help="a small smoke run")
     parser.add_argument("--json", action="store_true", help="one JSON object as the last line")
@@ -327,6 +329,10 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     compiled = compile_programs(programs)
     compile_ms = (time.perf_counter() - start) * 1e3
+    # Long-lived inputs go to the permanent generation, as a server does after start-up
+    # (gc.freeze): otherwise a full collection walks 10,000 appraisals in the middle of a timing.
+    gc.collect()
+    gc.freeze()
 
     match_batch(collaterals[:50], requests[:50], compiled, as_of=AS_OF)  # warm the tables
     seconds = []

@@ -8,6 +8,7 @@ principal exactly.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,14 +30,36 @@ def growth(apr_bp: npt.ArrayLike, months: npt.ArrayLike) -> FloatArray:
         return np.where(bp > 0, np.power(1.0 + bp / 120000.0, m), 1.0 + m)
 
 
-def payment_factor(apr_bp: npt.ArrayLike, term_months: npt.ArrayLike) -> FloatArray:
-    """Monthly payment per unit of principal (``1/n`` at 0%)."""
-    bp = np.asarray(apr_bp, dtype=np.float64)
-    n = np.maximum(np.asarray(term_months, dtype=np.float64), 1.0)
-    g = growth(bp, n)
-    r = bp / 120000.0
+MAX_BP = 19_999  # 199.99 %, the schema's ceiling
+TABLE_MONTHS = 85  # months 0..84
+
+
+@functools.cache
+def growth_tables() -> tuple[npt.NDArray[np.float32], FloatArray]:
+    """``G[bp, m]`` for every APR in basis points and months 0..84, as float32 (for LTV curves)
+    and float64 (for money). Built once per process (about 20 MB): every payment in the engine
+    and in :func:`monthly_payment_minor` is computed from the same numbers."""
+    bp = np.arange(MAX_BP + 1, dtype=np.float64)[:, None]
+    months = np.arange(TABLE_MONTHS, dtype=np.float64)[None, :]
+    g64 = growth(bp, months)
+    return g64.astype(np.float32), g64
+
+
+def factor_from_growth(
+    apr_bp: npt.NDArray[Any], term_months: npt.NDArray[Any], g_n: FloatArray
+) -> FloatArray:
+    """Monthly payment per unit of principal, given ``G_n``: ``r·G_n / (G_n − 1)``, or ``1/n``."""
+    r = apr_bp / 120000.0
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(bp > 0, r * g / (g - 1.0), 1.0 / n)
+        out: FloatArray = np.where(apr_bp > 0, r * g_n / (g_n - 1.0), 1.0 / term_months)
+    return out
+
+
+def payment_factor(apr_bp: npt.ArrayLike, term_months: npt.ArrayLike) -> FloatArray:
+    """Monthly payment per unit of principal (``1/n`` at 0%) for integer APRs and terms."""
+    bp = np.clip(np.asarray(apr_bp, dtype=np.int64), 0, MAX_BP)
+    n = np.clip(np.asarray(term_months, dtype=np.int64), 1, TABLE_MONTHS - 1)
+    return factor_from_growth(bp, n, growth_tables()[1][bp, n])
 
 
 def round_half_up(x: npt.NDArray[Any]) -> npt.NDArray[np.int64]:

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from gateway.matching.amortise import growth, payment_factor, round_half_up
+from gateway.matching.amortise import factor_from_growth, growth_tables, round_half_up
 from gateway.matching.errors import MatchInputError, ProgramIssue, ProgramSetError
 from gateway.matching.facts import CURVE_MONTHS, CollateralFacts, LoanRequest
 from gateway.matching.program import (
@@ -70,22 +70,13 @@ logger = logging.getLogger(__name__)
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
-DEFAULT_CHUNK_PAIRS = 100_000
+DEFAULT_CHUNK_PAIRS = 25_000
 _BIG = np.int64(1 << 40)
 _FLAG_BIT = {f.value: 1 << i for i, f in enumerate(VehicleFlag)}
 _VIEW_BIT = {v.value: 1 << i for i, v in enumerate(PhotoView)}
 _KIND = {LoanKind.PURCHASE: 0, LoanKind.EQUITY: 1}
 # Depreciation over the next 12 months at which rank weights start and finish shifting.
 _DEP_SLOW, _DEP_FAST = 0.10, 0.25
-
-
-@functools.lru_cache(maxsize=4)
-def _growth_tables(max_bp: int) -> tuple[npt.NDArray[np.float32], F64]:
-    """G[bp, m] for bp in 0..max_bp and m in 0..84: float32 rows for curves, float64 for money."""
-    bp = np.arange(max_bp + 1, dtype=np.float64)[:, None]
-    m = np.arange(CURVE_MONTHS, dtype=np.float64)[None, :]
-    g64 = growth(bp, m)
-    return g64.astype(np.float32), g64
 
 
 def _pad(rows: Sequence[Sequence[Any]], fill: Any, dtype: Any) -> npt.NDArray[Any]:
@@ -141,8 +132,8 @@ class ProgramSet:
         n_t = self.tier_min.shape[1]
         self.term_bounds = _pad([p.rate_grid.term_bands_months for p in ps], 10**4, np.int32)
         self.age_bounds = _pad([p.rate_grid.age_bands_years for p in ps], 10**4, np.int32)
-        self.term_band_count = np.array([len(p.rate_grid.term_bands_months) for p in ps])
-        self.age_band_count = np.array([len(p.rate_grid.age_bands_years) for p in ps])
+        self.term_band_count = np.array([len(p.rate_grid.term_bands_months) for p in ps], np.int64)
+        self.age_band_count = np.array([len(p.rate_grid.age_bands_years) for p in ps], np.int64)
         n_tb, n_ab = self.term_bounds.shape[1], self.age_bounds.shape[1]
         grid = np.full((len(ps), n_t, n_tb, n_ab), -1, np.int32)
         for pi, p in enumerate(ps):
@@ -168,14 +159,14 @@ class ProgramSet:
         self.min_term = np.array([t.min_term_months for t in tl], np.int64)
         self.term_age_upto = _pad([[r.up_to_years for r in t.by_age] for t in tl], 10**4, np.int64)
         self.term_age_max = _pad([[r.max_term_months for r in t.by_age] for t in tl], 0, np.int64)
-        self.term_age_count = np.array([len(t.by_age) for t in tl])
+        self.term_age_count = np.array([len(t.by_age) for t in tl], np.int64)
         self.term_odo_upto = _pad(
             [[r.up_to_km for r in t.by_odometer] for t in tl], 1e12, np.float64
         )
         self.term_odo_max = _pad(
             [[r.max_term_months for r in t.by_odometer] for t in tl], 0, np.int64
         )
-        self.term_odo_count = np.array([len(t.by_odometer) for t in tl])
+        self.term_odo_count = np.array([len(t.by_odometer) for t in tl], np.int64)
         self.min_fin = np.array([p.amount.min_financed_minor for p in ps], np.int64)
         self.max_fin = np.array([p.amount.max_financed_minor for p in ps], np.int64)
         self.lt_over = _pad(
@@ -216,6 +207,21 @@ class ProgramSet:
         )
         self.min_grade = np.array([p.vehicle.min_condition_grade for p in ps])
         self.residual_max = np.array([p.residual.max_ltv_pct / 100 for p in ps])
+        # Lookup tables indexed by small integers (score, age, term) replace per-pair searches.
+        p_size = max(len(ps), 1)
+        self.missed_by_score = _index_table(self.tier_min, None, _SCORE_SLOTS, above=True)
+        ages = _index_table(self.term_age_upto, self.term_age_count, _AGE_SLOTS)
+        self.max_term_by_age = np.take_along_axis(self.term_age_max, ages, axis=1)
+        self.age_band_by_age = _index_table(self.age_bounds, self.age_band_count, _AGE_SLOTS)
+        self.term_band_by_term = _index_table(self.term_bounds, self.term_band_count, _TERM_SLOTS)
+        terms = np.arange(_TERM_SLOTS)[None, :, None]
+        self.long_min_by_term = np.where(
+            terms > self.lt_over[:, None, :], self.lt_min[:, None, :], 0
+        ).max(axis=2, initial=0)
+        self.offsets = {
+            width: (np.arange(p_size, dtype=np.int64) * width)[None, : len(ps)]
+            for width in (_SCORE_SLOTS, _AGE_SLOTS, _TERM_SLOTS)
+        }
         # Pass outcomes per program and tier, built once: a pair that passes a rule shares them.
         self.pass_outcomes = [_pass_outcomes(p) for p in ps]
         self.tier_names = [[t.name for t in p.credit.tiers] for p in ps]
@@ -227,6 +233,35 @@ class ProgramSet:
     def effective_on(self, as_of: date) -> npt.NDArray[np.bool_]:
         day = as_of.toordinal()
         return (self.effective_from <= day) & (day <= self.effective_to)
+
+
+_SCORE_SLOTS = 901  # scores 0..900
+_AGE_SLOTS = 42  # ages 0..41; any age above 40 is beyond every bound, like 41
+_TERM_SLOTS = CURVE_MONTHS  # terms 0..84
+
+
+def _index_table(
+    bounds: npt.NDArray[Any],
+    counts: npt.NDArray[Any] | None,
+    slots: int,
+    *,
+    above: bool = False,
+) -> I64:
+    """For every program and value 0..slots−1: how many of its bounds lie below the value (or,
+    with ``above``, above it), capped at the last real bound when ``counts`` is given."""
+    values = np.arange(slots)[None, :, None]
+    hits = bounds[:, None, :] > values if above else bounds[:, None, :] < values
+    found: I64 = hits.sum(axis=2, dtype=np.int64)
+    if counts is not None:
+        found = np.minimum(found, counts[:, None] - 1)
+    return found
+
+
+def _lookup(ps: ProgramSet, table: I64, values: npt.NDArray[Any]) -> I64:
+    """``table[program, value]`` for a (appraisals, programs) grid of values."""
+    width = table.shape[1]
+    out: I64 = np.take(table.reshape(-1), ps.offsets[width] + values)
+    return out
 
 
 def compile_programs(programs: Sequence[LenderProgram] | ProgramSet) -> ProgramSet:
@@ -386,7 +421,7 @@ def _evaluate(
     valued_b = np.broadcast_to(valued & (value > 0), shape)
     flag(~valued_b, Code.MANUAL_APPRAISAL_REQUIRED)
 
-    missed = (ps.tier_min[None, :, :] > score[:, :, None]).sum(axis=2, dtype=np.int64)
+    missed = _lookup(ps, ps.missed_by_score, np.broadcast_to(np.clip(score, 0, 900), shape))
     has_tier = missed < ps.tier_count[None, :]
     flag(~has_tier, Code.CREDIT_SCORE_BELOW_MINIMUM)
     tier = np.minimum(missed, ps.tier_count[None, :] - 1)
@@ -405,16 +440,13 @@ def _evaluate(
     # Term: the request, shortened to what the car's age and odometer allow.
     age_safe = np.where(age_known, age, 0)
     odo_safe = np.where(odo_known, odo, 0.0)
-    ia = np.minimum(
-        _count_below(ps.term_age_upto, np.broadcast_to(age_safe, shape)),
-        ps.term_age_count[None, :] - 1,
-    )
+    age_slot = np.broadcast_to(np.minimum(age_safe, _AGE_SLOTS - 1), shape)
     io = np.minimum(
         _count_below(ps.term_odo_upto, np.broadcast_to(odo_safe, shape)),
         ps.term_odo_count[None, :] - 1,
     )
     p_idx = np.arange(ps.size)[None, :]
-    max_term_age = ps.term_age_max[p_idx, ia]
+    max_term_age = _lookup(ps, ps.max_term_by_age, age_slot)
     max_term_odo = ps.term_odo_max[p_idx, io]
     term = np.minimum(np.minimum(term_req, max_term_age), max_term_odo)
     flag(term < term_req, Code.TERM_SHORTENED)
@@ -422,11 +454,8 @@ def _evaluate(
     term = np.maximum(term, 1)
 
     # Buy rate from the grid.
-    tb = np.minimum(_count_below(ps.term_bounds, term), ps.term_band_count[None, :] - 1)
-    ab = np.minimum(
-        _count_below(ps.age_bounds, np.broadcast_to(age_safe, shape)),
-        ps.age_band_count[None, :] - 1,
-    )
+    tb = _lookup(ps, ps.term_band_by_term, term)
+    ab = _lookup(ps, ps.age_band_by_age, age_slot)
     s0, s1, s2 = ps.grid_strides
     rate = ps.grid_flat[p_idx * s0 + tier * s1 + tb * s2 + ab].astype(np.int64)
     has_rate = rate >= 0
@@ -442,9 +471,7 @@ def _evaluate(
     financed = np.maximum(col(cols.price) - col(cols.down) + fin_taxes + fin_backend, 0)
     flag(financed < ps.min_fin[None, :], Code.AMOUNT_BELOW_MINIMUM)
     flag(financed > ps.max_fin[None, :], Code.AMOUNT_ABOVE_MAXIMUM)
-    long_term_min = np.where(
-        term[:, :, None] > ps.lt_over[None, :, :], ps.lt_min[None, :, :], 0
-    ).max(axis=2)
+    long_term_min = _lookup(ps, ps.long_min_by_term, term)
     flag(financed < long_term_min, Code.AMOUNT_BELOW_LONG_TERM_MINIMUM)
     required_down = np.where(
         ps.is_purchase[None, :],
@@ -463,9 +490,9 @@ def _evaluate(
     apr = np.clip(np.maximum(rate, 0) + addon, ps.floor_bp[None, :], ps.cap_bp[None, :])
 
     priced = kind_ok & cur_ok & valued_b & has_tier & has_rate
-    g32, g64 = _growth_tables(ps.max_bp)
+    g32, g64 = growth_tables()
     g_n = g64[apr, term]
-    factor = payment_factor(apr, term)
+    factor = factor_from_growth(apr, term, g_n)
     payment = round_half_up(financed * factor)
     income = col(cols.income)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -476,13 +503,18 @@ def _evaluate(
 
     # The residual rule: peak of balance ÷ forecast value over months 0..term.
     idx = np.flatnonzero(priced)
-    app_of = idx // ps.size + lo
-    rows = g32[apr.reshape(-1)[idx]]
-    np.subtract(g_n.reshape(-1)[idx, None].astype(np.float32), rows, out=rows)
-    rows *= cols.inv_curve[app_of]
-    month = rows.argmax(axis=1)
-    denom = g_n.reshape(-1)[idx] - 1.0
-    peak_ratio = rows[np.arange(idx.size), month].astype(np.float64) / denom
+    g_n_priced = g_n.reshape(-1)[idx]
+    denom = g_n_priced - 1.0
+    scaled_peak, month, rows = _peaks(
+        g32,
+        apr.reshape(-1)[idx],
+        term.reshape(-1)[idx],
+        g_n_priced.astype(np.float32),
+        cols.inv_curve,
+        idx // ps.size + lo,
+        keep_rows=keep_rows,
+    )
+    peak_ratio = scaled_peak / denom
     peak_ratio_full = np.ones(shape)
     peak_ratio_full.reshape(-1)[idx] = peak_ratio
     peak_month = np.full(shape, -1, np.int64)
@@ -537,11 +569,52 @@ def _evaluate(
         ltv=np.where(neg | ~valued_b, np.nan, ltv),
         peak_ltv=np.where(neg, np.nan, peak_ltv),
         peak_month=peak_month,
-        ratio_rows=(rows / denom[:, None].astype(np.float32)) if keep_rows else None,
+        ratio_rows=(rows / denom[:, None].astype(np.float32)) if rows is not None else None,
         priced_index=idx,
         score=np.where(eligible, score_v, np.nan),
         rank=rank,
     )
+
+
+_CURVE_BLOCK = 4096  # pairs per block: the month-by-month arrays of a block stay in cache
+
+
+def _peaks(
+    g32: npt.NDArray[np.float32],
+    apr: I64,
+    term: I64,
+    g_n: npt.NDArray[np.float32],
+    inv_curve: npt.NDArray[np.float32],
+    app_of: I64,
+    *,
+    keep_rows: bool,
+) -> tuple[F64, I64, npt.NDArray[np.float32] | None]:
+    """Per pair, the peak over months 0..term of ``(G_n − G_m) / residual(m)`` and its month.
+
+    Dividing by ``G_n − 1`` turns the peak into the balance ÷ value ratio relative to month 0.
+    Months after the term give negative values and never win (month 0 is always positive).
+    """
+    k = apr.size
+    peak = np.empty(k, np.float64)
+    month = np.empty(k, np.int64)
+    kept: list[npt.NDArray[np.float32]] = []
+    for start in range(0, k, _CURVE_BLOCK):
+        end = min(k, start + _CURVE_BLOCK)
+        width = int(term[start:end].max()) + 1  # later months cannot matter in this block
+        rows = g32[apr[start:end], :width]
+        np.subtract(g_n[start:end, None], rows, out=rows)
+        rows *= inv_curve[app_of[start:end], :width]
+        m = rows.argmax(axis=1)
+        month[start:end] = m
+        peak[start:end] = rows[np.arange(end - start), m]
+        if keep_rows:
+            kept.append(rows)
+    if not keep_rows:
+        return peak, month, None
+    if not kept:
+        return peak, month, np.empty((0, CURVE_MONTHS), np.float32)
+    width = max(r.shape[1] for r in kept)
+    return peak, month, np.vstack([np.pad(r, ((0, 0), (0, width - r.shape[1]))) for r in kept])
 
 
 def _currency_ok(ps: ProgramSet, cols: _Columns) -> npt.NDArray[np.bool_]:
@@ -648,13 +721,27 @@ def match(
         for k, j in enumerate(idx.tolist()):
             curves[j] = tuple(table[k][: term_all[j] + 1])
     ctx = _Ctx(collateral, request, as_of)
+    income = request.monthly_income_minor
+    # Round in numpy, once, rather than per pair in Python.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pti = np.round(100.0 * ch.payment[0] / income, 2) if income > 0 else ch.ltv[0] * np.nan
     columns = [
-        getattr(ch, name)[0].tolist()
-        for name in (
-            "mask", "eligible", "priced", "tier", "apr_bp", "term", "financed", "max_amount",
-            "payment", "ltv", "peak_ltv", "peak_month", "score", "rank",
-        )
-    ]  # fmt: skip
+        ch.mask[0].tolist(),
+        ch.eligible[0].tolist(),
+        ch.priced[0].tolist(),
+        ch.tier[0].tolist(),
+        ch.apr_bp[0].tolist(),
+        ch.term[0].tolist(),
+        ch.financed[0].tolist(),
+        ch.max_amount[0].tolist(),
+        ch.payment[0].tolist(),
+        np.round(ch.ltv[0] * 100.0, 2).tolist(),
+        np.round(ch.peak_ltv[0] * 100.0, 2).tolist(),
+        ch.peak_month[0].tolist(),
+        np.round(ch.score[0], 6).tolist(),
+        ch.rank[0].tolist(),
+        pti.tolist(),
+    ]
     lists = {
         name: getattr(ch, name)[0].tolist()
         for name in (
@@ -663,12 +750,11 @@ def match(
         )
     }  # fmt: skip
     cache: dict[tuple[Any, ...], RuleOutcome] = {}
-    income = request.monthly_income_minor
     requested_term = request.term_months
     appraisal_id = collateral.appraisal_id
     results = []
     for j, (mask, elig, priced, tier_i, apr, term, fin, max_amt, pay, ltv, peak, peak_m, score,
-            rank) in enumerate(zip(*columns, strict=True)):  # fmt: skip
+            rank, pti_j) in enumerate(zip(*columns, strict=True)):  # fmt: skip
         program = ps.programs[j]
         tier = ps.tier_names[j][tier_i] if tier_i >= 0 else None
         passes = ps.pass_outcomes[j][max(tier_i, 0)]
@@ -679,7 +765,7 @@ def match(
             MatchResult(
                 appraisal_id, pid, version, lender, lender_kind, loan_kind, currency, elig,
                 rank or None,
-                None if score != score else round(score, 6),
+                None if score != score else score,
                 tier,
                 apr / 100 if priced else None,
                 requested_term,
@@ -687,10 +773,10 @@ def match(
                 fin,
                 max_amt if priced else None,
                 pay if priced else None,
-                None if ltv != ltv else round(ltv * 100, 2),
-                None if peak != peak else round(peak * 100, 2),
+                None if ltv != ltv else ltv,
+                None if peak != peak else peak,
                 peak_m if priced else None,
-                round(100 * pay / income, 2) if priced and income > 0 else None,
+                pti_j if priced and pti_j == pti_j else None,
                 outcomes,
                 curves.get(j),
             )
@@ -792,111 +878,168 @@ def _explain(
 def _params(
     code: Code, p: LenderProgram, ctx: _Ctx, v: dict[str, list[Any]], j: int, tier: str | None
 ) -> dict[str, Any]:
-    c, r = ctx.collateral, ctx.request
-    cur = {"currency": p.currency}
-    financed = int(v["financed"][j])
-    term = int(v["term_all"][j])
-    match code:
-        case Code.PROGRAM_NOT_IN_FORCE:
-            return {
-                "as_of": ctx.as_of.isoformat(),
-                "effective_from": p.effective_from.isoformat(),
-                "effective_to": p.effective_to.isoformat() if p.effective_to else None,
-            }
-        case Code.LOAN_KIND_NOT_OFFERED:
-            return {"offered": p.loan_kind.value, "requested": r.loan_kind.value}
-        case Code.CURRENCY_MISMATCH:
-            return {"appraisal_currency": c.currency, "program_currency": p.currency}
-        case Code.MANUAL_APPRAISAL_REQUIRED:
-            return {"reason": c.manual_appraisal_reason or "no value"}
-        case Code.CREDIT_SCORE_BELOW_MINIMUM:
-            return {"score": r.effective_score, "min_score": p.credit.tiers[-1].min_score}
-        case Code.VEHICLE_TOO_OLD:
-            return {"age_years": c.vehicle_age_years, "max_age_years": p.vehicle.max_age_years}
-        case Code.ODOMETER_TOO_HIGH:
-            return {"odometer_km": c.odometer_km, "max_odometer_km": p.vehicle.max_odometer_km}
-        case Code.EXCLUDED_FLAG:
-            return {"flags": tuple(sorted(c.flags & {f.value for f in p.vehicle.excluded_flags}))}
-        case Code.CONDITION_TOO_LOW:
-            return {"grade": c.condition_grade, "min_grade": p.vehicle.min_condition_grade}
-        case Code.PHOTOS_MISSING:
-            required = {v_.value for v_ in p.vehicle.required_photos}
-            return {"views": tuple(sorted(required - c.photo_views))}
-        case Code.TERM_SHORTENED:
-            by_age = int(v["max_term_age"][j]) <= int(v["max_term_odo"][j])
-            return {
-                "requested_months": r.term_months,
-                "offered_months": term,
-                "limited_by": "age" if by_age else "mileage",
-            }
-        case Code.TERM_TOO_SHORT:
-            return {"term_months": term, "min_term_months": p.term_limits.min_term_months}
-        case Code.RATE_NOT_OFFERED:
-            return {"tier": tier, "term_months": term, "age_years": c.vehicle_age_years}
-        case Code.AMOUNT_BELOW_MINIMUM:
-            return {**cur, "amount_minor": financed, "min_minor": p.amount.min_financed_minor}
-        case Code.AMOUNT_ABOVE_MAXIMUM:
-            return {**cur, "amount_minor": financed, "max_minor": p.amount.max_financed_minor}
-        case Code.AMOUNT_BELOW_LONG_TERM_MINIMUM:
-            over = max(
-                (
-                    m.term_over_months
-                    for m in p.amount.long_term_minimums
-                    if term > m.term_over_months
-                ),
-                default=0,
-            )
-            return {
-                **cur,
-                "amount_minor": financed,
-                "min_minor": int(v["long_term_min"][j]),
-                "term_over_months": over,
-            }
-        case Code.DOWN_PAYMENT_TOO_LOW:
-            return {
-                **cur,
-                "down_minor": r.down_payment_minor,
-                "required_minor": int(v["required_down"][j]),
-            }
-        case Code.TAXES_FEES_NOT_FINANCED:
-            return {**cur, "amount_minor": r.taxes_and_fees_minor}
-        case Code.BACKEND_NOT_FINANCED:
-            return {**cur, "amount_minor": r.backend_products_minor}
-        case Code.BACKEND_ABOVE_LIMIT:
-            pct = p.financed_items.max_backend_pct_of_value or 0.0
-            return {
-                **cur,
-                "backend_minor": r.backend_products_minor,
-                "max_minor": int((c.value_minor or 0) * pct / 100),
-                "max_pct": pct,
-            }
-        case Code.LTV_ABOVE_MAXIMUM:
-            t = p.credit.tiers[max(0, int(v["tier"][j]))]
-            return {
-                **cur,
-                "amount_minor": financed,
-                "value_minor": c.value_minor,
-                "ltv_pct": round(100 * float(v["ltv"][j]), 2),
-                "tier": t.name,
-                "max_ltv_pct": t.max_ltv_pct,
-                "max_amount_minor": int(v["max_amount"][j]),
-            }
-        case Code.RESIDUAL_LTV_EXCEEDED:
-            return {
-                **cur,
-                "month": int(v["peak_month"][j]),
-                "peak_ltv_pct": round(100 * float(v["peak_ltv"][j]), 2),
-                "max_ltv_pct": p.residual.max_ltv_pct,
-                "max_amount_minor": int(v["max_amount"][j]),
-            }
-        case Code.PTI_EXCEEDED:
-            payment = int(v["payment"][j])
-            income = r.monthly_income_minor
-            return {
-                **cur,
-                "payment_minor": payment,
-                "pti_pct": round(100 * payment / income, 2) if income else 100.0,
-                "max_pti_pct": p.affordability.max_pti_pct,
-            }
-        case _:
-            return {}
+    """The parameters of a fail or note code's sentence (kept with the outcome for machines)."""
+    return _PARAMS[code](p, ctx, v, j, tier)
+
+
+_ParamFn = Callable[[LenderProgram, _Ctx, dict[str, list[Any]], int, str | None], dict[str, Any]]
+
+
+def _not_in_force(p: LenderProgram, ctx: _Ctx, *_: Any) -> dict[str, Any]:
+    return {
+        "as_of": ctx.as_of.isoformat(),
+        "effective_from": p.effective_from.isoformat(),
+        "effective_to": p.effective_to.isoformat() if p.effective_to else None,
+    }
+
+
+def _long_term_minimum(
+    p: LenderProgram, ctx: _Ctx, v: dict[str, list[Any]], j: int, _: str | None
+) -> dict[str, Any]:
+    term = v["term_all"][j]
+    over = max(
+        (m.term_over_months for m in p.amount.long_term_minimums if term > m.term_over_months),
+        default=0,
+    )
+    return {
+        "currency": p.currency,
+        "amount_minor": v["financed"][j],
+        "min_minor": v["long_term_min"][j],
+        "term_over_months": over,
+    }
+
+
+def _backend_above_limit(p: LenderProgram, ctx: _Ctx, *_: Any) -> dict[str, Any]:
+    pct = p.financed_items.max_backend_pct_of_value or 0.0
+    return {
+        "currency": p.currency,
+        "backend_minor": ctx.request.backend_products_minor,
+        "max_minor": int((ctx.collateral.value_minor or 0) * pct / 100),
+        "max_pct": pct,
+    }
+
+
+def _ltv_above_maximum(
+    p: LenderProgram, ctx: _Ctx, v: dict[str, list[Any]], j: int, _: str | None
+) -> dict[str, Any]:
+    t = p.credit.tiers[max(0, v["tier"][j])]
+    return {
+        "currency": p.currency,
+        "amount_minor": v["financed"][j],
+        "value_minor": ctx.collateral.value_minor,
+        "ltv_pct": round(100 * v["ltv"][j], 2),
+        "tier": t.name,
+        "max_ltv_pct": t.max_ltv_pct,
+        "max_amount_minor": v["max_amount"][j],
+    }
+
+
+def _pti_exceeded(
+    p: LenderProgram, ctx: _Ctx, v: dict[str, list[Any]], j: int, _: str | None
+) -> dict[str, Any]:
+    payment = v["payment"][j]
+    income = ctx.request.monthly_income_minor
+    return {
+        "currency": p.currency,
+        "payment_minor": payment,
+        "pti_pct": round(100 * payment / income, 2) if income else 100.0,
+        "max_pti_pct": p.affordability.max_pti_pct,
+    }
+
+
+def _term_shortened(
+    p: LenderProgram, ctx: _Ctx, v: dict[str, list[Any]], j: int, _: str | None
+) -> dict[str, Any]:
+    by_age = v["max_term_age"][j] <= v["max_term_odo"][j]
+    return {
+        "requested_months": ctx.request.term_months,
+        "offered_months": v["term_all"][j],
+        "limited_by": "age" if by_age else "mileage",
+    }
+
+
+_PARAMS: dict[Code, _ParamFn] = {
+    Code.PROGRAM_NOT_IN_FORCE: _not_in_force,
+    Code.LOAN_KIND_NOT_OFFERED: lambda p, ctx, *_: {
+        "offered": p.loan_kind.value,
+        "requested": ctx.request.loan_kind.value,
+    },
+    Code.CURRENCY_MISMATCH: lambda p, ctx, *_: {
+        "appraisal_currency": ctx.collateral.currency,
+        "program_currency": p.currency,
+    },
+    Code.MANUAL_APPRAISAL_REQUIRED: lambda p, ctx, *_: {
+        "reason": ctx.collateral.manual_appraisal_reason or "no value",
+    },
+    Code.CREDIT_SCORE_BELOW_MINIMUM: lambda p, ctx, *_: {
+        "score": ctx.request.effective_score,
+        "min_score": p.credit.tiers[-1].min_score,
+    },
+    Code.VEHICLE_TOO_OLD: lambda p, ctx, *_: {
+        "age_years": ctx.collateral.vehicle_age_years,
+        "max_age_years": p.vehicle.max_age_years,
+    },
+    Code.VEHICLE_AGE_UNKNOWN: lambda *_: {},
+    Code.ODOMETER_TOO_HIGH: lambda p, ctx, *_: {
+        "odometer_km": ctx.collateral.odometer_km,
+        "max_odometer_km": p.vehicle.max_odometer_km,
+    },
+    Code.ODOMETER_UNKNOWN: lambda *_: {},
+    Code.EXCLUDED_FLAG: lambda p, ctx, *_: {
+        "flags": tuple(sorted(ctx.collateral.flags & {f.value for f in p.vehicle.excluded_flags}))
+    },
+    Code.CONDITION_TOO_LOW: lambda p, ctx, *_: {
+        "grade": ctx.collateral.condition_grade,
+        "min_grade": p.vehicle.min_condition_grade,
+    },
+    Code.PHOTOS_MISSING: lambda p, ctx, *_: {
+        "views": tuple(
+            sorted({view.value for view in p.vehicle.required_photos} - ctx.collateral.photo_views)
+        )
+    },
+    Code.TERM_SHORTENED: _term_shortened,
+    Code.TERM_TOO_SHORT: lambda p, ctx, v, j, _: {
+        "term_months": v["term_all"][j],
+        "min_term_months": p.term_limits.min_term_months,
+    },
+    Code.RATE_NOT_OFFERED: lambda p, ctx, v, j, tier: {
+        "tier": tier,
+        "term_months": v["term_all"][j],
+        "age_years": ctx.collateral.vehicle_age_years,
+    },
+    Code.AMOUNT_BELOW_MINIMUM: lambda p, ctx, v, j, _: {
+        "currency": p.currency,
+        "amount_minor": v["financed"][j],
+        "min_minor": p.amount.min_financed_minor,
+    },
+    Code.AMOUNT_ABOVE_MAXIMUM: lambda p, ctx, v, j, _: {
+        "currency": p.currency,
+        "amount_minor": v["financed"][j],
+        "max_minor": p.amount.max_financed_minor,
+    },
+    Code.AMOUNT_BELOW_LONG_TERM_MINIMUM: _long_term_minimum,
+    Code.DOWN_PAYMENT_TOO_LOW: lambda p, ctx, v, j, _: {
+        "currency": p.currency,
+        "down_minor": ctx.request.down_payment_minor,
+        "required_minor": v["required_down"][j],
+    },
+    Code.TAXES_FEES_NOT_FINANCED: lambda p, ctx, *_: {
+        "currency": p.currency,
+        "amount_minor": ctx.request.taxes_and_fees_minor,
+    },
+    Code.BACKEND_NOT_FINANCED: lambda p, ctx, *_: {
+        "currency": p.currency,
+        "amount_minor": ctx.request.backend_products_minor,
+    },
+    Code.BACKEND_ABOVE_LIMIT: _backend_above_limit,
+    Code.LTV_ABOVE_MAXIMUM: _ltv_above_maximum,
+    Code.RESIDUAL_LTV_EXCEEDED: lambda p, ctx, v, j, _: {
+        "currency": p.currency,
+        "month": v["peak_month"][j],
+        "peak_ltv_pct": round(100 * v["peak_ltv"][j], 2),
+        "max_ltv_pct": p.residual.max_ltv_pct,
+        "max_amount_minor": v["max_amount"][j],
+    },
+    Code.RESIDUAL_CURVE_MISSING: lambda *_: {},
+    Code.PTI_EXCEEDED: _pti_exceeded,
+}

@@ -10,11 +10,10 @@ Parameter names ending in ``_minor`` are money in cents, ``_pct`` percentages.
 
 from __future__ import annotations
 
-import functools
 import string
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from enum import StrEnum
-from typing import Final
+from typing import Any, Final
 
 
 class Rule(StrEnum):
@@ -241,15 +240,28 @@ def format_money(minor: int, currency: str = "USD") -> str:
 
 
 def _display(key: str, value: object, currency: str) -> str:
+    """Any parameter value as text, whatever its type (the defensive path)."""
     if value is None:
         return "open-ended" if key == "effective_to" else "unknown"
-    kind = _kind(key)
-    if kind == "money" and isinstance(value, int | float):
-        return format_money(int(value), currency)
-    if kind == "pct" and isinstance(value, int | float):
-        return f"{value:.1f}%"
-    if kind == "km" and isinstance(value, int | float):
-        return f"{round(value):,}"
+    try:
+        return _FORMAT[_kind(key)](value, currency)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def _money(value: Any, currency: str) -> str:
+    return format_money(int(value), currency)
+
+
+def _pct(value: Any, currency: str) -> str:
+    return f"{value:.1f}%"
+
+
+def _km(value: Any, currency: str) -> str:
+    return f"{round(value):,}"
+
+
+def _other(value: Any, currency: str) -> str:
     if isinstance(value, list | tuple | set | frozenset):
         return ", ".join(str(v).replace("_", " ") for v in sorted(value, key=str))
     if isinstance(value, float):
@@ -257,7 +269,14 @@ def _display(key: str, value: object, currency: str) -> str:
     return str(value)
 
 
-@functools.cache
+_FORMAT: Final[dict[str, Callable[[Any, str], str]]] = {
+    "money": _money,
+    "pct": _pct,
+    "km": _km,
+    "other": _other,
+}
+
+
 def _kind(key: str) -> str:
     for suffix, kind in (("_minor", "money"), ("_pct", "pct"), ("_km", "km")):
         if key.endswith(suffix):
@@ -265,28 +284,35 @@ def _kind(key: str) -> str:
     return "other"
 
 
-_FIELDS: Final[dict[Code, tuple[str, ...]]] = {
-    code: tuple(f for _, f, _, _ in string.Formatter().parse(t) if f)
-    for code, t in _TEMPLATES.items()
+# code → (template, ((field, formatter), ...)); looked up by plain strings too (StrEnum hashing)
+_SPECS: Final[dict[str, tuple[str, tuple[tuple[str, Callable[[Any, str], str]], ...]]]] = {
+    code: (
+        template,
+        tuple((f, _FORMAT[_kind(f)]) for _, f, _, _ in string.Formatter().parse(template) if f),
+    )
+    for code, template in _TEMPLATES.items()
 }
 
 
 def render_reason(code: str | Code, params: Mapping[str, object] | None = None) -> str:
     """The sentence for an outcome ``code`` with its ``params`` (``currency`` selects symbols).
 
-    Unknown codes and missing parameters never raise: a dealer screen must always get text.
+    Unknown codes and missing or odd parameters never raise: a dealer screen must always get
+    text (a missing parameter shows as ``?``).
     """
-    try:
-        code = Code(code)
-    except ValueError:
+    spec = _SPECS.get(code)
+    if spec is None:
         return f"Outcome {code}."
-    fields = _FIELDS[code]
+    template, fields = spec
     if not fields:
-        return _TEMPLATES[code]
+        return template
     params = params or {}
     currency = str(params.get("currency", "USD"))
-    shown = {f: _display(f, params[f], currency) if f in params else "?" for f in fields}
-    return _TEMPLATES[code].format_map(shown)
+    try:
+        return template.format_map({f: fmt(params[f], currency) for f, fmt in fields})
+    except (KeyError, TypeError, ValueError):
+        shown = {f: _display(f, params[f], currency) if f in params else "?" for f, _ in fields}
+        return template.format_map(shown)
 
 
 def status_of(code: Code) -> Status:
