@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -224,6 +225,7 @@ class ProgramSet:
         }
         # Pass outcomes per program and tier, built once: a pair that passes a rule shares them.
         self.pass_outcomes = [_pass_outcomes(p) for p in ps]
+        growth_tables()  # built once per process; pay for it here rather than in a first match
         self.tier_names = [[t.name for t in p.credit.tiers] for p in ps]
         self.headers = [
             (p.program_id, p.version, p.lender, p.lender_kind.value, p.loan_kind.value, p.currency)
@@ -413,24 +415,24 @@ def _evaluate(
     value, valued, age, odo = col(cols.value), col(cols.valued), col(cols.age), col(cols.odo)
     score, term_req = col(cols.score), col(cols.term)
 
-    flag(np.broadcast_to(~effective[None, :], shape), Code.PROGRAM_NOT_IN_FORCE)
+    flag(~effective[None, :], Code.PROGRAM_NOT_IN_FORCE)
     kind_ok = col(cols.kind) == ps.kind[None, :]
     flag(~kind_ok, Code.LOAN_KIND_NOT_OFFERED)
     cur_ok = currency_ok[a]
     flag(~cur_ok, Code.CURRENCY_MISMATCH)
-    valued_b = np.broadcast_to(valued & (value > 0), shape)
+    valued_b = valued & (value > 0)
     flag(~valued_b, Code.MANUAL_APPRAISAL_REQUIRED)
 
-    missed = _lookup(ps, ps.missed_by_score, np.broadcast_to(np.clip(score, 0, 900), shape))
+    missed = _lookup(ps, ps.missed_by_score, np.minimum(np.maximum(score, 0), 900))
     has_tier = missed < ps.tier_count[None, :]
     flag(~has_tier, Code.CREDIT_SCORE_BELOW_MINIMUM)
     tier = np.minimum(missed, ps.tier_count[None, :] - 1)
 
     age_known = age >= 0
-    flag(np.broadcast_to(~age_known, shape), Code.VEHICLE_AGE_UNKNOWN)
+    flag(~age_known, Code.VEHICLE_AGE_UNKNOWN)
     flag(age_known & (age > ps.max_age[None, :]), Code.VEHICLE_TOO_OLD)
     odo_known = ~np.isnan(odo)
-    flag(np.broadcast_to(~odo_known, shape), Code.ODOMETER_UNKNOWN)
+    flag(~odo_known, Code.ODOMETER_UNKNOWN)
     with np.errstate(invalid="ignore"):
         flag(odo_known & (odo > ps.max_odo[None, :]), Code.ODOMETER_TOO_HIGH)
     flag((col(cols.flags) & ps.excluded[None, :]) != 0, Code.EXCLUDED_FLAG)
@@ -440,9 +442,9 @@ def _evaluate(
     # Term: the request, shortened to what the car's age and odometer allow.
     age_safe = np.where(age_known, age, 0)
     odo_safe = np.where(odo_known, odo, 0.0)
-    age_slot = np.broadcast_to(np.minimum(age_safe, _AGE_SLOTS - 1), shape)
+    age_slot = np.minimum(age_safe, _AGE_SLOTS - 1)
     io = np.minimum(
-        _count_below(ps.term_odo_upto, np.broadcast_to(odo_safe, shape)),
+        _count_below(ps.term_odo_upto, odo_safe),
         ps.term_odo_count[None, :] - 1,
     )
     p_idx = np.arange(ps.size)[None, :]
@@ -487,7 +489,7 @@ def _evaluate(
     flag(ltv > tier_ltv + 1e-12, Code.LTV_ABOVE_MAXIMUM)
     addon_idx = _count_below(ps.addon_above, ltv)
     addon = ps.addon_bp[p_idx, addon_idx]
-    apr = np.clip(np.maximum(rate, 0) + addon, ps.floor_bp[None, :], ps.cap_bp[None, :])
+    apr = np.minimum(np.maximum(np.maximum(rate, 0) + addon, ps.floor_bp), ps.cap_bp)
 
     priced = kind_ok & cur_ok & valued_b & has_tier & has_rate
     g32, g64 = growth_tables()
@@ -520,7 +522,7 @@ def _evaluate(
     peak_month = np.full(shape, -1, np.int64)
     peak_month.reshape(-1)[idx] = month
     peak_ltv = ltv * peak_ratio_full
-    has_curve = np.broadcast_to(col(cols.has_curve), shape)
+    has_curve = col(cols.has_curve)
     flag(~has_curve, Code.RESIDUAL_CURVE_MISSING)
     flag(has_curve & (peak_ltv > ps.residual_max[None, :] + 1e-12), Code.RESIDUAL_LTV_EXCEEDED)
 
@@ -547,7 +549,7 @@ def _evaluate(
     score_v = np.where(eligible, score_v, np.inf)
     order = np.argsort(score_v, axis=1, kind="stable")
     rank = np.empty_like(order)
-    np.put_along_axis(rank, order, np.arange(1, ps.size + 1)[None, :], axis=1)
+    rank[np.arange(shape[0])[:, None], order] = np.arange(1, ps.size + 1)
     rank = np.where(eligible, rank, 0)
 
     neg = ~priced
@@ -613,6 +615,8 @@ def _peaks(
         return peak, month, None
     if not kept:
         return peak, month, np.empty((0, CURVE_MONTHS), np.float32)
+    if len(kept) == 1:
+        return peak, month, kept[0]
     width = max(r.shape[1] for r in kept)
     return peak, month, np.vstack([np.pad(r, ((0, 0), (0, width - r.shape[1]))) for r in kept])
 
@@ -833,18 +837,41 @@ def _pass_outcomes(p: LenderProgram) -> list[tuple[RuleOutcome, ...]]:
     return out
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """How to report an outcome mask: which pass outcomes to keep (a C-level getter), where the
+    fail/note outcomes go, and whether the skipped tail follows a gating failure."""
+
+    keep: Callable[[tuple[RuleOutcome, ...]], tuple[RuleOutcome, ...]]
+    inserts: tuple[tuple[int, Rule, Code, Status], ...]
+    gated: bool
+
+
 @functools.lru_cache(maxsize=4096)
-def _plan(mask: int) -> tuple[tuple[int, Rule, Code | None, Status], ...]:
-    """What to report for an outcome mask: per rule either its pass outcome (code None), a
-    fail/note code, or, after a gating failure, nothing (the skipped tail follows)."""
-    plan: list[tuple[int, Rule, Code | None, Status]] = []
-    specs = _RULE_SPECS[:_N_GATING] if mask & GATING_MASK else _RULE_SPECS
+def _plan(mask: int) -> _Plan:
+    gated = bool(mask & GATING_MASK)
+    specs = _RULE_SPECS[:_N_GATING] if gated else _RULE_SPECS
+    kept: list[int] = []
+    inserts: list[tuple[int, Rule, Code, Status]] = []
+    position = 0
     for k, (rule, bits, codes) in enumerate(specs):
         if not mask & bits:
-            plan.append((k, rule, None, Status.PASS))
+            kept.append(k)
+            position += 1
             continue
-        plan.extend((k, rule, code, status) for code, bit, status in codes if mask & bit)
-    return tuple(plan)
+        for code, bit, status in codes:
+            if mask & bit:
+                inserts.append((position, rule, code, status))
+                position += 1
+
+    def keep(
+        passes: tuple[RuleOutcome, ...], _idx: tuple[int, ...] = tuple(kept)
+    ) -> tuple[RuleOutcome, ...]:
+        return tuple(passes[i] for i in _idx)
+
+    if len(kept) >= 2:
+        keep = operator.itemgetter(*kept)  # type: ignore[assignment]  # returns a tuple here
+    return _Plan(keep, tuple(inserts), gated)
 
 
 def _explain(
@@ -858,20 +885,18 @@ def _explain(
     cache: dict[tuple[Any, ...], RuleOutcome],
 ) -> tuple[RuleOutcome, ...]:
     """Every rule's outcome for a pair with at least one fail or note code."""
-    found: list[RuleOutcome] = []
-    for k, rule, code, status in _plan(mask):
-        if code is None:
-            found.append(passes[k])
-            continue
-        prm = _params(code, p, ctx, v, j, tier)
+    plan = _plan(mask)
+    found = list(plan.keep(passes))
+    for position, rule, code, status in plan.inserts:
+        prm = _PARAMS[code](p, ctx, v, j, tier)
         key = (code, *prm.values())
         hit = cache.get(key)
         if hit is None:
             hit = RuleOutcome(rule, status, code, render_reason(code, prm), prm)
             cache[key] = hit
-        found.append(hit)
-    if mask & GATING_MASK:
-        return (*found, *_SKIPPED_TAIL)
+        found.insert(position, hit)
+    if plan.gated:
+        found.extend(_SKIPPED_TAIL)
     return tuple(found)
 
 
