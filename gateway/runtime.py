@@ -161,8 +161,9 @@ class GatewayRuntime:
                     publish=self.worker.publish,
                     next_seq=self.worker.next_seq,
                 )
-            for appraisal_id in outcome.new_appraisals:
-                offers.match_appraisal(session, self.context.sealer, appraisal_id=appraisal_id)
+            offers.match_appraisals(
+                session, self.context.sealer, appraisal_ids=outcome.new_appraisals
+            )
 
     def stop(self) -> None:
         self._stop.set()

@@ -9,6 +9,7 @@ Every message is UTF-8 JSON of at most ``MAX_PAYLOAD_BYTES``::
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -18,7 +19,7 @@ from pydantic import AwareDatetime, Field, ValidationError, field_serializer, mo
 
 from edge.protocol.appraisal import AppraisalBody, WireModel
 from edge.protocol.errors import PayloadTooLargeError, ProtocolError, UnsupportedSchemaError
-from edge.protocol.topics import KIOSK_ID_PATTERN, Channel, parse_topic
+from edge.protocol.topics import KIOSK_ID_PATTERN, Channel, ParsedTopic, parse_topic
 
 MAX_PAYLOAD_BYTES = 256 * 1024
 
@@ -184,6 +185,12 @@ def encode(envelope: Envelope[Any]) -> bytes:
     return data
 
 
+_SCHEMA_PEEK = re.compile(rb'"schema"\s*:\s*"([^"\\]{1,64})"')
+_ENVELOPE_TYPES: dict[str, Any] = {
+    name: cast(Any, Envelope)[body_type] for name, (_, body_type) in SCHEMAS.items()
+}
+
+
 def decode(topic: str, payload: bytes) -> Envelope[Any]:
     """Parse and validate a message received on ``topic``.
 
@@ -195,29 +202,33 @@ def decode(topic: str, payload: bytes) -> Envelope[Any]:
         raise PayloadTooLargeError(
             f"payload is {len(payload)} bytes; the limit is {MAX_PAYLOAD_BYTES}"
         )
-    try:
-        raw = json.loads(payload.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise ProtocolError(f"payload is not UTF-8: {exc.reason} at byte {exc.start}") from None
-    except json.JSONDecodeError as exc:
-        raise ProtocolError(f"payload is not JSON: {exc.msg} at line {exc.lineno}") from None
-    if not isinstance(raw, dict):
-        raise ProtocolError("payload is not a JSON object")
-    schema = raw.get("schema")
-    if not isinstance(schema, str):
-        raise ProtocolError("envelope has no 'schema' string")
+    # One pass in the common case: find the schema without parsing, then validate the bytes.
+    # When that fails, or found a "schema" that is not the envelope's (say, a key nested in a
+    # body that comes first), parse the whole payload to be sure and to name the problem.
+    peek = _SCHEMA_PEEK.search(payload)
+    if peek is not None:
+        schema = peek.group(1).decode("ascii", "replace")
+        try:
+            envelope = _validate(parsed_topic, schema, payload)
+        except ProtocolError:
+            pass
+        else:
+            if envelope.schema_ == schema:
+                return envelope
+    return _validate(parsed_topic, _schema_slow(payload), payload)
+
+
+def _validate(parsed_topic: ParsedTopic, schema: str, payload: bytes) -> Envelope[Any]:
     entry = SCHEMAS.get(schema)
     if entry is None:
         raise UnsupportedSchemaError(f"unsupported schema {schema!r}")
-    channel, body_type = entry
-    if channel is not parsed_topic.channel:
+    if entry[0] is not parsed_topic.channel:
         raise ProtocolError(
             f"schema {schema!r} does not belong on the {parsed_topic.channel.value!r} topic"
         )
     try:
-        envelope_type = cast(Any, Envelope)[body_type]
         # Strict: a wrong JSON type ("12" for a number) is an error, not something to coerce.
-        envelope: Envelope[Any] = envelope_type.model_validate_json(payload, strict=True)
+        envelope: Envelope[Any] = _ENVELOPE_TYPES[schema].model_validate_json(payload, strict=True)
     except ValidationError as exc:
         raise ProtocolError(_describe(exc)) from None
     if envelope.kiosk_id != parsed_topic.kiosk_id:
@@ -226,6 +237,24 @@ def decode(topic: str, payload: bytes) -> Envelope[Any]:
             f"{parsed_topic.kiosk_id!r}"
         )
     return envelope
+
+
+def _schema_slow(payload: bytes) -> str:
+    """The envelope's schema, parsing the whole payload; raises naming what is wrong."""
+    try:
+        raw = json.loads(payload.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ProtocolError(f"payload is not UTF-8: {exc.reason} at byte {exc.start}") from None
+    except json.JSONDecodeError as exc:
+        raise ProtocolError(f"payload is not JSON: {exc.msg} at line {exc.lineno}") from None
+    except RecursionError:
+        raise ProtocolError("payload is not JSON this reader accepts: nested too deeply") from None
+    if not isinstance(raw, dict):
+        raise ProtocolError("payload is not a JSON object")
+    schema = raw.get("schema")
+    if not isinstance(schema, str):
+        raise ProtocolError("envelope has no 'schema' string")
+    return schema
 
 
 def _describe(exc: ValidationError) -> str:

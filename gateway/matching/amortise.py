@@ -44,7 +44,7 @@ def growth_tables() -> tuple[npt.NDArray[np.float32], FloatArray]:
     steps = np.empty((MAX_BP + 1, TABLE_MONTHS), np.float64)
     steps[:, 0] = 1.0
     steps[:, 1:] = 1.0 + np.arange(MAX_BP + 1, dtype=np.float64)[:, None] / 120000.0
-    g64: FloatArray = np.cumprod(steps, axis=1)
+    g64 = np.cumprod(steps, axis=1, dtype=np.float64)
     g64[0] = 1.0 + np.arange(TABLE_MONTHS)  # the 0 % convention of growth()
     return g64.astype(np.float32), g64
 

@@ -14,9 +14,9 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import update
+from sqlalchemy import insert, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -34,6 +34,7 @@ from edge.protocol import (
     is_valid_kiosk_id,
     parse_topic,
 )
+from gateway.db.engine import RawJSON
 from gateway.db.models import (
     Appraisal,
     CommandRow,
@@ -91,6 +92,36 @@ def ingest_batch(session: Session, batch: Sequence[Inbound]) -> IngestOutcome:
         return merged
 
 
+class _Writes:
+    """Rows of one batch, written with one statement per table (the ORM's per-row cost adds up)."""
+
+    def __init__(self, session: Session, kiosks: dict[str, Kiosk]) -> None:
+        self.session = session
+        self.kiosks = kiosks
+        self.inbound: list[dict[str, Any]] = []
+        self.appraisals: list[dict[str, Any]] = []
+        self.appraisal_ids: set[str] = set()
+        self.history: list[dict[str, Any]] = []
+
+    def kiosk(self, kiosk_id: str) -> Kiosk:
+        kiosk = self.kiosks.get(kiosk_id)
+        if kiosk is None:
+            kiosk = self.kiosks[kiosk_id] = Kiosk(kiosk_id=kiosk_id)
+            self.session.add(kiosk)
+        return kiosk
+
+    def flush(self) -> None:
+        for model, rows in (
+            (InboundMessage, self.inbound),
+            (Appraisal, self.appraisals),
+            (KioskHistory, self.history),
+        ):
+            if rows:
+                # Core executemany: no per-row ORM bookkeeping for rows nobody reads back.
+                table = cast(Any, model).__table__
+                self.session.connection().execute(insert(table), rows)
+
+
 def _ingest(session: Session, batch: Sequence[Inbound]) -> IngestOutcome:
     outcome = IngestOutcome()
     valid: list[tuple[Inbound, Envelope[Any]]] = []
@@ -99,19 +130,31 @@ def _ingest(session: Session, batch: Sequence[Inbound]) -> IngestOutcome:
             valid.append((item, decode(item.topic, item.payload)))
         except ProtocolError as exc:
             _dead_letter(session, item, exc.reason, outcome)
+    if not valid:
+        return outcome
 
-    ids = [env.message_id for _, env in valid]
-    known = (
-        set(
+    ids = {env.message_id for _, env in valid}
+    known = set(
+        session.exec(
+            select(InboundMessage.message_id).where(col(InboundMessage.message_id).in_(ids))
+        ).all()
+    )
+    kiosk_ids = {env.kiosk_id for _, env in valid}
+    kiosks = {
+        k.kiosk_id: k
+        for k in session.exec(select(Kiosk).where(col(Kiosk.kiosk_id).in_(kiosk_ids))).all()
+    }
+    appraisal_ids = [
+        env.body.appraisal_id for _, env in valid if isinstance(env.body, AppraisalBody)
+    ]
+    writes = _Writes(session, kiosks)
+    if appraisal_ids:
+        writes.appraisal_ids = set(
             session.exec(
-                select(InboundMessage.message_id).where(col(InboundMessage.message_id).in_(ids))
+                select(Appraisal.appraisal_id).where(col(Appraisal.appraisal_id).in_(appraisal_ids))
             ).all()
         )
-        if ids
-        else set()
-    )
     for item, env in valid:
-        needs_receipt = env.seq is not None
         if env.message_id in known:
             outcome.duplicates += 1
             session.execute(
@@ -121,20 +164,22 @@ def _ingest(session: Session, batch: Sequence[Inbound]) -> IngestOutcome:
             )
         else:
             known.add(env.message_id)
-            session.add(
-                InboundMessage(
-                    message_id=env.message_id,
-                    kiosk_id=env.kiosk_id,
-                    schema_name=env.schema_,
-                    seq=env.seq,
-                    created_at=env.created_at,
-                    received_at=item.received_at,
-                )
+            writes.inbound.append(
+                {
+                    "message_id": env.message_id,
+                    "kiosk_id": env.kiosk_id,
+                    "schema_name": env.schema_,
+                    "seq": env.seq,
+                    "created_at": env.created_at,
+                    "received_at": item.received_at,
+                    "duplicates": 0,
+                }
             )
-            _apply(session, item, env, outcome)
+            _apply(writes, item, env, outcome)
             outcome.stored += 1
-        if needs_receipt:
+        if env.seq is not None:
             outcome.receipts[env.kiosk_id].append(env.message_id)
+    writes.flush()
     return outcome
 
 
@@ -176,16 +221,9 @@ def _salvage_ids(item: Inbound) -> tuple[str | None, str | None]:
     return kiosk_id, message_id
 
 
-def _kiosk(session: Session, kiosk_id: str) -> Kiosk:
-    kiosk = session.get(Kiosk, kiosk_id)
-    if kiosk is None:
-        kiosk = Kiosk(kiosk_id=kiosk_id)
-        session.add(kiosk)
-    return kiosk
-
-
-def _apply(session: Session, item: Inbound, env: Envelope[Any], outcome: IngestOutcome) -> None:
-    kiosk = _kiosk(session, env.kiosk_id)
+def _apply(writes: _Writes, item: Inbound, env: Envelope[Any], outcome: IngestOutcome) -> None:
+    session = writes.session
+    kiosk = writes.kiosk(env.kiosk_id)
     kiosk.last_seen_at = item.received_at
     if env.seq is not None:
         if kiosk.last_seq is not None and env.seq <= kiosk.last_seq:
@@ -201,7 +239,7 @@ def _apply(session: Session, item: Inbound, env: Envelope[Any], outcome: IngestO
     channel = parse_topic(item.topic).channel
     body = env.body
     if channel is Channel.APPRAISALS and isinstance(body, AppraisalBody):
-        _store_appraisal(session, item, env, body, outcome)
+        _store_appraisal(writes, item, env, body, outcome)
     elif channel is Channel.TELEMETRY and isinstance(body, TelemetryBody):
         data = body.model_dump(mode="json")
         # Heartbeats can arrive out of order after an outage; the latest by creation wins.
@@ -214,26 +252,26 @@ def _apply(session: Session, item: Inbound, env: Envelope[Any], outcome: IngestO
         )
     elif channel is Channel.STATUS and isinstance(body, StatusBody):
         _apply_status(kiosk, env, body, outcome)
-        session.add(
-            KioskHistory(
-                kiosk_id=env.kiosk_id,
-                kind="status",
-                at=env.created_at,
-                data=body.model_dump(mode="json"),
-            )
+        writes.history.append(
+            {
+                "kiosk_id": env.kiosk_id,
+                "kind": "status",
+                "at": env.created_at,
+                "data": body.model_dump(mode="json"),
+            }
         )
     elif channel is Channel.EVENTS and isinstance(body, EventBody):
         _apply_event(session, body)
 
 
 def _store_appraisal(
-    session: Session,
+    writes: _Writes,
     item: Inbound,
     env: Envelope[Any],
     body: AppraisalBody,
     outcome: IngestOutcome,
 ) -> None:
-    if session.get(Appraisal, body.appraisal_id) is not None:
+    if body.appraisal_id in writes.appraisal_ids:
         # A new message_id for an appraisal we have: a kiosk re-created the message (e.g. after a
         # restore). Keep the first; it is the one lenders may already have seen.
         logger.warning(
@@ -242,19 +280,20 @@ def _store_appraisal(
             env.message_id,
         )
         return
-    session.add(
-        Appraisal(
-            appraisal_id=body.appraisal_id,
-            message_id=env.message_id,
-            kiosk_id=env.kiosk_id,
-            vin=body.vehicle.vin,
-            status=body.valuation.status.value,
-            value_minor=body.valuation.value_minor,
-            currency=body.valuation.currency,
-            created_at=env.created_at,
-            received_at=item.received_at,
-            report=body.model_dump(mode="json"),
-        )
+    writes.appraisal_ids.add(body.appraisal_id)
+    writes.appraisals.append(
+        {
+            "appraisal_id": body.appraisal_id,
+            "message_id": env.message_id,
+            "kiosk_id": env.kiosk_id,
+            "vin": body.vehicle.vin,
+            "status": body.valuation.status.value,
+            "value_minor": body.valuation.value_minor,
+            "currency": body.valuation.currency,
+            "created_at": env.created_at,
+            "received_at": item.received_at,
+            "report": RawJSON(body.model_dump_json()),
+        }
     )
     outcome.new_appraisals.append(body.appraisal_id)
 
@@ -277,18 +316,16 @@ def _apply_status(
 
 
 def _apply_event(session: Session, body: EventBody) -> None:
-    if body.command_id is None:
-        return
-    command = session.get(CommandRow, body.command_id)
-    if command is None:
-        return
     new_state = {
         EventKind.COMMAND_ACCEPTED: "accepted",
         EventKind.COMMAND_REJECTED: "rejected",
         EventKind.COMMAND_DONE: "done",
         EventKind.COMMAND_FAILED: "failed",
     }.get(body.kind)
-    if new_state is None:
+    if new_state is None or body.command_id is None:
+        return  # progress events are history only
+    command = session.get(CommandRow, body.command_id)
+    if command is None:
         return
     # done/rejected/failed are final; an accepted arriving late must not undo them.
     if command.state in {"done", "rejected", "failed"} and new_state == "accepted":

@@ -16,19 +16,25 @@ from gateway.services.sealing import Sealer
 logger = logging.getLogger(__name__)
 
 
-def match_appraisal(session: Session, sealer: Sealer, *, appraisal_id: str) -> int:
-    """Match every unmatched loan request on a newly stored appraisal. Returns matches stored."""
-    appraisal = session.get(Appraisal, appraisal_id)
-    if appraisal is None:
+def match_appraisals(session: Session, sealer: Sealer, *, appraisal_ids: list[str]) -> int:
+    """Match the unmatched loan requests on newly stored appraisals (one query for the batch).
+
+    Returns how many matches were stored.
+    """
+    if not appraisal_ids:
         return 0
     loans = session.exec(
         select(LoanRequestRow).where(
-            LoanRequestRow.appraisal_id == appraisal_id, col(LoanRequestRow.matched_at).is_(None)
+            col(LoanRequestRow.appraisal_id).in_(appraisal_ids),
+            col(LoanRequestRow.matched_at).is_(None),
         )
     ).all()
-    return sum(
-        match_loan_request(session, sealer, loan=loan, appraisal=appraisal) for loan in loans
-    )
+    stored = 0
+    for loan in loans:
+        appraisal = session.get(Appraisal, loan.appraisal_id)
+        if appraisal is not None:
+            stored += match_loan_request(session, sealer, loan=loan, appraisal=appraisal)
+    return stored
 
 
 def match_loan_request(

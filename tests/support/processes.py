@@ -43,6 +43,7 @@ class GatewayProcess:
     mqtt_url: str
     database_url: str | None = None
     port: int = field(default_factory=free_port)
+    extra_env: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -55,7 +56,7 @@ class GatewayProcess:
         }
         if self.database_url:
             extra["KIOSKMATCH_DATABASE_URL"] = self.database_url
-        return _env(**extra)
+        return _env(**{**extra, **self.extra_env})
 
     @property
     def url(self) -> str:

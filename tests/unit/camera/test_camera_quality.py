@@ -20,6 +20,7 @@ from edge.camera.synthetic import (
     blurred,
     car_scene,
     darkened,
+    motion_blurred,
     overexposed,
     with_glare,
 )
@@ -28,6 +29,7 @@ METRICS = {
     "width",
     "height",
     "sharpness",
+    "sharpness_min_axis",
     "mean_luminance",
     "dark_fraction",
     "clipped_fraction",
@@ -55,6 +57,20 @@ def test_defocus_fails_as_too_blurred(scene: np.ndarray, sigma: float) -> None:
     result = assess_quality(blurred(scene, sigma))
     assert result.reasons == (REASON_BLURRED,)
     assert result.metrics["sharpness"] < QualityConfig().min_sharpness
+
+
+@pytest.mark.parametrize("length", [15, 25])
+def test_camera_shake_fails_as_too_blurred(scene: np.ndarray, length: int) -> None:
+    shaken = motion_blurred(scene, length)
+    result = assess_quality(shaken)
+    assert result.reasons == (REASON_BLURRED,)
+    # The Laplacian alone would pass it: the edges across the shake stay sharp.
+    assert result.metrics["sharpness"] > QualityConfig().min_sharpness
+
+
+def test_vertical_camera_shake_fails_as_too_blurred(scene: np.ndarray) -> None:
+    shaken = np.ascontiguousarray(np.rot90(motion_blurred(np.rot90(scene), 25), -1))
+    assert assess_quality(shaken).reasons == (REASON_BLURRED,)
 
 
 def test_sharpness_falls_as_blur_grows(scene: np.ndarray) -> None:
@@ -133,7 +149,7 @@ def test_several_reasons_at_once() -> None:
 def test_thresholds_come_from_config(scene: np.ndarray) -> None:
     soft = blurred(scene, 3.0)
     assert not assess_quality(soft).passed
-    lenient = QualityConfig(min_sharpness=5.0)
+    lenient = QualityConfig(min_sharpness=5.0, min_axis_sharpness=5.0)
     assert assess_quality(soft, lenient).passed
 
 
@@ -142,6 +158,7 @@ def test_judge_is_pure_over_metrics() -> None:
         "width": 1920.0,
         "height": 1080.0,
         "sharpness": 500.0,
+        "sharpness_min_axis": 100.0,
         "mean_luminance": 120.0,
         "dark_fraction": 0.0,
         "clipped_fraction": 0.0,
@@ -151,6 +168,7 @@ def test_judge_is_pure_over_metrics() -> None:
     config = QualityConfig()
     assert judge(metrics, config) == ()
     assert judge({**metrics, "sharpness": 1.0}, config) == (REASON_BLURRED,)
+    assert judge({**metrics, "sharpness_min_axis": 1.0}, config) == (REASON_BLURRED,)
     assert judge({**metrics, "glare_fraction": 0.5}, config) == (REASON_GLARE,)
     # Glare is not reported on a frame that is blown out anyway.
     assert judge({**metrics, "glare_fraction": 0.5, "clipped_fraction": 0.5}, config) == (

@@ -142,3 +142,23 @@ def test_arbitrary_bytes_never_escape_as_other_errors(payload: bytes) -> None:
         decode(topic_for(KIOSK, Channel.APPRAISALS), payload)
     except ProtocolError as exc:
         assert exc.reason
+
+
+def test_a_nested_schema_key_before_the_envelopes_does_not_confuse_decoding() -> None:
+    body = CommandBody(
+        command_id=new_id(),
+        kind=CommandKind.CONFIG_UPDATE,
+        expires_at=datetime.now(UTC) + timedelta(minutes=5),
+        params={"schema": "kioskmatch.telemetry/1"},
+    )
+    raw = json.loads(encode(make_envelope(KIOSK, body, seq=3)))
+    reordered = {"body": raw.pop("body"), **raw}  # the nested "schema" now comes first
+    back = decode(topic_for(KIOSK, Channel.COMMANDS), json.dumps(reordered).encode())
+    assert back.body == body
+
+
+def test_wrong_json_types_are_not_coerced() -> None:
+    raw = json.loads(encode(make_envelope(KIOSK, TelemetryBody(uptime_s=1), seq=1)))
+    raw["seq"] = "1"
+    with pytest.raises(ProtocolError, match="seq"):
+        decode(topic_for(KIOSK, Channel.TELEMETRY), json.dumps(raw).encode())

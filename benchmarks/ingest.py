@@ -1,0 +1,287 @@
+"""Benchmark: appraisals committed per second by the gateway, beside the raw broker limit.
+
+In one run, on a Mosquitto and a PostgreSQL this script starts on free ports:
+
+1. raw limit: one paho publisher → Mosquitto → one paho subscriber that does nothing, QoS 1,
+   with the same appraisal payloads;
+2. for SQLite and PostgreSQL, with one and with two gateway processes (``kioskmatch gateway
+   serve``; two share the subscription): 50 kiosk connections publish realistic appraisal
+   reports as fast as the broker takes them, and wait for every receipt. Committed appraisals/s
+   is receipted messages over the time from the first publish to the last receipt;
+3. at a fixed 300 appraisals/s: the p95 latency from ``created_at`` to the receipt.
+
+The kiosks are paho clients publishing pre-built envelopes (the kiosk's outbox is measured by
+the fault suite, not here): the gateway is what is measured.
+
+Reproduce::
+
+    .venv/bin/python benchmarks/ingest.py                 # 3,000 appraisals per case
+    .venv/bin/python benchmarks/ingest.py --quick --json  # a smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from contextlib import ExitStack
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from edge.protocol import (  # noqa: E402
+    AppraisalBody,
+    Channel,
+    MqttEndpoint,
+    decode,
+    encode,
+    make_envelope,
+    new_id,
+    topic_for,
+)
+from tests.support.processes import GatewayProcess  # noqa: E402
+from tests.support.services import mosquitto, postgres  # noqa: E402
+
+KIOSKS = 50
+
+
+def realistic_report() -> AppraisalBody:
+    """An appraisal as the kiosk makes it: simulator OBD read, TFLite valuation, full curve."""
+    from edge.adapters import TfliteValuer
+    from edge.inspection import run_inspection
+    from edge.obd import read_vehicle, start_simulator
+
+    class Reader:
+        def __init__(self, port: str) -> None:
+            self.port = port
+
+        def read(self) -> Any:
+            return read_vehicle(self.port, timeout=30).to_protocol()
+
+    with start_simulator("mil_on", latency_s=0) as sim:
+        return run_inspection(
+            appraisal_id=new_id(),
+            reader=Reader(sim.port),
+            valuer=TfliteValuer(),
+            hints={"model": "Malibu", "trim": "LS Sedan 4D", "options": {"cruise": True}},
+        )
+
+
+class Fleet:
+    """KIOSKS paho clients: publish appraisals, collect receipts and their latencies."""
+
+    def __init__(self, endpoint: MqttEndpoint, body: AppraisalBody, tag: str) -> None:
+        self.body = body
+        self.kiosk_ids = [f"bench-{tag}-k{i:02d}" for i in range(KIOSKS)]
+        self.created: dict[str, float] = {}
+        self.latencies: list[float] = []
+        self.done = threading.Condition()
+        self.clients: list[mqtt.Client] = []
+        self.seq = 0
+        for kiosk in self.kiosk_ids:
+            client = mqtt.Client(
+                CallbackAPIVersion.VERSION2, client_id=f"kiosk-{kiosk}", clean_session=True
+            )
+            client.max_inflight_messages_set(200)
+            client.on_message = self._on_receipt
+            client.connect(endpoint.host, endpoint.port)
+            client.subscribe(topic_for(kiosk, Channel.RECEIPTS), qos=1)
+            client.loop_start()
+            self.clients.append(client)
+
+    def _on_receipt(self, _c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
+        now = time.time()
+        env = decode(msg.topic, bytes(msg.payload))
+        with self.done:
+            for message_id in env.body.message_ids:
+                created = self.created.pop(message_id, None)
+                if created is not None:
+                    self.latencies.append(now - created)
+            self.done.notify_all()
+
+    def publish(self, i: int) -> None:
+        kiosk = self.kiosk_ids[i % KIOSKS]
+        body = self.body.model_copy(update={"appraisal_id": new_id()})
+        self.seq += 1
+        env = make_envelope(kiosk, body, seq=self.seq)
+        with self.done:
+            self.created[env.message_id] = env.created_at.timestamp()
+        self.clients[i % KIOSKS].publish(topic_for(kiosk, Channel.APPRAISALS), encode(env), qos=1)
+
+    def wait(self, count: int, timeout: float) -> bool:
+        with self.done:
+            return self.done.wait_for(lambda: len(self.latencies) >= count, timeout)
+
+    def close(self) -> None:
+        for client in self.clients:
+            client.loop_stop()
+            client.disconnect()
+
+
+def raw_limit(endpoint: MqttEndpoint, payload: bytes, count: int) -> float:
+    """Messages/s from one paho publisher to one paho subscriber that does nothing (QoS 1)."""
+    got = threading.Event()
+    received = 0
+
+    def on_message(_c: mqtt.Client, _u: object, _m: mqtt.MQTTMessage) -> None:
+        nonlocal received
+        received += 1
+        if received >= count:
+            got.set()
+
+    sub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-raw-sub")
+    sub.on_message = on_message
+    sub.connect(endpoint.host, endpoint.port)
+    sub.subscribe("bench/raw", qos=1)
+    sub.loop_start()
+    pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-raw-pub")
+    pub.max_inflight_messages_set(200)
+    pub.connect(endpoint.host, endpoint.port)
+    pub.loop_start()
+    time.sleep(0.3)
+    started = time.perf_counter()
+    for _ in range(count):
+        pub.publish("bench/raw", payload, qos=1)
+    got.wait(120)
+    elapsed = time.perf_counter() - started
+    for c in (pub, sub):
+        c.loop_stop()
+        c.disconnect()
+    return received / elapsed
+
+
+def ingest_case(
+    broker_url: str,
+    body: AppraisalBody,
+    workdir: Path,
+    database_url: str | None,
+    workers: int,
+    count: int,
+    tag: str,
+) -> dict[str, float]:
+    endpoint = MqttEndpoint.parse(broker_url)
+    gateways = []
+    with ExitStack() as stack:
+        for w in range(workers):
+            env_extra = {"KIOSKMATCH_WORKER_ID": f"{tag}-w{w}"}
+            if workers > 1:
+                env_extra["KIOSKMATCH_MQTT_SHARED_GROUP"] = f"bench-{tag}"
+            gw = GatewayProcess(
+                workdir / f"gw-{tag}", broker_url, database_url, extra_env=env_extra
+            )
+            gw.start()
+            stack.callback(gw.stop)
+            gateways.append(gw)
+        fleet = Fleet(endpoint, body, tag)
+        stack.callback(fleet.close)
+        time.sleep(0.5)
+        started = time.perf_counter()
+        for i in range(count):
+            fleet.publish(i)
+        ok = fleet.wait(count, 300)
+        elapsed = time.perf_counter() - started
+        if not ok:
+            raise SystemExit(f"{tag}: only {len(fleet.latencies)} of {count} receipted in 300 s")
+        throughput = count / elapsed
+        # Fixed rate: 300 appraisals/s for a few seconds, p95 created → receipted.
+        fleet.latencies.clear()
+        rate, seconds = 300.0, max(3.0, count / 1000)
+        n = int(rate * seconds)
+        t0 = time.perf_counter()
+        for i in range(n):
+            time.sleep(max(0.0, t0 + i / rate - time.perf_counter()))
+            fleet.publish(count + i)
+        fleet.wait(n, 120)
+        lat = sorted(fleet.latencies)
+        p95 = lat[int(0.95 * (len(lat) - 1))] if lat else float("nan")
+    return {
+        "appraisals_per_s": throughput,
+        "p95_ms_at_300_per_s": p95 * 1000,
+        "p50_ms_at_300_per_s": statistics.median(lat) * 1000,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=3000, help="appraisals per case")
+    parser.add_argument(
+        "--quick", action="store_true", help="300 appraisals, SQLite and one worker only"
+    )
+    parser.add_argument("--json", action="store_true", help="last line: one JSON object")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    count = 300 if args.quick else args.count
+
+    body = realistic_report()
+    payload = encode(make_envelope("bench-k00", body, seq=1))
+    print(
+        f"appraisal report: {len(payload):,} bytes on the wire "
+        "(OBD read with codes, TFLite valuation, 85-month residual curve)"
+    )
+    results: dict[str, Any] = {
+        "payload_bytes": len(payload),
+        "generated_at": datetime.now(UTC).isoformat(),
+    }
+    with (
+        tempfile.TemporaryDirectory(prefix="kioskmatch-bench-") as tmp,
+        mosquitto(Path(tmp) / "mosq") as broker,
+    ):
+        endpoint = MqttEndpoint.parse(broker.url)
+        raw = raw_limit(endpoint, payload, max(count, 2000))
+        results["raw_broker_msgs_per_s"] = raw
+        print(f"raw broker limit (paho → Mosquitto → paho, QoS 1, same payload): {raw:,.0f} msg/s")
+        cases = (
+            [("sqlite", 1)]
+            if args.quick
+            else [("sqlite", 1), ("sqlite", 2), ("postgres", 1), ("postgres", 2)]
+        )
+        with ExitStack() as stack:
+            pg_url = None
+            if any(db == "postgres" for db, _ in cases):
+                pg_url = stack.enter_context(postgres()).url
+            for db, workers in cases:
+                tag = f"{db}{workers}"
+                database_url = pg_url if db == "postgres" else None
+                if db == "postgres":
+                    _reset_postgres(pg_url or "")
+                r = ingest_case(broker.url, body, Path(tmp), database_url, workers, count, tag)
+                results[tag] = r
+                print(
+                    f"{db:8s} {workers} worker(s): {r['appraisals_per_s']:8,.0f} appraisals/s "
+                    f"({r['appraisals_per_s'] / raw:5.0%} of raw); "
+                    f"at 300/s p50 {r['p50_ms_at_300_per_s']:6.1f} ms, "
+                    f"p95 {r['p95_ms_at_300_per_s']:6.1f} ms"
+                )
+    best_sqlite = max(v["appraisals_per_s"] for k, v in results.items() if k.startswith("sqlite"))
+    print(
+        f"goals: ≥ 50% of raw and ≥ 1,000/s with SQLite (best {best_sqlite:,.0f}/s, "
+        f"{best_sqlite / raw:.0%}); p95 ≤ 250 ms at 300/s"
+    )
+    print("reproduce: .venv/bin/python benchmarks/ingest.py" + (" --quick" if args.quick else ""))
+    if args.json:
+        print(json.dumps(results))
+    return 0
+
+
+def _reset_postgres(url: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    engine.dispose()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
