@@ -130,6 +130,13 @@ class QualityConfig(_Strict):
         le=100000,
         description="Smallest variance of the Laplacian of the contrast-normalised analysis copy",
     )
+    min_axis_sharpness: float = Field(
+        20.0,
+        ge=0,
+        le=100000,
+        description="Smallest variance of the second derivative along the blurrier axis "
+        "(catches camera shake)",
+    )
     dark_level: int = Field(25, ge=0, le=254, description="Luma at or below this counts as dark")
     bright_level: int = Field(
         250, ge=1, le=255, description="Luma at or above this counts as clipped (blown out)"
@@ -179,10 +186,10 @@ class MaskingConfig(_Strict):
         "eight coarse blocks across; fill: a solid grey box",
     )
     detect_long_edge: int = Field(
-        800, ge=160, le=4096, description="Detectors run on a copy downscaled to this long edge"
+        720, ge=160, le=4096, description="Detectors run on a copy downscaled to this long edge"
     )
     face_scale_factor: float = Field(
-        1.15,
+        1.2,
         ge=1.01,
         le=2.0,
         description="Step between the face cascade's search scales; smaller finds more, runs "

@@ -6,6 +6,8 @@ Metrics (all floats, so they fit ``PhotoRecord.metrics``):
 - ``sharpness``: variance of the Laplacian of a grey copy downscaled to
   ``analysis_long_edge`` and contrast-stretched between its 1st and 99th percentiles, so neither
   the camera's resolution nor the exposure moves the figure much;
+- ``sharpness_min_axis``: the smaller of the variances of the second derivative along x and
+  along y on the same copy; camera shake smears one axis and leaves the other sharp;
 - ``mean_luminance`` (0–255), ``dark_fraction`` (share at or below ``dark_level``),
   ``clipped_fraction`` (share at or above ``bright_level``);
 - ``glare_fraction``: share of the frame covered by colourless clipped blobs larger than
@@ -60,15 +62,21 @@ class QualityResult:
         return {"passed": self.passed, "reasons": list(self.reasons), "metrics": dict(self.metrics)}
 
 
-def _sharpness(gray_small: Image) -> float:
+def _sharpness(gray_small: Image) -> tuple[float, float]:
+    """(variance of the Laplacian, smaller of the variances of the 2nd x and y derivatives)."""
     low, high = np.percentile(gray_small, (1.0, 99.0))
     span = float(high - low)
     if span < 1.0:
-        return 0.0  # a flat frame has no edges at all
+        return 0.0, 0.0  # a flat frame has no edges at all
     # Stretch to the full range in float so a dim but sharp frame scores like a well-lit one.
-    stretched = (gray_small.astype(np.float32) - float(low)) * (255.0 / span)
+    stretched = (gray_small.astype(np.float32) - float(low)) * np.float32(255.0 / span)
     np.clip(stretched, 0.0, 255.0, out=stretched)
-    return float(cv2.Laplacian(stretched, cv2.CV_32F).var())
+    laplacian = float(cv2.Laplacian(stretched, cv2.CV_32F).var())
+    # Camera shake smears along one axis only; edges across it keep the Laplacian high, so
+    # each axis is also measured on its own.
+    dxx = float(cv2.Sobel(stretched, cv2.CV_32F, 2, 0, ksize=1).var())
+    dyy = float(cv2.Sobel(stretched, cv2.CV_32F, 0, 2, ksize=1).var())
+    return laplacian, min(dxx, dyy)
 
 
 def _glare(small_bgr: Image, gray_small: Image, config: QualityConfig) -> tuple[float, int]:
@@ -107,10 +115,12 @@ def measure(image: Image, config: QualityConfig) -> dict[str, float]:
         glare_fraction, glare_blobs = _glare(small_bgr, gray_small, config)
     else:
         glare_fraction, glare_blobs = 0.0, 0
+    sharpness, min_axis = _sharpness(gray_small)
     return {
         "width": float(width),
         "height": float(height),
-        "sharpness": round(_sharpness(gray_small), 3),
+        "sharpness": round(sharpness, 3),
+        "sharpness_min_axis": round(min_axis, 3),
         "mean_luminance": round(mean, 3),
         "dark_fraction": round(dark, 5),
         "clipped_fraction": round(clipped, 5),
@@ -142,7 +152,11 @@ def judge(metrics: dict[str, float], config: QualityConfig) -> tuple[str, ...]:
     # Glare is local saturation in an otherwise usable frame; a blown-out frame says so already.
     if not overexposed and metrics["glare_fraction"] > config.max_glare_fraction:
         reasons.append(REASON_GLARE)
-    if not (too_dark or overexposed) and metrics["sharpness"] < config.min_sharpness:
+    blurred = (
+        metrics["sharpness"] < config.min_sharpness
+        or metrics["sharpness_min_axis"] < config.min_axis_sharpness
+    )
+    if blurred and not (too_dark or overexposed):
         reasons.append(REASON_BLURRED)
     return tuple(reasons)
 
