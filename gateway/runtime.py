@@ -12,6 +12,7 @@ import threading
 from dataclasses import dataclass
 from datetime import timedelta
 
+import httpx
 import uvicorn
 
 from edge.protocol import MqttEndpoint
@@ -21,7 +22,7 @@ from gateway.context import GatewayContext
 from gateway.db import make_engine, migrate
 from gateway.ingest.mqtt import TlsFiles
 from gateway.ingest.worker import IngestWorker
-from gateway.services import commands, maintenance, offers
+from gateway.services import commands, maintenance, offers, webhooks
 from gateway.services.ingest import IngestOutcome
 from gateway.services.sealing import Sealer
 from gateway.settings import GatewaySettings
@@ -72,6 +73,7 @@ class GatewayRuntime:
         self._http: _Http | None = None
         self._stop = threading.Event()
         self._maintenance: threading.Thread | None = None
+        self._webhooks: threading.Thread | None = None
         self.mqtt_url: str | None = None
 
     @property
@@ -109,6 +111,8 @@ class GatewayRuntime:
         self._start_http()
         self._maintenance = threading.Thread(target=self._maintain, name="maintenance", daemon=True)
         self._maintenance.start()
+        self._webhooks = threading.Thread(target=self._push_webhooks, name="webhooks", daemon=True)
+        self._webhooks.start()
         logger.info(
             "gateway up: %s (broker %s)",
             self.http_url,
@@ -151,6 +155,20 @@ class GatewayRuntime:
                 logger.exception("housekeeping failed; retrying in %.0f s", every_s)
             self._stop.wait(every_s)
 
+    def _push_webhooks(self, every_s: float = 1.0) -> None:
+        """Deliver due webhooks; a failure waits its backoff, the gateway keeps going."""
+        with httpx.Client(timeout=10.0, follow_redirects=False) as client:
+            while not self._stop.is_set():
+                context = self.context
+                if context is None:
+                    return
+                try:
+                    with context.session() as session:
+                        webhooks.deliver_due(session, context.sealer, client)
+                except Exception:  # a broken receiver or database hiccup must not stop delivery
+                    logger.exception("webhook delivery round failed; retrying")
+                self._stop.wait(every_s)
+
     def _after_commit(self, outcome: IngestOutcome) -> None:
         assert self.context is not None and self.worker is not None
         with self.context.session() as session:
@@ -167,9 +185,10 @@ class GatewayRuntime:
 
     def stop(self) -> None:
         self._stop.set()
-        if self._maintenance is not None:
-            self._maintenance.join(10)
-            self._maintenance = None
+        for thread in (self._maintenance, self._webhooks):
+            if thread is not None:
+                thread.join(15)
+        self._maintenance = self._webhooks = None
         if self._http is not None:
             self._http.server.should_exit = True
             self._http.thread.join(10)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI
 
 from gateway.api import problems
-from gateway.api.routers import dealer, health, lender, ops
+from gateway.api.routers import dealer, health, lender, lender_admin, ops
 from gateway.context import GatewayContext
 from kioskmatch import __version__
 
@@ -26,6 +26,7 @@ def create_app(context: GatewayContext) -> FastAPI:
     v1.include_router(health.router)
     v1.include_router(dealer.router)
     v1.include_router(lender.router)
+    v1.include_router(lender_admin.router)
     v1.include_router(ops.router)
     app.include_router(v1)
     problems.install(app)

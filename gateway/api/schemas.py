@@ -140,3 +140,59 @@ class Health(BaseModel):
     status: Literal["ok", "degraded"]
     database: bool
     broker: bool
+
+
+class ProgramIssuePublic(BaseModel):
+    line: int | None
+    column: int | None
+    field: str
+    message: str
+    value: str | None
+    fix: str | None
+
+
+class ProgramPublic(BaseModel):
+    program_id: str
+    version: str
+    lender: str
+    active: bool
+    in_force_today: bool
+    uploaded_at: datetime
+    document: dict[str, Any]
+
+
+class ProgramValidation(BaseModel):
+    valid: bool
+    program_id: str | None = None
+    version: str | None = None
+    issues: list[ProgramIssuePublic] = Field(default_factory=list)
+
+
+class WebhookCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(max_length=2000, examples=["https://lender.example/kioskmatch/matches"])
+
+
+class WebhookPublic(BaseModel):
+    id: str
+    url: str
+    active: bool
+    created_at: datetime
+
+
+class WebhookCreated(WebhookPublic):
+    secret: str = Field(description="Shown once: verify Kioskmatch-Signature with it")
+
+
+class DeliveryPublic(BaseModel):
+    id: str
+    subscription_id: str
+    match_id: str
+    state: str
+    attempts: int
+    next_attempt_at: datetime
+    last_status: int | None
+    last_error: str | None
+    created_at: datetime
+    delivered_at: datetime | None

@@ -181,3 +181,36 @@ class CommandRow(SQLModel, table=True):
     expires_at: datetime = _ts(nullable=False)
     sent_at: datetime | None = _ts(nullable=True)
     detail: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class WebhookSubscription(SQLModel, table=True):
+    """Where a lender wants its matches pushed; the signing secret is sealed at rest."""
+
+    __tablename__ = "webhook_subscription"
+
+    id: str = Field(primary_key=True, max_length=36)
+    lender_org: str = Field(index=True, max_length=128)
+    url: str = Field(sa_column=Column(Text, nullable=False))
+    secret_sealed: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    active: bool = Field(default=True)
+    created_at: datetime = _ts(nullable=False)
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """One match to push to one subscription; retried with backoff, kept when it keeps failing."""
+
+    __tablename__ = "webhook_delivery"
+    __table_args__ = (Index("ix_webhook_delivery_due", "state", "next_attempt_at"),)
+
+    id: str = Field(primary_key=True, max_length=36)
+    subscription_id: str = Field(index=True, max_length=36)
+    lender_org: str = Field(index=True, max_length=128)
+    match_id: str = Field(max_length=36)
+    payload: str = Field(sa_column=Column(Text, nullable=False), description="The exact body sent")
+    state: str = Field(default="pending", max_length=16, description="pending/delivered/failed")
+    attempts: int = Field(default=0)
+    next_attempt_at: datetime = _ts(nullable=False)
+    last_status: int | None = None
+    last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    created_at: datetime = _ts(nullable=False)
+    delivered_at: datetime | None = _ts(nullable=True)

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -225,6 +226,7 @@ class ProgramSet:
         }
         # Pass outcomes per program and tier, built once: a pair that passes a rule shares them.
         self.pass_outcomes = [_pass_outcomes(p) for p in ps]
+        self.static_keys = [_static_keys(p) for p in ps]
         growth_tables()  # built once per process; pay for it here rather than in a first match
         self.tier_names = [[t.name for t in p.credit.tiers] for p in ps]
         self.headers = [
@@ -378,6 +380,7 @@ class _Chunk:
     max_amount: I64
     payment: I64
     ltv: F64
+    ltv_all: F64  # LTV at signing even where the pair is not priced (for explanations)
     peak_ltv: F64
     peak_month: I64
     ratio_rows: npt.NDArray[np.float32] | None  # (pairs priced, 85) balance/value ratio ÷ LTV0
@@ -486,7 +489,7 @@ def _evaluate(
     safe_value = np.where(value > 0, value, 1.0)
     ltv = financed / safe_value
     tier_ltv = ps.tier_max_ltv[p_idx, tier]
-    flag(ltv > tier_ltv + 1e-12, Code.LTV_ABOVE_MAXIMUM)
+    flag(has_tier & (ltv > tier_ltv + 1e-12), Code.LTV_ABOVE_MAXIMUM)
     addon_idx = _count_below(ps.addon_above, ltv)
     addon = ps.addon_bp[p_idx, addon_idx]
     apr = np.minimum(np.maximum(np.maximum(rate, 0) + addon, ps.floor_bp), ps.cap_bp)
@@ -569,6 +572,7 @@ def _evaluate(
         max_amount=np.where(neg, -1, max_amount),
         payment=np.where(neg, -1, payment),
         ltv=np.where(neg | ~valued_b, np.nan, ltv),
+        ltv_all=ltv,
         peak_ltv=np.where(neg, np.nan, peak_ltv),
         peak_month=peak_month,
         ratio_rows=(rows / denom[:, None].astype(np.float32)) if rows is not None else None,
@@ -750,7 +754,7 @@ def match(
         name: getattr(ch, name)[0].tolist()
         for name in (
             "term_all", "max_term_age", "max_term_odo", "financed", "required_down",
-            "long_term_min", "max_amount", "payment", "ltv", "peak_ltv", "peak_month", "tier",
+            "long_term_min", "max_amount", "payment", "ltv_all", "peak_ltv", "peak_month", "tier",
         )
     }  # fmt: skip
     cache: dict[tuple[Any, ...], RuleOutcome] = {}
@@ -763,7 +767,7 @@ def match(
         tier = ps.tier_names[j][tier_i] if tier_i >= 0 else None
         passes = ps.pass_outcomes[j][max(tier_i, 0)]
         outcomes = passes if mask == 0 else _explain(mask, passes, program, ctx, lists, j, tier,
-                                                      cache)  # fmt: skip
+                                                      cache, ps.static_keys[j])  # fmt: skip
         pid, version, lender, lender_kind, loan_kind, currency = ps.headers[j]
         results.append(
             MatchResult(
@@ -813,6 +817,30 @@ _SKIPPED_TAIL: tuple[RuleOutcome, ...] = tuple(
     RuleOutcome(rule, Status.SKIPPED, Code.NOT_EVALUATED, render_reason(Code.NOT_EVALUATED), {})
     for rule in list(RULE_CODES)[_N_GATING:]
 )
+
+
+def _static_keys(p: LenderProgram) -> dict[Code, tuple[Any, ...]]:
+    """For codes whose sentence depends only on the program (within one match), the program's
+    numbers that go into it: equal keys mean equal outcomes."""
+    v = p.vehicle
+    return {
+        Code.PROGRAM_NOT_IN_FORCE: (p.effective_from, p.effective_to),
+        Code.LOAN_KIND_NOT_OFFERED: (p.loan_kind,),
+        Code.CURRENCY_MISMATCH: (p.currency,),
+        Code.MANUAL_APPRAISAL_REQUIRED: (),
+        Code.CREDIT_SCORE_BELOW_MINIMUM: (p.credit.tiers[-1].min_score,),
+        Code.VEHICLE_TOO_OLD: (v.max_age_years,),
+        Code.VEHICLE_AGE_UNKNOWN: (),
+        Code.ODOMETER_TOO_HIGH: (v.max_odometer_km,),
+        Code.ODOMETER_UNKNOWN: (),
+        Code.EXCLUDED_FLAG: (frozenset(v.excluded_flags),),
+        Code.CONDITION_TOO_LOW: (v.min_condition_grade,),
+        Code.PHOTOS_MISSING: (frozenset(v.required_photos),),
+        Code.TAXES_FEES_NOT_FINANCED: (p.currency,),
+        Code.BACKEND_NOT_FINANCED: (p.currency,),
+        Code.BACKEND_ABOVE_LIMIT: (p.currency, p.financed_items.max_backend_pct_of_value),
+        Code.RESIDUAL_CURVE_MISSING: (),
+    }
 
 
 def _pass_outcomes(p: LenderProgram) -> list[tuple[RuleOutcome, ...]]:
@@ -883,13 +911,25 @@ def _explain(
     j: int,
     tier: str | None,
     cache: dict[tuple[Any, ...], RuleOutcome],
+    statics: dict[Code, tuple[Any, ...]],
 ) -> tuple[RuleOutcome, ...]:
     """Every rule's outcome for a pair with at least one fail or note code."""
     plan = _plan(mask)
     found = list(plan.keep(passes))
+    static = statics
     for position, rule, code, status in plan.inserts:
-        prm = _PARAMS[code](p, ctx, v, j, tier)
-        key = (code, *prm.values())
+        fixed = static.get(code)
+        if fixed is not None:
+            # Within one match these outcomes depend only on the program's own numbers.
+            key: tuple[Any, ...] = (code, fixed)
+            hit = cache.get(key)
+            if hit is not None:
+                found.insert(position, hit)
+                continue
+            prm = _PARAMS[code](p, ctx, v, j, tier)
+        else:
+            prm = _PARAMS[code](p, ctx, v, j, tier)
+            key = (code, *prm.values())
         hit = cache.get(key)
         if hit is None:
             hit = RuleOutcome(rule, status, code, render_reason(code, prm), prm)
@@ -948,14 +988,17 @@ def _ltv_above_maximum(
     p: LenderProgram, ctx: _Ctx, v: dict[str, list[Any]], j: int, _: str | None
 ) -> dict[str, Any]:
     t = p.credit.tiers[max(0, v["tier"][j])]
+    value = ctx.collateral.value_minor or 0
+    most = v["max_amount"][j]
     return {
         "currency": p.currency,
         "amount_minor": v["financed"][j],
-        "value_minor": ctx.collateral.value_minor,
-        "ltv_pct": round(100 * v["ltv"][j], 2),
+        "value_minor": value,
+        "ltv_pct": round(100 * v["ltv_all"][j], 2),
         "tier": t.name,
         "max_ltv_pct": t.max_ltv_pct,
-        "max_amount_minor": v["max_amount"][j],
+        # unpriced pairs have no overall maximum; the tier's advance limit still applies
+        "max_amount_minor": most if most >= 0 else math.floor(value * t.max_ltv_pct / 100),
     }
 
 

@@ -10,6 +10,7 @@ from sqlmodel import Session, col, select
 from edge.protocol import AppraisalBody, new_id
 from gateway.db.models import Appraisal, LoanRequestRow, MatchRow
 from gateway.matching import CreditBand, LoanKind, LoanRequest, collateral_from_appraisal, match
+from gateway.services import webhooks
 from gateway.services.programs import active_programs
 from gateway.services.sealing import Sealer
 
@@ -59,8 +60,9 @@ def match_loan_request(
     pairs = active_programs(session, on=today)
     results = match(collateral, request, [program for _, program in pairs], as_of=today)
     org_of = {program.program_id: row.lender_org for row, program in pairs}
+    rows = []
     for result in results:
-        session.add(
+        rows.append(
             MatchRow(
                 id=new_id(),
                 appraisal_id=appraisal.appraisal_id,
@@ -80,6 +82,8 @@ def match_loan_request(
                 created_at=now,
             )
         )
+    session.add_all(rows)
+    webhooks.enqueue(session, rows, now=now)  # committed with the matches: none is lost
     loan.matched_at = now
     session.add(loan)
     session.commit()

@@ -199,3 +199,20 @@ def test_empty_inputs() -> None:
 
 def test_program_set_is_built_once_and_reused() -> None:
     assert compile_programs(SAMPLES) is SAMPLES
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(car=cars(), ask=deals())
+def test_explanations_do_not_depend_on_the_other_programs(
+    car: CollateralFacts, ask: LoanRequest
+) -> None:
+    together = by_program(match(car, ask, MIXED, as_of=AS_OF, with_curve=True))
+    for program in MIXED.programs:
+        (alone,) = match(car, ask, [program], as_of=AS_OF, with_curve=True)
+        both = together[program.program_id]
+        assert alone.outcomes == both.outcomes
+        assert alone.ltv_curve_pct == both.ltv_curve_pct
+        assert alone.model_dump() | {"rank": None, "score": None} == both.model_dump() | {
+            "rank": None,
+            "score": None,
+        }

@@ -1,0 +1,175 @@
+"""Lender programs and webhooks (the lender's own administration)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request, status
+from fastapi.responses import JSONResponse
+from sqlmodel import col, select
+
+from gateway.api.deps import ContextDep, CurrentLender, SessionDep
+from gateway.api.schemas import (
+    DeliveryPublic,
+    ProgramIssuePublic,
+    ProgramPublic,
+    ProgramValidation,
+    WebhookCreate,
+    WebhookCreated,
+    WebhookPublic,
+)
+from gateway.db.models import LenderProgramRow, WebhookSubscription
+from gateway.matching import LenderProgram, ProgramError, parse_program
+from gateway.services import webhooks
+from gateway.services.programs import store_program
+
+router = APIRouter(prefix="/lender", tags=["lender"])
+
+MAX_PROGRAM_BYTES = 1_000_000
+_PROGRAM_BODY = {
+    "content": {
+        "application/yaml": {"schema": {"type": "string"}},
+        "application/json": {"schema": {"type": "object"}},
+    },
+    "required": True,
+    "description": "The program document, YAML or JSON (see docs/matching.md)",
+}
+
+
+def _issues(exc: ProgramError) -> list[ProgramIssuePublic]:
+    return [
+        ProgramIssuePublic(
+            line=i.line,
+            column=i.column,
+            field=i.field,
+            message=i.message,
+            value=None if i.value is None else repr(i.value)[:200],
+            fix=i.fix,
+        )
+        for i in exc.issues
+    ]
+
+
+def _public(row: LenderProgramRow) -> ProgramPublic:
+    program = LenderProgram.model_validate(row.document)
+    return ProgramPublic(
+        program_id=row.program_id,
+        version=row.version,
+        lender=row.lender_org,
+        active=row.active,
+        in_force_today=program.is_effective(datetime.now(UTC).date()),
+        uploaded_at=row.uploaded_at,
+        document=row.document,
+    )
+
+
+@router.post(
+    "/programs",
+    response_model=ProgramPublic,
+    status_code=status.HTTP_201_CREATED,
+    responses={422: {"model": ProgramValidation}},
+    openapi_extra={"requestBody": _PROGRAM_BODY},
+)
+async def upload_program(
+    request: Request,
+    session: SessionDep,
+    lender: CurrentLender,
+    dry_run: Annotated[bool, Query(description="validate only; store nothing")] = False,
+) -> JSONResponse:
+    """Upload a program version (YAML or JSON). It replaces the older active version of the same
+    ``program_id``. Errors name the line, the field, the value and the fix."""
+    raw = await request.body()
+    if len(raw) > MAX_PROGRAM_BYTES:
+        return JSONResponse(
+            {
+                "type": "about:blank",
+                "title": "Invalid request",
+                "status": 413,
+                "detail": f"a program may be at most {MAX_PROGRAM_BYTES} bytes",
+            },
+            status_code=413,
+            media_type="application/problem+json",
+        )
+    try:
+        program = parse_program(raw.decode("utf-8", "replace"), source_name="upload")
+    except ProgramError as exc:
+        body = ProgramValidation(valid=False, issues=_issues(exc)).model_dump()
+        return JSONResponse(
+            {
+                "type": "about:blank",
+                "title": "Invalid lender program",
+                "status": 422,
+                "detail": str(exc),
+                **body,
+            },
+            status_code=422,
+            media_type="application/problem+json",
+        )
+    if dry_run:
+        result = ProgramValidation(
+            valid=True, program_id=program.program_id, version=str(program.version)
+        )
+        return JSONResponse(result.model_dump(), status_code=200)
+    row = store_program(session, program, lender_org=lender.org)
+    return JSONResponse(_public(row).model_dump(mode="json"), status_code=201)
+
+
+@router.get("/programs", response_model=list[ProgramPublic])
+def list_programs(
+    session: SessionDep,
+    lender: CurrentLender,
+    include_inactive: bool = False,
+) -> list[ProgramPublic]:
+    """Your programs (active versions; every version with ``include_inactive``)."""
+    query = select(LenderProgramRow).where(LenderProgramRow.lender_org == lender.org)
+    if not include_inactive:
+        query = query.where(LenderProgramRow.active == True)  # noqa: E712
+    rows = session.exec(
+        query.order_by(col(LenderProgramRow.program_id), col(LenderProgramRow.id))
+    ).all()
+    return [_public(r) for r in rows]
+
+
+@router.post("/webhooks", response_model=WebhookCreated, status_code=status.HTTP_201_CREATED)
+def create_webhook(
+    body: WebhookCreate, context: ContextDep, session: SessionDep, lender: CurrentLender
+) -> WebhookCreated:
+    """Push every new match to ``url``, signed with the returned secret (shown once)."""
+    row, secret = webhooks.subscribe(session, context.sealer, lender_org=lender.org, url=body.url)
+    return WebhookCreated(
+        id=row.id, url=row.url, active=row.active, created_at=row.created_at, secret=secret
+    )
+
+
+@router.get("/webhooks", response_model=list[WebhookPublic])
+def list_webhooks(session: SessionDep, lender: CurrentLender) -> list[WebhookPublic]:
+    rows = session.exec(
+        select(WebhookSubscription).where(WebhookSubscription.lender_org == lender.org)
+    ).all()
+    return [
+        WebhookPublic(id=r.id, url=r.url, active=r.active, created_at=r.created_at) for r in rows
+    ]
+
+
+@router.delete("/webhooks/{subscription_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_webhook(subscription_id: str, session: SessionDep, lender: CurrentLender) -> None:
+    webhooks.unsubscribe(session, lender_org=lender.org, subscription_id=subscription_id)
+
+
+@router.get("/webhooks/deliveries", response_model=list[DeliveryPublic])
+def list_deliveries(
+    session: SessionDep,
+    lender: CurrentLender,
+    state: Literal["pending", "delivered", "failed"] | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> list[DeliveryPublic]:
+    """Recent deliveries, newest first; ``state=failed`` lists those kept after every retry."""
+    rows = webhooks.list_deliveries(session, lender_org=lender.org, state=state, limit=limit)
+    return [DeliveryPublic.model_validate(r, from_attributes=True) for r in rows]
+
+
+@router.post("/webhooks/deliveries/{delivery_id}/retry", response_model=DeliveryPublic)
+def retry_delivery(delivery_id: str, session: SessionDep, lender: CurrentLender) -> DeliveryPublic:
+    row = webhooks.retry(session, lender_org=lender.org, delivery_id=delivery_id)
+    return DeliveryPublic.model_validate(row, from_attributes=True)

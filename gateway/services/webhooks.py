@@ -1,0 +1,227 @@
+"""Webhooks: matches pushed to lenders, signed, retried with backoff, kept when they keep failing.
+
+Signature header (DESIGN.md): ``Kioskmatch-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of
+"<t>.<raw body>">`` with the subscription's secret. A receiver recomputes the HMAC over the raw
+body and rejects timestamps older than a few minutes (see :func:`verify_signature`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
+
+import httpx
+from sqlmodel import Session, col, select
+
+from edge.protocol import new_id
+from gateway.db.models import MatchRow, WebhookDelivery, WebhookSubscription
+from gateway.errors import InvalidRequestError, NotFoundError
+from gateway.services.sealing import Sealer
+
+logger = logging.getLogger(__name__)
+
+SIGNATURE_HEADER = "Kioskmatch-Signature"
+MAX_ATTEMPTS = 12
+FIRST_RETRY_S = 10.0
+MAX_RETRY_S = 3600.0
+TOLERANCE_S = 300
+
+
+def sign(secret: str, body: bytes, *, timestamp: int | None = None) -> str:
+    """The signature header's value for ``body``."""
+    t = int(time.time()) if timestamp is None else timestamp
+    mac = hmac.new(secret.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={t},v1={mac}"
+
+
+def verify_signature(
+    secret: str,
+    body: bytes,
+    header: str,
+    *,
+    now: float | None = None,
+    tolerance_s: int = TOLERANCE_S,
+) -> bool:
+    """What a receiver does: check the HMAC and that the timestamp is recent."""
+    try:
+        parts = dict(item.split("=", 1) for item in header.split(","))
+        t = int(parts["t"])
+    except (KeyError, ValueError):
+        return False
+    if abs((time.time() if now is None else now) - t) > tolerance_s:
+        return False
+    expected = sign(secret, body, timestamp=t).split("v1=", 1)[1]
+    return hmac.compare_digest(expected, parts.get("v1", ""))
+
+
+def subscribe(
+    session: Session, sealer: Sealer, *, lender_org: str, url: str
+) -> tuple[WebhookSubscription, str]:
+    """Register ``url``; returns the subscription and its secret (shown once)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise InvalidRequestError(f"webhook url {url!r} must be an absolute http(s) URL")
+    secret = "whsec_" + secrets.token_urlsafe(32)
+    row = WebhookSubscription(
+        id=new_id(),
+        lender_org=lender_org,
+        url=url,
+        secret_sealed=sealer.seal({"secret": secret}),
+        created_at=datetime.now(UTC),
+    )
+    session.add(row)
+    session.commit()
+    return row, secret
+
+
+def unsubscribe(session: Session, *, lender_org: str, subscription_id: str) -> None:
+    row = session.get(WebhookSubscription, subscription_id)
+    if row is None or row.lender_org != lender_org:
+        raise NotFoundError(f"webhook {subscription_id} does not exist for lender {lender_org!r}")
+    row.active = False
+    session.commit()
+
+
+def enqueue(session: Session, matches: Sequence[MatchRow], *, now: datetime | None = None) -> int:
+    """Queue a delivery of each match to every active subscription of its lender (not committed)."""
+    now = now or datetime.now(UTC)
+    orgs = {m.lender_org for m in matches}
+    if not orgs:
+        return 0
+    subs = session.exec(
+        select(WebhookSubscription).where(
+            col(WebhookSubscription.lender_org).in_(orgs),
+            WebhookSubscription.active == True,  # noqa: E712
+        )
+    ).all()
+    queued = 0
+    for match in matches:
+        body = json.dumps(
+            {"type": "match.created", "match": _match_payload(match)}, sort_keys=True, default=str
+        )
+        for sub in subs:
+            if sub.lender_org != match.lender_org:
+                continue
+            session.add(
+                WebhookDelivery(
+                    id=new_id(),
+                    subscription_id=sub.id,
+                    lender_org=sub.lender_org,
+                    match_id=match.id,
+                    payload=body,
+                    next_attempt_at=now,
+                    created_at=now,
+                )
+            )
+            queued += 1
+    return queued
+
+
+def _match_payload(match: MatchRow) -> dict[str, object]:
+    return {
+        "id": match.id,
+        "appraisal_id": match.appraisal_id,
+        "loan_request_id": match.loan_request_id,
+        "program_id": match.program_id,
+        "program_version": match.program_version,
+        "eligible": match.eligible,
+        "apr_percent": match.apr_percent,
+        "term_months": match.term_months,
+        "amount_minor": match.amount_minor,
+        "monthly_payment_minor": match.monthly_payment_minor,
+        "peak_ltv": match.peak_ltv,
+        "rank": match.rank,
+        "created_at": match.created_at.isoformat(),
+        "result": match.result,
+    }
+
+
+def backoff(attempts: int) -> timedelta:
+    """Delay before attempt ``attempts + 1``: 10 s, 20 s, 40 s, ... capped at an hour."""
+    return timedelta(seconds=min(FIRST_RETRY_S * 2 ** max(attempts - 1, 0), MAX_RETRY_S))
+
+
+def deliver_due(
+    session: Session,
+    sealer: Sealer,
+    client: httpx.Client,
+    *,
+    now: datetime | None = None,
+    limit: int = 50,
+) -> int:
+    """Attempt every due delivery once; returns how many were attempted."""
+    now = now or datetime.now(UTC)
+    due = session.exec(
+        select(WebhookDelivery)
+        .where(WebhookDelivery.state == "pending", col(WebhookDelivery.next_attempt_at) <= now)
+        .order_by(col(WebhookDelivery.next_attempt_at))
+        .limit(limit)
+    ).all()
+    for delivery in due:
+        sub = session.get(WebhookSubscription, delivery.subscription_id)
+        if sub is None or not sub.active:
+            delivery.state = "failed"
+            delivery.last_error = "the subscription was removed"
+            continue
+        secret = str(sealer.open(sub.secret_sealed)["secret"])
+        body = delivery.payload.encode()
+        delivery.attempts += 1
+        try:
+            response = client.post(
+                sub.url,
+                content=body,
+                headers={"Content-Type": "application/json", SIGNATURE_HEADER: sign(secret, body)},
+            )
+            delivery.last_status = response.status_code
+            ok = 200 <= response.status_code < 300
+            delivery.last_error = None if ok else f"HTTP {response.status_code}"
+        except httpx.HTTPError as exc:
+            ok = False
+            delivery.last_status = None
+            delivery.last_error = f"{type(exc).__name__}: {exc}"[:500]
+        if ok:
+            delivery.state = "delivered"
+            delivery.delivered_at = now
+        elif delivery.attempts >= MAX_ATTEMPTS:
+            delivery.state = "failed"
+            logger.warning(
+                "webhook delivery %s to %s failed %d times (%s); kept for the lender to retry",
+                delivery.id,
+                sub.url,
+                delivery.attempts,
+                delivery.last_error,
+            )
+        else:
+            delivery.next_attempt_at = now + backoff(delivery.attempts)
+    session.commit()
+    return len(due)
+
+
+def list_deliveries(
+    session: Session, *, lender_org: str, state: str | None = None, limit: int = 50
+) -> list[WebhookDelivery]:
+    query = select(WebhookDelivery).where(WebhookDelivery.lender_org == lender_org)
+    if state is not None:
+        query = query.where(WebhookDelivery.state == state)
+    return list(
+        session.exec(query.order_by(col(WebhookDelivery.created_at).desc()).limit(limit)).all()
+    )
+
+
+def retry(session: Session, *, lender_org: str, delivery_id: str) -> WebhookDelivery:
+    """Send a failed (or pending) delivery again now."""
+    row = session.get(WebhookDelivery, delivery_id)
+    if row is None or row.lender_org != lender_org:
+        raise NotFoundError(f"delivery {delivery_id} does not exist for lender {lender_org!r}")
+    row.state = "pending"
+    row.attempts = 0
+    row.next_attempt_at = datetime.now(UTC)
+    session.commit()
+    return row

@@ -1,0 +1,189 @@
+from __future__ import annotations
+
+import base64
+import json
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from sqlmodel import select
+
+from edge.protocol import new_id
+from gateway.api.app import create_app
+from gateway.context import GatewayContext
+from gateway.db import MatchRow, make_engine, migrate
+from gateway.db.models import WebhookDelivery
+from gateway.matching import sample_programs_dir
+from gateway.services import webhooks
+from gateway.services.keys import Role, create_key
+from gateway.services.sealing import Sealer
+
+PROGRAM = (sample_programs_dir() / "first-harbor-bank-used-auto.yaml").read_text()
+
+
+@pytest.fixture
+def context(tmp_path: Path) -> Iterator[GatewayContext]:
+    engine = make_engine(f"sqlite:///{tmp_path / 'api.db'}")
+    migrate(engine)
+    yield GatewayContext(engine=engine, sealer=Sealer(base64.urlsafe_b64encode(b"s" * 32)))
+    engine.dispose()
+
+
+@pytest.fixture
+def client(context: GatewayContext) -> TestClient:
+    return TestClient(create_app(context))
+
+
+def _key(context: GatewayContext, org: str = "First Harbor Bank") -> dict[str, str]:
+    with context.session() as s:
+        return {"Authorization": f"Bearer {create_key(s, role=Role.LENDER, org=org)[0]}"}
+
+
+def test_upload_validate_and_list_programs(context: GatewayContext, client: TestClient) -> None:
+    headers = {**_key(context), "Content-Type": "application/yaml"}
+    dry = client.post(
+        "/v1/lender/programs", params={"dry_run": True}, content=PROGRAM, headers=headers
+    )
+    assert dry.status_code == 200 and dry.json()["valid"] is True
+    assert client.get("/v1/lender/programs", headers=headers).json() == []
+    stored = client.post("/v1/lender/programs", content=PROGRAM, headers=headers)
+    assert stored.status_code == 201, stored.text
+    assert stored.json()["program_id"] == "first-harbor-bank-used-auto"
+    again = client.post("/v1/lender/programs", content=PROGRAM, headers=headers)
+    assert again.status_code == 201
+    listed = client.get("/v1/lender/programs", headers=headers).json()
+    assert len(listed) == 1  # the newer upload replaced the older active version
+    everything = client.get(
+        "/v1/lender/programs", headers=headers, params={"include_inactive": True}
+    )
+    assert len(everything.json()) == 2
+    other = _key(context, "Another Lender")
+    assert client.get("/v1/lender/programs", headers=other).json() == []
+
+
+def test_invalid_program_names_line_and_field(context: GatewayContext, client: TestClient) -> None:
+    broken = PROGRAM.replace("cap_apr: 17.99", "cap_apr: lots")
+    line = next(i for i, text in enumerate(broken.splitlines(), 1) if "cap_apr" in text)
+    response = client.post(
+        "/v1/lender/programs",
+        content=broken,
+        headers={**_key(context), "Content-Type": "application/yaml"},
+    )
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    issues = response.json()["issues"]
+    assert any(i["line"] == line and "cap_apr" in i["field"] for i in issues), issues
+
+
+def _match(context: GatewayContext, lender: str) -> MatchRow:
+    with context.session() as s:
+        row = MatchRow(
+            id=new_id(),
+            appraisal_id=new_id(),
+            loan_request_id=new_id(),
+            lender_org=lender,
+            program_id="p",
+            program_version="1",
+            eligible=True,
+            apr_percent=7.5,
+            result={"reasons": []},
+            created_at=datetime.now(UTC),
+        )
+        s.add(row)
+        webhooks.enqueue(s, [row])
+        s.commit()
+        return row
+
+
+def test_signature_round_trip_and_tampering() -> None:
+    body = b'{"a": 1}'
+    header = webhooks.sign("whsec_x", body, timestamp=1_700_000_000)
+    assert webhooks.verify_signature("whsec_x", body, header, now=1_700_000_010)
+    assert not webhooks.verify_signature("whsec_x", body + b" ", header, now=1_700_000_010)
+    assert not webhooks.verify_signature("whsec_y", body, header, now=1_700_000_010)
+    assert not webhooks.verify_signature("whsec_x", body, header, now=1_700_001_000)  # too old
+    assert not webhooks.verify_signature("whsec_x", body, "garbage", now=1_700_000_010)
+
+
+def test_deliveries_retry_with_backoff_then_are_kept(
+    context: GatewayContext, client: TestClient
+) -> None:
+    headers = _key(context)
+    created = client.post(
+        "/v1/lender/webhooks", json={"url": "https://lender.test/hook"}, headers=headers
+    )
+    assert created.status_code == 201
+    secret = created.json()["secret"]
+    seen: list[httpx.Request] = []
+    status = {"code": 503}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(status["code"])
+
+    match = _match(context, "First Harbor Bank")
+    _match(context, "Someone Else")  # no subscription: nothing queued for it
+    http = httpx.Client(transport=httpx.MockTransport(handler))
+    now = datetime.now(UTC)
+    with context.session() as s:
+        assert webhooks.deliver_due(s, context.sealer, http, now=now) == 1
+        assert webhooks.deliver_due(s, context.sealer, http, now=now + timedelta(seconds=5)) == 0
+        for attempt in range(2, webhooks.MAX_ATTEMPTS + 1):
+            now += webhooks.backoff(attempt - 1) + timedelta(seconds=1)
+            assert webhooks.deliver_due(s, context.sealer, http, now=now) == 1
+        delivery = s.exec(select(WebhookDelivery)).one()
+        assert delivery.state == "failed" and delivery.attempts == webhooks.MAX_ATTEMPTS
+    request = seen[0]
+    assert webhooks.verify_signature(
+        secret, request.content, request.headers[webhooks.SIGNATURE_HEADER]
+    )
+    assert json.loads(request.content)["match"]["id"] == match.id
+    failed = client.get(
+        "/v1/lender/webhooks/deliveries", params={"state": "failed"}, headers=headers
+    ).json()
+    assert [d["match_id"] for d in failed] == [match.id]
+    retried = client.post(
+        f"/v1/lender/webhooks/deliveries/{failed[0]['id']}/retry", headers=headers
+    )
+    assert retried.json()["state"] == "pending"
+    status["code"] = 204
+    with context.session() as s:
+        webhooks.deliver_due(s, context.sealer, http)
+        assert s.exec(select(WebhookDelivery)).one().state == "delivered"
+
+
+def test_delivery_to_a_real_http_receiver(context: GatewayContext) -> None:
+    received: list[tuple[bytes, str]] = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append((body, self.headers[webhooks.SIGNATURE_HEADER]))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Receiver)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        with context.session() as s:
+            sub, secret = webhooks.subscribe(
+                s, context.sealer, lender_org="L", url=f"http://127.0.0.1:{server.server_port}/hook"
+            )
+        _match(context, "L")
+        with context.session() as s, httpx.Client() as http:
+            webhooks.deliver_due(s, context.sealer, http)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert len(received) == 1
+    body, header = received[0]
+    assert webhooks.verify_signature(secret, body, header)
