@@ -504,7 +504,7 @@ def _evaluate(
         pti = np.where(
             income > 0, payment / np.maximum(income, 1), np.where(payment > 0, np.inf, 0.0)
         )
-    flag(pti > ps.max_pti[None, :], Code.PTI_EXCEEDED)
+    flag(priced & (pti > ps.max_pti[None, :]), Code.PTI_EXCEEDED)  # needs a real APR
 
     # The residual rule: peak of balance ÷ forecast value over months 0..term.
     idx = np.flatnonzero(priced)
@@ -527,7 +527,10 @@ def _evaluate(
     peak_ltv = ltv * peak_ratio_full
     has_curve = col(cols.has_curve)
     flag(~has_curve, Code.RESIDUAL_CURVE_MISSING)
-    flag(has_curve & (peak_ltv > ps.residual_max[None, :] + 1e-12), Code.RESIDUAL_LTV_EXCEEDED)
+    flag(
+        priced & has_curve & (peak_ltv > ps.residual_max[None, :] + 1e-12),
+        Code.RESIDUAL_LTV_EXCEEDED,
+    )
 
     # The most the program would finance for this car and customer at this APR and term.
     with np.errstate(divide="ignore", invalid="ignore"):

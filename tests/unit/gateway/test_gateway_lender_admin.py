@@ -161,7 +161,7 @@ def test_delivery_to_a_real_http_receiver(context: GatewayContext) -> None:
     received: list[tuple[bytes, str]] = []
 
     class Receiver(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"]))
             received.append((body, self.headers[webhooks.SIGNATURE_HEADER]))
             self.send_response(200)
@@ -175,7 +175,7 @@ def test_delivery_to_a_real_http_receiver(context: GatewayContext) -> None:
     thread.start()
     try:
         with context.session() as s:
-            sub, secret = webhooks.subscribe(
+            _sub, secret = webhooks.subscribe(
                 s, context.sealer, lender_org="L", url=f"http://127.0.0.1:{server.server_port}/hook"
             )
         _match(context, "L")
