@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from datetime import datetime
+from pathlib import Path
+from typing import Any
 
 from edge.app import KioskAgent
+from edge.camera.config import CameraConfig
 from edge.obd import ObdError, read_vehicle
-from edge.protocol import Condition, Flag, ObdSummary, Valuation, Vehicle
+from edge.outbox import SqliteOutbox
+from edge.protocol import Condition, Flag, MaskedArea, ObdSummary, PhotoRecord, Valuation, Vehicle
+from edge.uplink import PhotoUploader
 from firmware_config import KioskConfig
 from firmware_config.schema import ObdConfig
 
@@ -66,8 +72,74 @@ class TfliteValuer:
         return result.valuation, list(result.flags)
 
 
+class CameraPhotoTaker:
+    """Guides the inspector through the required views; spools each masked JPEG for upload."""
+
+    def __init__(self, config: CameraConfig, *, outbox: SqliteOutbox, spool: Path) -> None:
+        from edge.camera import PhotoPipeline
+
+        self._config = config
+        self._outbox = outbox
+        self._spool = spool
+        self._pipeline = PhotoPipeline(config)
+        spool.mkdir(parents=True, exist_ok=True)
+
+    def take(self) -> list[PhotoRecord]:
+        from edge.camera import capture_views, make_source
+
+        with make_source(self._config.source) as source:
+            run = capture_views(source, self._pipeline, on_prompt=self._prompt)
+        records = []
+        for view in run.guide.views:
+            photo = run.photos.get(view)
+            if photo is None:
+                continue
+            path = self._spool / f"{photo.record.sha256}.jpg"
+            _write_durably(path, photo.jpeg)
+            self._outbox.enqueue_upload(photo.record.sha256, path, len(photo.jpeg))
+            masked = [
+                MaskedArea(kind=r.kind, box=(r.box.x, r.box.y, r.box.w, r.box.h))
+                for r in photo.masked_regions
+            ]
+            records.append(
+                photo.record.model_copy(update={"masked": masked, "bytes": len(photo.jpeg)})
+            )
+        return records
+
+    @staticmethod
+    def _prompt(prompt: Any) -> None:
+        # The kiosk's screen shows this; headless kiosks log it for the inspector's handset.
+        logger.info("inspector: %s", prompt.text)
+
+
+def _write_durably(path: Path, data: bytes) -> None:
+    """Write, fsync, rename: a power cut leaves the old file or the new one, never half."""
+    tmp = path.with_suffix(".part")
+    with tmp.open("wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
 def build_agent(config: KioskConfig) -> KioskAgent:
+    """The kiosk agent with its real adapters, as the configuration says."""
     reader = ObdVehicleReader(config.obd)
-    return KioskAgent(
+    agent = KioskAgent(
         config, reader=reader, valuer=TfliteValuer(), adapter_state=lambda: reader.state
     )
+    if config.camera is not None and config.gateway is not None:
+        gw = config.gateway
+        agent.attach_photos(
+            CameraPhotoTaker(
+                config.camera, outbox=agent.outbox, spool=config.outbox.path.parent / "photos"
+            ),
+            PhotoUploader(
+                agent.outbox,
+                base_url=gw.url,
+                api_key=gw.api_key,
+                chunk_bytes=gw.chunk_bytes,
+                verify=str(gw.ca) if gw.ca else True,
+            ),
+        )
+    return agent

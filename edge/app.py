@@ -28,7 +28,7 @@ from edge.protocol import (
     TelemetryBody,
     new_id,
 )
-from edge.uplink import MqttUplink
+from edge.uplink import MqttUplink, PhotoUploader
 from firmware_config import KioskConfig
 from kioskmatch import __version__
 
@@ -71,8 +71,14 @@ class KioskAgent:
             key=config.mqtt.key,
             keepalive=config.mqtt.keepalive_s,
         )
+        self._uploader: PhotoUploader | None = None
         self.completed: list[AppraisalBody] = []
         self._completed_cv = threading.Condition()
+
+    def attach_photos(self, photos: PhotoTaker, uploader: PhotoUploader) -> None:
+        """Take photos in every inspection and upload them (before :meth:`start`)."""
+        self._photos = photos
+        self._uploader = uploader
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -82,10 +88,14 @@ class KioskAgent:
             target=self._heartbeat_loop, name="heartbeat", daemon=True
         )
         self._heartbeat.start()
+        if self._uploader is not None:
+            self._uploader.start()
         logger.info("kiosk %s started (outbox %s)", self.config.kiosk_id, self.config.outbox.path)
 
     def stop(self) -> None:
         self._stop.set()
+        if self._uploader is not None:
+            self._uploader.stop()
         if self._heartbeat is not None:
             self._heartbeat.join(5)
         self.uplink.stop()
@@ -136,6 +146,8 @@ class KioskAgent:
                 on_state=progress,
             )
             self._queue(Channel.APPRAISALS, body)
+        if self._uploader is not None:
+            self._uploader.kick()
         with self._completed_cv:
             self.completed.append(body)
             self._completed_cv.notify_all()

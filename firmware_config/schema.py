@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from edge.camera.config import CameraConfig
 from edge.protocol import MqttEndpoint, ProtocolError
 from edge.protocol.topics import KIOSK_ID_PATTERN
 
@@ -94,6 +95,26 @@ class OutboxConfig(Strict):
     )
 
 
+class GatewayHttpConfig(Strict):
+    """The gateway's HTTP API, where the kiosk uploads photos."""
+
+    url: str = Field(description="Base URL, e.g. https://gateway.example.com")
+    api_key: str = Field(
+        min_length=8, description="A kiosk key from `gateway create-key --role kiosk`"
+    )
+    ca: Path | None = Field(None, description="CA bundle for https, when not the system's")
+    chunk_bytes: Annotated[int, Field(ge=16_384, le=16_777_216)] = Field(
+        262_144, description="Upload chunk size; a broken upload resumes from the last chunk"
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _http(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("url must start with http:// or https://")
+        return value.rstrip("/")
+
+
 class KioskConfig(Strict):
     """A kiosk's whole configuration (defaults, then per-site, then per-kiosk YAML)."""
 
@@ -103,7 +124,26 @@ class KioskConfig(Strict):
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     obd: ObdConfig = Field(default_factory=ObdConfig)
     outbox: OutboxConfig = Field(default_factory=OutboxConfig)
+    camera: CameraConfig | None = Field(
+        None, description="Photo capture; unset: appraisals carry no photos"
+    )
+    gateway: GatewayHttpConfig | None = Field(
+        None, description="Where photos are uploaded; required when a camera is configured"
+    )
     heartbeat_s: Annotated[float, Field(ge=1, le=3600)] = Field(
         60.0, description="Telemetry period"
     )
     config_version: str = Field("1", max_length=64, description="Reported in every heartbeat")
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> KioskConfig:
+        return _camera_needs_gateway(self)
+
+
+def _camera_needs_gateway(config: KioskConfig) -> KioskConfig:
+    if config.camera is not None and config.gateway is None:
+        raise ValueError(
+            "a camera is configured but no gateway: add a gateway section (url, api_key) so "
+            "photos can be uploaded"
+        )
+    return config

@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     serve.set_defaults(func=_serve)
 
     key = gsub.add_parser("create-key", help="create an API key; the key is the last line printed")
-    key.add_argument("--role", required=True, choices=["dealer", "lender", "ops"])
+    key.add_argument("--role", required=True, choices=["dealer", "lender", "ops", "kiosk"])
     key.add_argument("--org", required=True, help="the organisation the key acts for")
     key.add_argument("--json", action="store_true", help="print JSON (the key is in 'key')")
     key.set_defaults(func=_create_key)

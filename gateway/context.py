@@ -9,6 +9,7 @@ from typing import Protocol
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from gateway.photos import PhotoStore
 from gateway.services.sealing import Sealer
 
 
@@ -28,6 +29,7 @@ class GatewayContext:
     engine: Engine
     sealer: Sealer
     link: Link | None = None
+    photos: PhotoStore | None = None
     command_ttl: timedelta = field(default_factory=lambda: timedelta(minutes=15))
 
     def session(self) -> Session:

@@ -22,7 +22,9 @@ from gateway.context import GatewayContext
 from gateway.db import make_engine, migrate
 from gateway.ingest.mqtt import TlsFiles
 from gateway.ingest.worker import IngestWorker
+from gateway.photos import FilesystemPhotoStore
 from gateway.services import commands, maintenance, offers, webhooks
+from gateway.services.fraud import PhotoIndex
 from gateway.services.ingest import IngestOutcome
 from gateway.services.sealing import Sealer
 from gateway.settings import GatewaySettings
@@ -97,6 +99,7 @@ class GatewayRuntime:
             engine=engine,
             sealer=Sealer(s.resolved_secret_key()),
             command_ttl=timedelta(seconds=s.command_ttl_s),
+            photos=FilesystemPhotoStore(s.photo_dir or s.data_dir / "photos"),
         )
         self.worker = IngestWorker(
             MqttEndpoint.parse(self.mqtt_url),
@@ -105,6 +108,7 @@ class GatewayRuntime:
             shared_group=s.mqtt_shared_group,
             tls=TlsFiles(s.mqtt_ca, s.mqtt_cert, s.mqtt_key),
             after_commit=self._after_commit,
+            photo_index=PhotoIndex(),
         )
         self.context.link = self.worker
         self.worker.start()

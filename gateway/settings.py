@@ -50,6 +50,9 @@ class GatewaySettings(BaseSettings):
     secret_key: SecretStr | None = Field(
         None, description="Key that encrypts personal data (urlsafe base64, 32 bytes)"
     )
+    photo_dir: Path | None = Field(
+        None, description="Where photos are stored; unset: data_dir/photos"
+    )
     history_retention_days: Annotated[float, Field(gt=0, le=3650)] = Field(
         30.0, description="How long kiosk presence and heartbeat history is kept"
     )

@@ -82,7 +82,16 @@ def run(args: argparse.Namespace) -> int:
             console.print(
                 f"[bold]ELM327 simulator[/] (2019 Chevrolet Malibu LS) on {simulator.port}"
             )
-            agent = _start_kiosk(gateway.mqtt_url or "", simulator.port, data_dir)
+            photos = _demo_photos(data_dir / "camera")
+            console.print(f"[bold]camera[/] drawn demo scenes of each view in {photos}")
+            agent = _start_kiosk(
+                gateway.mqtt_url or "",
+                simulator.port,
+                data_dir,
+                gateway.http_url,
+                keys["kiosk"],
+                photos,
+            )
             try:
                 matched = _appraise(console, gateway.http_url, keys, args.timeout)
                 if args.once or matched is None:
@@ -114,6 +123,7 @@ def _seed(gateway: Any, console: Console) -> dict[str, Any]:
                 )[0]
         keys["dealer"] = create_key(session, role=Role.DEALER, org=DEMO_DEALER)[0]
         keys["ops"] = create_key(session, role=Role.OPS, org="kioskmatch ops")[0]
+        keys["kiosk"] = create_key(session, role=Role.KIOSK, org=DEMO_KIOSK)[0]
         in_force = sum(p.is_effective(today) for p in programs)
     console.print(
         f"[bold]lender programs[/] {len(programs)} sample programs from {len(keys['lenders'])} "
@@ -122,7 +132,26 @@ def _seed(gateway: Any, console: Console) -> dict[str, Any]:
     return keys
 
 
-def _start_kiosk(mqtt_url: str, port: str, data_dir: Path) -> Any:
+def _demo_photos(folder: Path) -> Path:
+    """One drawn scene per required view (the folder camera source reads them by view name)."""
+    import cv2
+
+    from edge.camera import ALL_VIEWS
+    from edge.camera.synthetic import car_scene
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, view in enumerate(ALL_VIEWS):
+        cv2.imwrite(
+            str(folder / f"{view.value}.jpg"),
+            car_scene(seed=100 + i),
+            [cv2.IMWRITE_JPEG_QUALITY, 90],
+        )
+    return folder
+
+
+def _start_kiosk(
+    mqtt_url: str, port: str, data_dir: Path, http_url: str, kiosk_key: str, photos: Path
+) -> Any:
     from edge.adapters import build_agent
     from firmware_config import KioskConfig
 
@@ -133,6 +162,8 @@ def _start_kiosk(mqtt_url: str, port: str, data_dir: Path) -> Any:
             "mqtt": {"url": mqtt_url},
             "obd": {"transport": {"type": "serial", "port": port}, "timeout_s": 60},
             "outbox": {"path": str(data_dir / "kiosk" / "outbox.db"), "resend_after_s": 5},
+            "camera": {"source": {"type": "folder", "path": str(photos)}},
+            "gateway": {"url": http_url, "api_key": kiosk_key},
         }
     )
     agent = build_agent(config)
@@ -213,6 +244,14 @@ def _print_appraisal(console: Console, report: dict[str, Any]) -> None:
         "OBD", f"{obd.get('protocol')}; MIL {'on' if obd.get('mil_on') else 'off'}; codes: {dtcs}"
     )
     table.add_row("Condition", f"grade {report['condition']['grade']}")
+    photos = report.get("photos", [])
+    if photos:
+        passed = sum(p["passed"] for p in photos)
+        masked = sum(len(p.get("masked", [])) for p in photos)
+        table.add_row(
+            "Photos",
+            f"{passed} of {len(photos)} views passed; {masked} plate/face region(s) masked",
+        )
     if val["status"] == "valued":
         table.add_row(
             "Value",

@@ -57,6 +57,14 @@ CREATE TABLE IF NOT EXISTS appraisal_log (
     message_id TEXT NOT NULL,
     created_at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS upload (
+    sha256 TEXT PRIMARY KEY,
+    path TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS applied_command (
     command_id TEXT PRIMARY KEY,
     applied_at REAL NOT NULL
@@ -235,6 +243,47 @@ class SqliteOutbox:
     def pending_ids(self) -> set[str]:
         with self._lock:
             return {r[0] for r in self._db.execute("SELECT message_id FROM outbox")}
+
+    # -- photo uploads (the JPEG files live beside the outbox; this is their queue) ------------
+
+    def enqueue_upload(self, sha256: str, path: Path, size: int) -> None:
+        """Queue a photo file for upload; the same photo twice is one upload."""
+        with self._lock:
+            self._db.execute(
+                "INSERT OR IGNORE INTO upload (sha256, path, size, created_at) VALUES (?, ?, ?, ?)",
+                (sha256, str(path), size, time.time()),
+            )
+
+    def due_uploads(
+        self, *, now: float | None = None, limit: int = 10
+    ) -> list[tuple[str, Path, int]]:
+        now = time.time() if now is None else now
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT sha256, path, size FROM upload WHERE next_attempt_at <= ?"
+                " ORDER BY created_at LIMIT ?",
+                (now, limit),
+            ).fetchall()
+        return [(sha, Path(path), size) for sha, path, size in rows]
+
+    def upload_done(self, sha256: str) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM upload WHERE sha256 = ?", (sha256,))
+
+    def upload_failed(self, sha256: str, *, now: float | None = None) -> None:
+        """Try again later: resend_after × 2^attempts (capped), ±20% jitter."""
+        now = time.time() if now is None else now
+        with self._lock:
+            self._db.execute(
+                "UPDATE upload SET attempts = attempts + 1,"
+                " next_attempt_at = ? + MIN(? * (1 << MIN(attempts, 20)), ?) * ?"
+                " WHERE sha256 = ?",
+                (now, self.resend_after_s, self.max_backoff_s, random.uniform(0.8, 1.2), sha256),
+            )
+
+    def upload_depth(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM upload").fetchone()[0])
 
     def appraisal_ids(self) -> list[str]:
         """Every appraisal this kiosk has queued, oldest first (kept after its receipt)."""

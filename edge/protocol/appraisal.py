@@ -78,6 +78,13 @@ class ObdSummary(WireModel):
     )
 
 
+class MaskedArea(WireModel):
+    """A region blurred on the kiosk before the photo left it (full-frame pixels)."""
+
+    kind: Literal["face", "plate"]
+    box: tuple[int, int, int, int] = Field(description="x, y, width, height")
+
+
 class PhotoRecord(WireModel):
     view: str
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
@@ -85,6 +92,10 @@ class PhotoRecord(WireModel):
     passed: bool
     reasons: list[str] = Field(default_factory=list)
     metrics: dict[str, float] = Field(default_factory=dict)
+    masked: list[MaskedArea] = Field(
+        default_factory=list, description="Faces and plates masked on the kiosk"
+    )
+    bytes: int | None = Field(None, ge=0, description="Size of the uploaded JPEG")
 
 
 class Deduction(WireModel):

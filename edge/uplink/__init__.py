@@ -1,5 +1,6 @@
 """The kiosk's MQTT uplink."""
 
 from edge.uplink.paho import MqttUplink, UplinkError
+from edge.uplink.photos import PhotoUploader, UploadRejectedError
 
-__all__ = ["MqttUplink", "UplinkError"]
+__all__ = ["MqttUplink", "PhotoUploader", "UplinkError", "UploadRejectedError"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI
 
 from gateway.api import problems
-from gateway.api.routers import dealer, health, lender, lender_admin, ops
+from gateway.api.routers import dealer, health, lender, lender_admin, ops, photos
 from gateway.context import GatewayContext
 from kioskmatch import __version__
 
@@ -28,6 +28,7 @@ def create_app(context: GatewayContext) -> FastAPI:
     v1.include_router(lender.router)
     v1.include_router(lender_admin.router)
     v1.include_router(ops.router)
+    v1.include_router(photos.router)
     app.include_router(v1)
     problems.install(app)
     return app

@@ -105,6 +105,9 @@ class AppraisalPublic(BaseModel):
     state: Literal["requested", "received"]
     command_state: str | None = None
     report: dict[str, Any] | None = None
+    gateway_flags: list[dict[str, Any]] = Field(
+        default_factory=list, description="Flags raised across appraisals (photo reuse, rollback)"
+    )
     loan_requests: list[LoanRequestPublic] = Field(default_factory=list)
     offers: list[MatchPublic] = Field(default_factory=list)
     apr_spread: float | None = Field(None, description="Max minus min APR of eligible offers")

@@ -64,7 +64,26 @@ class Appraisal(SQLModel, table=True):
     currency: str = Field(default="USD", max_length=3)
     created_at: datetime = _ts(nullable=False)
     received_at: datetime = _ts(nullable=False, index=True)
+    odometer_km: float | None = None
     report: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    gateway_flags: list[dict[str, Any]] = Field(
+        default_factory=list,
+        sa_column=Column(JSON, nullable=False, default=list),
+        description="Flags the gateway raised across appraisals (photo reuse, odometer rollback)",
+    )
+
+
+class AppraisalPhoto(SQLModel, table=True):
+    """The photos an appraisal's report names, for access checks and the reuse check."""
+
+    __tablename__ = "appraisal_photo"
+
+    id: int | None = Field(default=None, primary_key=True)
+    appraisal_id: str = Field(index=True, max_length=36)
+    sha256: str = Field(index=True, max_length=64)
+    view: str = Field(max_length=32)
+    phash: str | None = Field(default=None, max_length=16)
+    vin: str | None = Field(default=None, max_length=17)
 
 
 class DeadLetter(SQLModel, table=True):

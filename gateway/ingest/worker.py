@@ -30,6 +30,7 @@ from edge.protocol import (
     topic_for,
 )
 from gateway.ingest.mqtt import MqttConnection, TlsFiles, monotonic_seq
+from gateway.services.fraud import PhotoIndex
 from gateway.services.ingest import Inbound, IngestOutcome, ingest_batch
 
 logger = logging.getLogger(__name__)
@@ -56,10 +57,12 @@ class IngestWorker:
         shared_group: str | None = None,
         tls: TlsFiles | None = None,
         after_commit: Callable[[IngestOutcome], None] | None = None,
+        photo_index: PhotoIndex | None = None,
         batch_max: int = 500,
         batch_wait_s: float = 0.01,
     ) -> None:
         self._session_factory = session_factory
+        self._photo_index = photo_index
         self._after_commit = after_commit
         self._batch_max = batch_max
         self._batch_wait_s = batch_wait_s
@@ -130,7 +133,9 @@ class IngestWorker:
         while True:
             try:
                 with self._session_factory() as session:
-                    outcome = ingest_batch(session, [p.inbound for p in batch])
+                    outcome = ingest_batch(
+                        session, [p.inbound for p in batch], photo_index=self._photo_index
+                    )
                 break
             except OperationalError as exc:
                 # The database is down or locked: keep the batch (unacknowledged) and retry.

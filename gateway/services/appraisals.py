@@ -109,6 +109,7 @@ def view_appraisal(
         state="received" if appraisal is not None else "requested",
         command_state=command.state if command else None,
         report=appraisal.report if appraisal else None,
+        gateway_flags=appraisal.gateway_flags if appraisal else [],
         loan_requests=[loan_public(context.sealer, loan) for loan in loans],
         offers=offers_public,
         apr_spread=round(max(aprs) - min(aprs), 3) if aprs else None,

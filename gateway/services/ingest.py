@@ -37,12 +37,15 @@ from edge.protocol import (
 from gateway.db.engine import RawJSON
 from gateway.db.models import (
     Appraisal,
+    AppraisalPhoto,
     CommandRow,
     DeadLetter,
     InboundMessage,
     Kiosk,
     KioskHistory,
 )
+from gateway.services import fraud
+from gateway.services.fraud import PhotoIndex
 
 logger = logging.getLogger(__name__)
 
@@ -66,22 +69,27 @@ class IngestOutcome:
     dead_letters: int = 0
 
 
-def ingest_batch(session: Session, batch: Sequence[Inbound]) -> IngestOutcome:
-    """Store a batch in one transaction; on a race with another worker, fall back to one by one."""
+def ingest_batch(
+    session: Session, batch: Sequence[Inbound], *, photo_index: PhotoIndex | None = None
+) -> IngestOutcome:
+    """Store a batch in one transaction; on a race with another worker, fall back to one by one.
+
+    ``photo_index`` enables the cross-appraisal photo-reuse check.
+    """
     try:
-        outcome = _ingest(session, batch)
+        outcome = _ingest(session, batch, photo_index)
         session.commit()
         return outcome
     except IntegrityError:
         # Another worker committed one of these message_ids between our check and our insert.
         session.rollback()
         if len(batch) == 1:
-            outcome = _ingest(session, batch)
+            outcome = _ingest(session, batch, photo_index)
             session.commit()
             return outcome
         merged = IngestOutcome()
         for item in batch:
-            one = ingest_batch(session, [item])
+            one = ingest_batch(session, [item], photo_index=photo_index)
             for kiosk, ids in one.receipts.items():
                 merged.receipts[kiosk].extend(ids)
             merged.new_appraisals += one.new_appraisals
@@ -101,6 +109,8 @@ class _Writes:
         self.inbound: list[dict[str, Any]] = []
         self.appraisals: list[dict[str, Any]] = []
         self.appraisal_ids: set[str] = set()
+        self.bodies: list[AppraisalBody] = []
+        self.photos: list[dict[str, Any]] = []
         self.history: list[dict[str, Any]] = []
 
     def kiosk(self, kiosk_id: str) -> Kiosk:
@@ -114,6 +124,7 @@ class _Writes:
         for model, rows in (
             (InboundMessage, self.inbound),
             (Appraisal, self.appraisals),
+            (AppraisalPhoto, self.photos),
             (KioskHistory, self.history),
         ):
             if rows:
@@ -122,7 +133,9 @@ class _Writes:
                 self.session.connection().execute(insert(table), rows)
 
 
-def _ingest(session: Session, batch: Sequence[Inbound]) -> IngestOutcome:
+def _ingest(
+    session: Session, batch: Sequence[Inbound], photo_index: PhotoIndex | None
+) -> IngestOutcome:
     outcome = IngestOutcome()
     valid: list[tuple[Inbound, Envelope[Any]]] = []
     for item in batch:
@@ -179,6 +192,10 @@ def _ingest(session: Session, batch: Sequence[Inbound]) -> IngestOutcome:
             outcome.stored += 1
         if env.seq is not None:
             outcome.receipts[env.kiosk_id].append(env.message_id)
+    if writes.bodies:
+        flags = fraud.check_appraisals(session, writes.bodies, photo_index)
+        for row in writes.appraisals:
+            row["gateway_flags"] = flags.get(row["appraisal_id"], [])
     writes.flush()
     return outcome
 
@@ -292,8 +309,21 @@ def _store_appraisal(
             "currency": body.valuation.currency,
             "created_at": env.created_at,
             "received_at": item.received_at,
+            "odometer_km": body.vehicle.odometer_km,
             "report": RawJSON(body.model_dump_json()),
+            "gateway_flags": [],
         }
+    )
+    writes.bodies.append(body)
+    writes.photos.extend(
+        {
+            "appraisal_id": body.appraisal_id,
+            "sha256": p.sha256,
+            "view": p.view,
+            "phash": p.phash,
+            "vin": body.vehicle.vin,
+        }
+        for p in body.photos
     )
     outcome.new_appraisals.append(body.appraisal_id)
 

@@ -21,6 +21,7 @@ class Role(StrEnum):
     DEALER = "dealer"
     LENDER = "lender"
     OPS = "ops"
+    KIOSK = "kiosk"  # uploads photos; org is the kiosk id
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,9 @@ def upgrade() -> None:
         sa.Column("currency", sa.String(length=3), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("odometer_km", sa.Float(), nullable=True),
         sa.Column("report", sa.JSON(), nullable=False),
+        sa.Column("gateway_flags", sa.JSON(), nullable=False),
         sa.PrimaryKeyConstraint("appraisal_id"),
         sa.UniqueConstraint("message_id"),
     )
@@ -54,6 +56,22 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_appraisal_kiosk_id"), ["kiosk_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_appraisal_received_at"), ["received_at"], unique=False)
         batch_op.create_index(batch_op.f("ix_appraisal_vin"), ["vin"], unique=False)
+
+    op.create_table(
+        "appraisal_photo",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("appraisal_id", sa.String(length=36), nullable=False),
+        sa.Column("sha256", sa.String(length=64), nullable=False),
+        sa.Column("view", sa.String(length=32), nullable=False),
+        sa.Column("phash", sa.String(length=16), nullable=True),
+        sa.Column("vin", sa.String(length=17), nullable=True),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("appraisal_photo", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_appraisal_photo_appraisal_id"), ["appraisal_id"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_appraisal_photo_sha256"), ["sha256"], unique=False)
 
     op.create_table(
         "appraisal_request",
@@ -302,6 +320,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_appraisal_request_dealer_org"))
 
     op.drop_table("appraisal_request")
+    with op.batch_alter_table("appraisal_photo", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_appraisal_photo_sha256"))
+        batch_op.drop_index(batch_op.f("ix_appraisal_photo_appraisal_id"))
+
+    op.drop_table("appraisal_photo")
     with op.batch_alter_table("appraisal", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_appraisal_vin"))
         batch_op.drop_index(batch_op.f("ix_appraisal_received_at"))

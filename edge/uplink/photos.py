@@ -1,0 +1,120 @@
+"""Photo uploads to the gateway over HTTP(S): content-addressed, resumable, retried.
+
+The queue lives in the outbox database (``upload`` table); the JPEGs in a spool folder beside
+it. For each due photo: ask the gateway how much it has (``GET /v1/photos/{sha256}/upload``),
+send the rest in chunks (``PATCH`` with ``Upload-Offset``), then ``POST .../complete``, which the
+gateway accepts only if the bytes hash to the key. A failure waits its backoff; nothing is lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+import httpx
+
+from edge.outbox import SqliteOutbox
+
+logger = logging.getLogger(__name__)
+
+
+class UploadRejectedError(RuntimeError):
+    """The gateway refused the photo for a reason a retry cannot fix."""
+
+
+class PhotoUploader:
+    def __init__(
+        self,
+        outbox: SqliteOutbox,
+        *,
+        base_url: str,
+        api_key: str,
+        chunk_bytes: int = 262_144,
+        client: httpx.Client | None = None,
+        verify: str | bool = True,
+    ) -> None:
+        self._outbox = outbox
+        self._chunk = chunk_bytes
+        self._client = client or httpx.Client(timeout=30.0, verify=verify)
+        self._client.base_url = httpx.URL(base_url)
+        self._client.headers["Authorization"] = f"Bearer {api_key}"
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="photo-uploader", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(10)
+        self._client.close()
+
+    def kick(self) -> None:
+        self._wake.set()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.upload_due()
+            self._wake.wait(2.0)
+            self._wake.clear()
+
+    def upload_due(self) -> int:
+        """Try every due upload once; returns how many completed."""
+        done = 0
+        for sha256, path, size in self._outbox.due_uploads():
+            if self._stop.is_set():
+                break
+            try:
+                self.upload(sha256, path, size)
+            except (httpx.HTTPError, OSError, UploadRejectedError) as exc:
+                logger.warning("photo %s not uploaded yet (%s); will retry", sha256[:12], exc)
+                self._outbox.upload_failed(sha256)
+                continue
+            self._outbox.upload_done(sha256)
+            path.unlink(missing_ok=True)  # the gateway has it now; kiosk disks are small
+            done += 1
+        return done
+
+    def upload(self, sha256: str, path: Path, size: int) -> None:
+        status = self._client.get(f"/v1/photos/{sha256}/upload")
+        _raise_for(status)
+        state = status.json()
+        if state.get("stored"):
+            return
+        offset = int(state.get("offset", 0))
+        with path.open("rb") as handle:
+            handle.seek(offset)
+            while offset < size:
+                chunk = handle.read(self._chunk)
+                if not chunk:
+                    raise OSError(f"{path} is shorter than the {size} bytes queued")
+                response = self._client.patch(
+                    f"/v1/photos/{sha256}/upload",
+                    content=chunk,
+                    headers={
+                        "Upload-Offset": str(offset),
+                        "Content-Type": "application/octet-stream",
+                    },
+                )
+                if response.status_code == 409:  # the gateway has a different offset: resume there
+                    offset = int(response.json().get("offset", 0))
+                    handle.seek(offset)
+                    continue
+                _raise_for(response)
+                offset = int(response.json()["offset"])
+        _raise_for(self._client.post(f"/v1/photos/{sha256}/upload/complete"))
+        logger.info("photo %s uploaded (%d bytes)", sha256[:12], size)
+
+
+def _raise_for(response: httpx.Response) -> None:
+    if response.status_code < 400:
+        return
+    detail = response.text[:300]
+    if response.status_code in (401, 403):
+        raise UploadRejectedError(f"the gateway refused the kiosk's key: {detail}")
+    raise UploadRejectedError(f"HTTP {response.status_code}: {detail}")

@@ -1,0 +1,156 @@
+"""Fraud checks across appraisals, which no single kiosk can make.
+
+- the same or a near-identical photo (perceptual hash within a few bits) on another VIN;
+- an odometer lower than a previous appraisal of the same VIN.
+
+Both become gateway flags on the appraisal (``duplicate_photo``, ``odometer_rollback``), which
+lenders see and programs may exclude.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from sqlmodel import Session, col, select
+
+from edge.protocol import AppraisalBody
+from gateway.db.models import Appraisal, AppraisalPhoto
+from gateway.photos import DEFAULT_THRESHOLD, parse_phash
+
+logger = logging.getLogger(__name__)
+
+#: Odometers read within this many km of each other are the same reading (rounding, units).
+ODOMETER_TOLERANCE_KM = 5.0
+
+
+@dataclass
+class PhotoIndex:
+    """Every stored photo hash in memory (8 bytes each), refreshed from the database by id.
+
+    A million photos take 8 MB and one comparison pass takes milliseconds; several gateway
+    workers each keep their own, catching up on what the others stored.
+    """
+
+    threshold: int = DEFAULT_THRESHOLD
+    _hashes: npt.NDArray[np.uint64] = field(default_factory=lambda: np.zeros(0, np.uint64))
+    _rows: list[tuple[str, str, str | None, str]] = field(default_factory=list)
+    _last_id: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def refresh(self, session: Session) -> None:
+        rows = session.exec(
+            select(AppraisalPhoto)
+            .where(col(AppraisalPhoto.id) > self._last_id, col(AppraisalPhoto.phash).is_not(None))
+            .order_by(col(AppraisalPhoto.id))
+        ).all()
+        if not rows:
+            return
+        new = []
+        for row in rows:
+            try:
+                new.append(parse_phash(row.phash or ""))
+            except ValueError:
+                continue
+            self._rows.append((row.appraisal_id, row.sha256, row.vin, row.view))
+        self._hashes = np.concatenate([self._hashes, np.array(new, dtype=np.uint64)])
+        self._last_id = max(r.id or 0 for r in rows)
+
+    def matches(self, phash: str) -> list[tuple[int, tuple[str, str, str | None, str]]]:
+        """(distance, (appraisal_id, sha256, vin, view)) of stored photos within the threshold."""
+        if self._hashes.size == 0:
+            return []
+        x = np.bitwise_xor(self._hashes, np.uint64(parse_phash(phash)))
+        distances = np.unpackbits(x.view(np.uint8).reshape(-1, 8), axis=1).sum(axis=1)
+        hits = np.nonzero(distances <= self.threshold)[0]
+        return sorted((int(distances[i]), self._rows[i]) for i in hits)
+
+
+def check_appraisals(
+    session: Session, appraisals: Sequence[AppraisalBody], index: PhotoIndex | None
+) -> dict[str, list[dict[str, Any]]]:
+    """Gateway flags for newly stored appraisals (call inside the ingest transaction)."""
+    flags: dict[str, list[dict[str, Any]]] = {}
+    if index is not None:
+        with index._lock:
+            index.refresh(session)
+            for body in appraisals:
+                found = _photo_reuse(body, index)
+                if found:
+                    flags.setdefault(body.appraisal_id, []).extend(found)
+    for body in appraisals:
+        rollback = _odometer_rollback(session, body)
+        if rollback:
+            flags.setdefault(body.appraisal_id, []).append(rollback)
+    for appraisal_id, items in flags.items():
+        logger.warning(
+            "appraisal %s flagged: %s", appraisal_id, ", ".join(f["code"] for f in items)
+        )
+    return flags
+
+
+def _photo_reuse(body: AppraisalBody, index: PhotoIndex) -> list[dict[str, Any]]:
+    out = []
+    for photo in body.photos:
+        if not photo.phash:
+            continue
+        try:
+            hits = index.matches(photo.phash)
+        except ValueError:
+            continue
+        for distance, (other_id, other_sha, other_vin, other_view) in hits:
+            if other_id == body.appraisal_id or (other_vin and other_vin == body.vehicle.vin):
+                continue  # the same car photographed again is not fraud
+            out.append(
+                {
+                    "code": "duplicate_photo",
+                    "severity": "critical",
+                    "message": f"The {photo.view} photo matches a photo of another vehicle "
+                    f"(VIN {other_vin or 'unknown'}); check it was taken of this car.",
+                    "evidence": {
+                        "view": photo.view,
+                        "sha256": photo.sha256,
+                        "other_appraisal_id": other_id,
+                        "other_view": other_view,
+                        "other_sha256": other_sha,
+                        "distance_bits": distance,
+                    },
+                }
+            )
+            break  # one match per photo is enough evidence
+    return out
+
+
+def _odometer_rollback(session: Session, body: AppraisalBody) -> dict[str, Any] | None:
+    vin, km = body.vehicle.vin, body.vehicle.odometer_km
+    if not vin or not body.vehicle.vin_valid or km is None:
+        return None
+    previous = session.exec(
+        select(Appraisal)
+        .where(
+            Appraisal.vin == vin,
+            Appraisal.appraisal_id != body.appraisal_id,
+            col(Appraisal.odometer_km) > km + ODOMETER_TOLERANCE_KM,
+            col(Appraisal.created_at) < body.started_at,
+        )
+        .order_by(col(Appraisal.odometer_km).desc())
+        .limit(1)
+    ).first()
+    if previous is None or previous.odometer_km is None:
+        return None
+    return {
+        "code": "odometer_rollback",
+        "severity": "critical",
+        "message": f"The odometer reads {km:,.0f} km but an earlier appraisal of this VIN read "
+        f"{previous.odometer_km:,.0f} km.",
+        "evidence": {
+            "odometer_km": km,
+            "previous_odometer_km": previous.odometer_km,
+            "previous_appraisal_id": previous.appraisal_id,
+        },
+    }
