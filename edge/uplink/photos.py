@@ -37,7 +37,7 @@ class PhotoUploader:
         self._outbox = outbox
         self._chunk = chunk_bytes
         self._client = client or httpx.Client(timeout=30.0, verify=verify)
-        self._client.base_url = httpx.URL(base_url)
+        self._client.base_url = base_url  # type: ignore[assignment,unused-ignore]
         self._client.headers["Authorization"] = f"Bearer {api_key}"
         self._stop = threading.Event()
         self._wake = threading.Event()

@@ -96,7 +96,8 @@ def test_errors_name_the_line_field_value_and_fix(
     bad = text.replace(old, new, 1)
     err = _error(bad)
     issue = err.issues[0]
-    assert issue.source == "cu.yaml"
+    assert issue.source == "cu.yaml" == err.file
+    assert (err.line, err.field) == (issue.line, issue.field)
     assert issue.field == field
     assert issue.line == _line_of(bad, needle)
     rendered = str(err)
