@@ -61,6 +61,11 @@ class ProgramError(MatchingError):
         return self.issues[0].source if self.issues else ""
 
     @property
+    def file(self) -> str:
+        """The file (or source name) of the first issue; the same as ``source``."""
+        return self.source
+
+    @property
     def line(self) -> int | None:
         return self.issues[0].line if self.issues else None
 
