@@ -7,6 +7,7 @@ independent of the wire format.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date
 from enum import StrEnum
 from typing import Annotated, Self
@@ -131,8 +132,13 @@ class LoanRequest(BaseModel):
 _FLAG_CODES = frozenset(f.value for f in VehicleFlag)
 
 
-def collateral_from_appraisal(body: AppraisalBody, *, as_of: date) -> CollateralFacts:
+def collateral_from_appraisal(
+    body: AppraisalBody, *, as_of: date, extra_flags: Iterable[str] = ()
+) -> CollateralFacts:
     """The facts about an appraised car, as of ``as_of`` (the day the match is made).
+
+    ``extra_flags`` are flag codes raised outside the report, e.g. by the gateway across
+    appraisals (``duplicate_photo``, ``odometer_rollback``).
 
     Age is ``as_of.year − model_year`` (never negative). Flags are the appraisal's flag codes plus
     condition deductions whose code names an excludable flag (salvage, flood, frame damage
@@ -149,6 +155,7 @@ def collateral_from_appraisal(body: AppraisalBody, *, as_of: date) -> Collateral
     year = body.vehicle.model_year
     flags = {f.code for f in body.flags}
     flags.update(d.code for d in body.condition.deductions if d.code in _FLAG_CODES)
+    flags.update(extra_flags)
     return CollateralFacts(
         appraisal_id=body.appraisal_id,
         value_minor=None if reason else valuation.value_minor,

@@ -66,6 +66,8 @@ def test_the_adapter_reads_age_odometer_flags_photos_and_curve() -> None:
     assert facts.odometer_km == 48_000.0
     # a flood deduction from the checklist counts as a flag; only passed photos count
     assert facts.flags == {"codes_recently_cleared", "flood"}
+    more = collateral_from_appraisal(appraisal(), as_of=AS_OF, extra_flags=["duplicate_photo"])
+    assert "duplicate_photo" in more.flags
     assert "interior" not in facts.photo_views and "vin_plate" in facts.photo_views
     assert len(facts.residual_curve) == 85
     assert facts.is_valued
