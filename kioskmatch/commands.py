@@ -117,6 +117,12 @@ def _obd_tools(sub: SubParsers) -> None:
     register(sub)
 
 
+def _programs(sub: SubParsers) -> None:
+    from gateway.matching.cli import register
+
+    register(sub)
+
+
 def _simulate(sub: SubParsers) -> None:
     from kioskmatch.simulate import register
 
@@ -129,6 +135,7 @@ REGISTRARS: list[Registrar] = [
     _kiosk,
     _valuation,
     _simulate,
+    _programs,
     _obd_tools,
     _config,
     _protocol,

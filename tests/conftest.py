@@ -15,9 +15,15 @@ def mosquitto_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosqu
 
 
 @pytest.fixture(scope="session")
-def postgres_db() -> Iterator[Postgres]:
+def postgres_cluster() -> Iterator[Postgres]:
     with postgres() as pg:
         yield pg
+
+
+@pytest.fixture
+def postgres_db(postgres_cluster: Postgres) -> Postgres:
+    """A new, empty database of the test's own in the session's cluster."""
+    return postgres_cluster.new_database()
 
 
 @pytest.fixture

@@ -56,14 +56,13 @@ def match_loan_request(
         credit_band=CreditBand(band) if band else None,
     )
     body = AppraisalBody.model_validate(appraisal.report)
-    collateral = collateral_from_appraisal(body, as_of=today)
-    if appraisal.gateway_flags:
-        # What the gateway found across appraisals counts like the kiosk's own flags.
-        extra = {str(f["code"]) for f in appraisal.gateway_flags}
-        collateral = collateral.model_copy(update={"flags": collateral.flags | extra})
-    pairs = active_programs(session, on=today)
-    results = match(collateral, request, [program for _, program in pairs], as_of=today)
-    org_of = {program.program_id: row.lender_org for row, program in pairs}
+    # What the gateway found across appraisals counts like the kiosk's own flags.
+    collateral = collateral_from_appraisal(
+        body, as_of=today, extra_flags=[str(f["code"]) for f in appraisal.gateway_flags]
+    )
+    programs = active_programs(session, on=today)
+    results = match(collateral, request, programs.compiled, as_of=today)
+    org_of = programs.org_of
     rows = []
     for result in results:
         rows.append(

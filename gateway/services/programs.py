@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 from sqlmodel import Session, col, select
 
 from gateway.db.models import LenderProgramRow
-from gateway.matching import LenderProgram, load_program, parse_program
+from gateway.matching import (
+    LenderProgram,
+    ProgramSet,
+    compile_programs,
+    load_program,
+    parse_program,
+)
 
 PROGRAM_SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -62,17 +70,43 @@ def store_program_text(
     return store_program(session, program, lender_org=lender_org)
 
 
-def active_programs(
-    session: Session, *, on: date, lender_org: str | None = None
-) -> list[tuple[LenderProgramRow, LenderProgram]]:
-    """Active programs in force on ``on``, with their rows (whose org is the lender of record)."""
+@dataclass(frozen=True)
+class ActivePrograms:
+    """The programs in force, compiled once for the engine, and each one's lender of record."""
+
+    rows: tuple[LenderProgramRow, ...]
+    programs: tuple[LenderProgram, ...]
+    compiled: ProgramSet
+    org_of: dict[str, str]
+
+
+_cache: dict[tuple[date, str | None, tuple[int, ...]], ActivePrograms] = {}
+_cache_lock = threading.Lock()
+
+
+def active_programs(session: Session, *, on: date, lender_org: str | None = None) -> ActivePrograms:
+    """Active programs in force on ``on``, compiled (cached until a program changes)."""
     query = select(LenderProgramRow).where(LenderProgramRow.active == True)  # noqa: E712
     if lender_org is not None:
         query = query.where(LenderProgramRow.lender_org == lender_org)
     rows: Sequence[LenderProgramRow] = session.exec(query.order_by(col(LenderProgramRow.id))).all()
-    out = []
+    key = (on, lender_org, tuple(r.id or 0 for r in rows))
+    with _cache_lock:
+        cached = _cache.get(key)
+    if cached is not None:
+        return cached
+    in_force = []
     for row in rows:
         program = LenderProgram.model_validate(row.document)
         if program.is_effective(on):
-            out.append((row, program))
-    return out
+            in_force.append((row, program))
+    result = ActivePrograms(
+        rows=tuple(r for r, _ in in_force),
+        programs=tuple(p for _, p in in_force),
+        compiled=compile_programs([p for _, p in in_force]),
+        org_of={p.program_id: r.lender_org for r, p in in_force},
+    )
+    with _cache_lock:
+        _cache.clear()  # one entry: the set in force changes rarely
+        _cache[key] = result
+    return result

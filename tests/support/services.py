@@ -111,6 +111,17 @@ def postgres_bindir() -> Path | None:
 class Postgres:
     url: str
     port: int
+    _count: int = 0
+
+    def new_database(self) -> Postgres:
+        """A fresh database in the same cluster (tests must not see each other's rows)."""
+        import psycopg
+
+        self._count += 1
+        name = f"kioskmatch_{self._count}"
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return Postgres(url=self.url.rsplit("/", 1)[0] + f"/{name}", port=self.port)
 
 
 @contextlib.contextmanager

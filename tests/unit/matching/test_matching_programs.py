@@ -159,12 +159,16 @@ def test_unreadable_files_and_missing_folders_are_program_errors(tmp_path: Path)
 
 
 def test_effective_dates_are_inclusive_and_ordered() -> None:
-    program = load_program(sample_programs_dir() / "first-harbor-bank-used-auto.yaml")
+    text = (sample_programs_dir() / "first-harbor-bank-used-auto.yaml").read_text("utf-8")
+    dated = "\n".join(
+        "effective_to: 2026-12-31" if line.startswith("effective_to:") else line
+        for line in text.splitlines()
+    )
+    program = parse_program(dated, source_name="dated")
     assert program.is_effective(date(2026, 1, 1))
     assert program.is_effective(date(2026, 12, 31))
     assert not program.is_effective(date(2027, 1, 1))
-    text = (sample_programs_dir() / "first-harbor-bank-used-auto.yaml").read_text("utf-8")
-    err = _error(text.replace("effective_to: 2026-12-31", "effective_to: 2025-12-31"))
+    err = _error(dated.replace("effective_to: 2026-12-31", "effective_to: 2025-12-31"))
     assert err.issues[0].field == "effective_to"
 
 
