@@ -1,1 +1,1 @@
-"""TODO"""
+"""Use cases tying storage, matching and messaging together (routes and workers call these)."""

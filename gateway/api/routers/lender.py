@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from gateway.api.deps import CurrentLender, SessionDep
 from gateway.api.schemas import DecisionCreate, MatchPublic, Page
@@ -21,9 +21,9 @@ def pull_matches(
     since: Annotated[datetime | None, Query(description="created_at >= since (RFC 3339)")] = None,
     until: Annotated[datetime | None, Query(description="created_at < until (RFC 3339)")] = None,
     eligible: bool | None = None,
-) -> Page[MatchPublic]:
+) -> Response:
     """Your matches, oldest first, ``limit`` per page; follow ``next_cursor`` until it is null."""
-    return lenders.pull_matches(
+    body = lenders.pull_matches_json(
         session,
         lender_org=lender.org,
         limit=limit,
@@ -32,6 +32,7 @@ def pull_matches(
         until=until,
         eligible=eligible,
     )
+    return Response(body, media_type="application/json")
 
 
 @router.post("/matches/{match_id}/decision", response_model=MatchPublic)

@@ -11,6 +11,7 @@ from sqlmodel import Session, select
 
 from edge.protocol import new_id
 from gateway.api.app import create_app
+from gateway.api.schemas import MatchPublic, Page
 from gateway.context import GatewayContext
 from gateway.db import CommandRow, LoanRequestRow, MatchRow, make_engine, migrate
 from gateway.services.keys import Role, create_key
@@ -109,6 +110,7 @@ def test_a_lender_sees_only_its_own_matches_page_by_page(
         if cursor:
             params["cursor"] = cursor
         page = client.get("/v1/lender/matches", headers=headers, params=params).json()
+        Page[MatchPublic].model_validate(page)  # the fast path's JSON is the documented schema
         seen += [m["id"] for m in page["items"]]
         assert all(m["lender"] == "Lender A" for m in page["items"])
         cursor = page["next_cursor"]
