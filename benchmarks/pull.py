@@ -102,7 +102,9 @@ def seed(data_dir: Path, matches: int) -> str:
     return key
 
 
-async def load(base: str, key: str, rate: float, seconds: float, cursors: list[str | None]) -> dict[str, Any]:
+async def load(
+    base: str, key: str, rate: float, seconds: float, cursors: list[str | None]
+) -> dict[str, Any]:
     latencies: list[float] = []
     errors: list[str] = []
     sizes: list[int] = []
@@ -155,7 +157,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=float, default=500.0, help="requests per second")
     parser.add_argument("--seconds", type=float, default=30.0)
-    parser.add_argument("--matches", type=int, default=4000, help="loan requests stored (×1 program)")
+    parser.add_argument(
+        "--matches", type=int, default=4000, help="loan requests stored (×1 program)"
+    )
     parser.add_argument("--quick", action="store_true", help="100 requests/s for 3 s")
     parser.add_argument("--json", action="store_true", help="last line: one JSON object")
     args = parser.parse_args(argv)
@@ -167,12 +171,16 @@ def main(argv: list[str] | None = None) -> int:
         gateway = GatewayProcess(data_dir, mqtt_url="", extra_env={"KIOSKMATCH_MQTT_URL": ""})
         gateway.start()
         try:
-            with httpx.Client(base_url=gateway.url, headers={"Authorization": f"Bearer {key}"}) as c:
+            with httpx.Client(
+                base_url=gateway.url, headers={"Authorization": f"Bearer {key}"}
+            ) as c:
                 cursors: list[str | None] = [None]
                 page = c.get("/v1/lender/matches", params={"limit": 50}).json()
                 while page["next_cursor"] and len(cursors) < 200:
                     cursors.append(page["next_cursor"])
-                    page = c.get("/v1/lender/matches", params={"limit": 50, "cursor": page["next_cursor"]}).json()
+                    page = c.get(
+                        "/v1/lender/matches", params={"limit": 50, "cursor": page["next_cursor"]}
+                    ).json()
             result = asyncio.run(load(gateway.url, key, args.rate, args.seconds, cursors))
         finally:
             gateway.stop()
