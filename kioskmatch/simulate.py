@@ -84,10 +84,9 @@ class SimulatedVehicles:
             km = self._rng.uniform(10_000, 150_000)
             serial = self._rng.randrange(10**6)
         vehicle = Vehicle(
-            vin=f"1G1SIM{year % 100:02d}0{serial:06d}XX"[:17],
+            vin=_vin(year, serial),
             vin_source=VinSource.OBD,
-            vin_valid=False,
-            vin_problems=["simulated"],
+            vin_valid=True,
             make=make,
             model=model,
             trim=trim,
@@ -103,6 +102,18 @@ class SimulatedVehicles:
             distance_since_clear_km=5000,
         )
         return vehicle, obd
+
+
+_YEAR_CODES = "ABCDEFGHJKLMNPRSTVWXY123456789"  # VIN position 10, from 1980 in a 30-year cycle
+
+
+def _vin(year: int, serial: int) -> str:
+    """A well-formed North American VIN (GM's 1G1 prefix) with a correct check digit."""
+    from edge.obd.vin import check_digit
+
+    body = f"1G1ZB5ST0{_YEAR_CODES[(year - 1980) % 30]}F{serial:06d}"
+    digit = check_digit(body)
+    return body[:8] + (digit or "0") + body[9:]
 
 
 class FixedValuer:
