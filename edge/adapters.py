@@ -22,23 +22,39 @@ logger = logging.getLogger(__name__)
 
 
 class ObdVehicleReader:
-    """Reads the car through the configured adapter (serial, Bluetooth RFCOMM or TCP)."""
+    """Reads the car through the configured adapter (serial, Bluetooth RFCOMM or TCP).
 
-    def __init__(self, config: ObdConfig) -> None:
+    The first read searches for the protocol; the one found is pinned for this kiosk (kept in
+    ``state_file``) so later reads skip the search. A pinned protocol that does not answer
+    falls back to a search, so a car on another bus still reads.
+    """
+
+    def __init__(self, config: ObdConfig, *, state_file: Path | None = None) -> None:
         self._config = config
+        self._state_file = state_file
         self.state: str | None = "idle"
+
+    def pinned_protocol(self) -> str | None:
+        if self._config.protocol is not None:
+            return self._config.protocol
+        if self._state_file is not None and self._state_file.exists():
+            return self._state_file.read_text(encoding="ascii").strip() or None
+        return None
 
     def read(self) -> tuple[Vehicle, ObdSummary]:
         self.state = "reading"
+        config = self._config
         try:
-            config = self._config
             reading = read_vehicle(
-                config.port_url, timeout=config.timeout_s, protocol=config.protocol
+                config.port_url, timeout=config.timeout_s, protocol=self.pinned_protocol()
             )
         except ObdError as exc:
             self.state = f"error: {type(exc).__name__}"
             raise
         self.state = "partial" if reading.partial else "ok"
+        number = reading.protocol.number
+        if self._state_file is not None and config.protocol is None and number and number != "0":
+            _write_durably(self._state_file, number.encode("ascii"))
         return reading.to_protocol()
 
 
@@ -124,7 +140,7 @@ def _write_durably(path: Path, data: bytes) -> None:
 
 def build_agent(config: KioskConfig) -> KioskAgent:
     """The kiosk agent with its real adapters, as the configuration says."""
-    reader = ObdVehicleReader(config.obd)
+    reader = ObdVehicleReader(config.obd, state_file=config.outbox.path.parent / "obd-protocol")
     agent = KioskAgent(
         config, reader=reader, valuer=TfliteValuer(), adapter_state=lambda: reader.state
     )
