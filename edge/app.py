@@ -58,6 +58,7 @@ class KioskAgent:
             config.outbox.path,
             kiosk_id=config.kiosk_id,
             max_bytes=config.outbox.max_bytes,
+            max_age_s=config.outbox.max_age_s,
             resend_after_s=config.outbox.resend_after_s,
         )
         self.uplink = MqttUplink(

@@ -90,6 +90,9 @@ class OutboxConfig(Strict):
     max_bytes: Annotated[int, Field(ge=1_000_000)] = Field(
         200_000_000, description="Telemetry is dropped (oldest first) past this; appraisals never"
     )
+    max_age_s: Annotated[float, Field(ge=60)] = Field(
+        7 * 86400, description="Telemetry older than this is dropped; appraisals never"
+    )
     resend_after_s: Annotated[float, Field(gt=0, le=3600)] = Field(
         10.0, description="Resend a message not receipted after this long (then backoff)"
     )

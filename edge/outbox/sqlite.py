@@ -3,8 +3,8 @@
 A message enters with the next ``seq`` (persisted, so it survives reboots) and stays until the
 gateway's receipt names its ``message_id``. Sending does not remove it: an unreceipted message is
 due again after ``resend_after_s`` with exponential backoff and jitter, and at once after a
-reconnect. Telemetry is dropped oldest first when the outbox passes its byte budget; appraisals,
-events and commands' results never are.
+reconnect. Telemetry is dropped oldest first when the outbox passes its byte budget or its age
+limit; appraisals, events and commands' results never are.
 """
 
 from __future__ import annotations
@@ -94,12 +94,14 @@ class SqliteOutbox:
         *,
         kiosk_id: str,
         max_bytes: int = 200_000_000,
+        max_age_s: float = 7 * 86400,
         resend_after_s: float = 10.0,
         max_backoff_s: float = 300.0,
     ) -> None:
         self.path = path
         self.kiosk_id = kiosk_id
         self.max_bytes = max_bytes
+        self.max_age_s = max_age_s
         self.resend_after_s = resend_after_s
         self.max_backoff_s = max_backoff_s
         self.disk_alarm = False
@@ -166,6 +168,12 @@ class SqliteOutbox:
         return OutboxItem(envelope.message_id, seq, channel, payload, 0)
 
     def _trim_telemetry(self) -> None:
+        stale = self._db.execute(
+            "DELETE FROM outbox WHERE priority = ? AND created_at < ?",
+            (int(Priority.TELEMETRY), time.time() - self.max_age_s),
+        ).rowcount
+        if stale:
+            logger.info("dropped %d telemetry message(s) older than %.0f s", stale, self.max_age_s)
         total = self._db.execute("SELECT COALESCE(SUM(LENGTH(payload)), 0) FROM outbox").fetchone()[
             0
         ]

@@ -139,3 +139,14 @@ def test_kill_9_loses_nothing_that_was_queued(tmp_path: Path) -> None:
     seqs = [json.loads(i.payload)["seq"] for i in box.due(limit=100_000)]
     assert seqs == list(range(1, len(seqs) + 1))
     assert box.put(Channel.TELEMETRY, TelemetryBody(uptime_s=0)).seq == len(seqs) + 1
+
+
+def test_old_telemetry_is_dropped_but_appraisals_are_kept(tmp_path: Path) -> None:
+    box = _outbox(tmp_path, "aged.db", max_age_s=60)
+    appraisal = box.put(Channel.APPRAISALS, appraisal_body())
+    old = box.put(Channel.TELEMETRY, TelemetryBody(uptime_s=1))
+    with box._lock:  # age both messages by two minutes
+        box._db.execute("UPDATE outbox SET created_at = created_at - 120")
+    new = box.put(Channel.TELEMETRY, TelemetryBody(uptime_s=2))
+    left = {i.message_id for i in box.due(limit=100)}
+    assert left == {appraisal.message_id, new.message_id} and old.message_id not in left
