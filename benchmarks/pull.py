@@ -102,44 +102,74 @@ def seed(data_dir: Path, matches: int) -> str:
     return key
 
 
+class _Connection:
+    """A minimal keep-alive HTTP/1.1 client connection (a load generator must cost less than
+    the server it measures; general-purpose async clients spend milliseconds per 200 KB page)."""
+
+    def __init__(self, host: str, port: int, key: str) -> None:
+        self.host, self.port, self.key = host, port, key
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def get(self, target: str) -> tuple[int, int]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        assert self.reader is not None
+        self.writer.write(
+            f"GET {target} HTTP/1.1\r\nHost: {self.host}\r\n"
+            f"Authorization: Bearer {self.key}\r\n\r\n".encode()
+        )
+        await self.writer.drain()
+        status_line = await self.reader.readline()
+        status = int(status_line.split()[1])
+        length = 0
+        while (line := await self.reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        await self.reader.readexactly(length)
+        return status, length
+
+
 async def load(
     base: str, key: str, rate: float, seconds: float, cursors: list[str | None]
 ) -> dict[str, Any]:
+    url = httpx.URL(base)
     latencies: list[float] = []
     errors: list[str] = []
     sizes: list[int] = []
-    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
-    async with httpx.AsyncClient(
-        base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=10.0, limits=limits
-    ) as client:
-        rng = random.Random(11)
+    idle: list[_Connection] = []
+    rng = random.Random(11)
 
-        async def one(scheduled: float) -> None:
-            params: dict[str, Any] = {"limit": 50}
-            cursor = rng.choice(cursors)
-            if cursor:
-                params["cursor"] = cursor
-            try:
-                response = await client.get("/v1/lender/matches", params=params)
-                if response.status_code != 200:
-                    errors.append(f"HTTP {response.status_code}")
-                else:
-                    sizes.append(len(response.content))
-            except httpx.HTTPError as exc:
-                errors.append(type(exc).__name__)
-            latencies.append(time.perf_counter() - scheduled)
+    async def one(scheduled: float) -> None:
+        cursor = rng.choice(cursors)
+        target = "/v1/lender/matches?limit=50" + (f"&cursor={cursor}" if cursor else "")
+        conn = idle.pop() if idle else _Connection(url.host, url.port or 80, key)
+        try:
+            status, size = await conn.get(target)
+            if status != 200:
+                errors.append(f"HTTP {status}")
+            else:
+                sizes.append(size)
+            idle.append(conn)
+        except (OSError, asyncio.IncompleteReadError, ValueError, IndexError) as exc:
+            errors.append(type(exc).__name__)
+        latencies.append(time.perf_counter() - scheduled)
 
-        n = int(rate * seconds)
-        tasks = []
-        t0 = time.perf_counter() + 0.2
-        for i in range(n):
-            scheduled = t0 + i / rate
-            delay = scheduled - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(scheduled)))
-        await asyncio.gather(*tasks)
-        elapsed = time.perf_counter() - t0
+    n = int(rate * seconds)
+    tasks = []
+    t0 = time.perf_counter() + 0.2
+    for i in range(n):
+        scheduled = t0 + i / rate
+        delay = scheduled - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(scheduled)))
+    await asyncio.gather(*tasks)
+    elapsed = time.perf_counter() - t0
+    for conn in idle:
+        if conn.writer is not None:
+            conn.writer.close()
     lat = sorted(latencies)
     return {
         "requests": n,

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import json
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, LargeBinary, Text
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, LargeBinary, Text, event
 from sqlmodel import Field, SQLModel
 
 
@@ -184,6 +185,45 @@ class MatchRow(SQLModel, table=True):
     decision: str = Field(default="pending", max_length=16, description="pending/accepted/declined")
     result: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     created_at: datetime = _ts(nullable=False, index=True)
+    public_json: str = Field(
+        default="",
+        sa_column=Column(Text, nullable=False, default=""),
+        description="The match as lenders pull it, but seq and decision (filled in at insert)",
+    )
+
+
+#: MatchRow fields a lender sees, as stored in ``public_json`` (seq and decision are spliced in
+#: at read time: seq is known only after the insert, decision changes).
+MATCH_PUBLIC_FIELDS = (
+    "id",
+    "appraisal_id",
+    "loan_request_id",
+    "program_id",
+    "program_version",
+    "eligible",
+    "apr_percent",
+    "term_months",
+    "amount_minor",
+    "max_amount_minor",
+    "monthly_payment_minor",
+    "peak_ltv",
+    "rank",
+)
+
+
+def render_match_public(row: MatchRow) -> str:
+    """The JSON text of a match for lenders, without seq and decision."""
+    fields: dict[str, Any] = {name: getattr(row, name) for name in MATCH_PUBLIC_FIELDS}
+    fields["lender"] = row.lender_org
+    created = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=UTC)
+    fields["created_at"] = created.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    fields["result"] = row.result
+    return json.dumps(fields, separators=(",", ":"), default=str)
+
+
+@event.listens_for(MatchRow, "before_insert")
+def _materialise_public(_mapper: object, _connection: object, target: MatchRow) -> None:
+    target.public_json = render_match_public(target)
 
 
 class CommandRow(SQLModel, table=True):

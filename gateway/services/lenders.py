@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 
-from sqlalchemy import Text, cast
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, select
 
@@ -16,28 +15,6 @@ from gateway.services.appraisals import match_public
 from gateway.services.pages import check_limit, decode_cursor, encode_cursor
 
 __all__ = ["decide", "pull_matches_json"]
-
-
-#: The columns of a pulled match, in MatchPublic's field order (``result`` is spliced in raw).
-_PULL_COLUMNS = (
-    "id",
-    "seq",
-    "appraisal_id",
-    "loan_request_id",
-    "lender_org",
-    "program_id",
-    "program_version",
-    "eligible",
-    "apr_percent",
-    "term_months",
-    "amount_minor",
-    "max_amount_minor",
-    "monthly_payment_minor",
-    "peak_ltv",
-    "rank",
-    "decision",
-    "created_at",
-)
 
 
 def pull_matches_json(
@@ -52,15 +29,14 @@ def pull_matches_json(
 ) -> bytes:
     """A page of this lender's matches, oldest first, as the JSON of ``Page[MatchPublic]``.
 
-    A lender never sees another lender's matches. The stored explanation (``result``) is copied
-    into the response as the text it is stored as, never parsed and re-serialised: a page of 50
+    A lender never sees another lender's matches. Each match's JSON was rendered when it was
+    stored (``public_json``); only ``seq`` and ``decision`` are spliced in here. A page of 50
     full explanations is ~200 KB, and this is the endpoint lenders poll.
     """
     limit = check_limit(limit)
     table = MatchRow.__table__  # type: ignore[attr-defined]
-    columns = [table.c[name] for name in _PULL_COLUMNS]
     query = (
-        sa_select(*columns, cast(table.c.result, Text))
+        sa_select(table.c.seq, table.c.decision, table.c.public_json)
         .where(table.c.lender_org == lender_org, table.c.seq > decode_cursor(cursor))
         .order_by(table.c.seq)
         .limit(limit + 1)
@@ -72,17 +48,11 @@ def pull_matches_json(
     if eligible is not None:
         query = query.where(table.c.eligible == eligible)
     rows = session.connection().execute(query).all()
-    parts = []
-    for row in rows[:limit]:
-        fields = dict(zip(_PULL_COLUMNS, row[:-1], strict=True))
-        fields["lender"] = fields.pop("lender_org")
-        created = fields["created_at"]
-        if created.tzinfo is None:  # SQLite hands back naive UTC
-            created = created.replace(tzinfo=UTC)
-        fields["created_at"] = created.isoformat().replace("+00:00", "Z")
-        head = json.dumps(fields, separators=(",", ":"))
-        parts.append(head[:-1] + ',"result":' + row[-1] + "}")
-    next_cursor = encode_cursor(rows[limit - 1][1]) if len(rows) > limit else None
+    parts = [
+        f'{{"seq":{seq},"decision":"{decision}",{public[1:]}'
+        for seq, decision, public in rows[:limit]
+    ]
+    next_cursor = encode_cursor(rows[limit - 1][0]) if len(rows) > limit else None
     body = '{"items":[' + ",".join(parts) + '],"next_cursor":' + json.dumps(next_cursor) + "}"
     return body.encode()
 

@@ -218,6 +218,7 @@ def upgrade() -> None:
         sa.Column("decision", sa.String(length=16), nullable=False),
         sa.Column("result", sa.JSON(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("public_json", sa.Text(), nullable=False),
         sa.PrimaryKeyConstraint("seq"),
         sa.UniqueConstraint("id"),
     )
