@@ -13,6 +13,7 @@ import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -76,17 +77,15 @@ def check_appraisals(
 ) -> dict[str, list[dict[str, Any]]]:
     """Gateway flags for newly stored appraisals (call inside the ingest transaction)."""
     flags: dict[str, list[dict[str, Any]]] = {}
-    if index is not None:
+    if index is not None and any(b.photos for b in appraisals):
         with index._lock:
             index.refresh(session)
             for body in appraisals:
                 found = _photo_reuse(body, index)
                 if found:
                     flags.setdefault(body.appraisal_id, []).extend(found)
-    for body in appraisals:
-        rollback = _odometer_rollback(session, body)
-        if rollback:
-            flags.setdefault(body.appraisal_id, []).append(rollback)
+    for appraisal_id, rollback in _odometer_rollbacks(session, appraisals).items():
+        flags.setdefault(appraisal_id, []).append(rollback)
     for appraisal_id, items in flags.items():
         logger.warning(
             "appraisal %s flagged: %s", appraisal_id, ", ".join(f["code"] for f in items)
@@ -126,31 +125,57 @@ def _photo_reuse(body: AppraisalBody, index: PhotoIndex) -> list[dict[str, Any]]
     return out
 
 
-def _odometer_rollback(session: Session, body: AppraisalBody) -> dict[str, Any] | None:
-    vin, km = body.vehicle.vin, body.vehicle.odometer_km
-    if not vin or not body.vehicle.vin_valid or km is None:
-        return None
-    previous = session.exec(
-        select(Appraisal)
-        .where(
-            Appraisal.vin == vin,
-            Appraisal.appraisal_id != body.appraisal_id,
-            col(Appraisal.odometer_km) > km + ODOMETER_TOLERANCE_KM,
-            col(Appraisal.created_at) < body.started_at,
+def _odometer_rollbacks(
+    session: Session, appraisals: Sequence[AppraisalBody]
+) -> dict[str, dict[str, Any]]:
+    """Appraisals whose odometer is lower than an earlier appraisal of the same VIN (one query)."""
+    candidates = [
+        b
+        for b in appraisals
+        if b.vehicle.vin and b.vehicle.vin_valid and b.vehicle.odometer_km is not None
+    ]
+    if not candidates:
+        return {}
+    earlier = session.exec(
+        select(
+            Appraisal.appraisal_id, Appraisal.vin, Appraisal.odometer_km, Appraisal.created_at
+        ).where(
+            col(Appraisal.vin).in_({b.vehicle.vin for b in candidates}),
+            col(Appraisal.odometer_km).is_not(None),
         )
-        .order_by(col(Appraisal.odometer_km).desc())
-        .limit(1)
-    ).first()
-    if previous is None or previous.odometer_km is None:
-        return None
-    return {
-        "code": "odometer_rollback",
-        "severity": "critical",
-        "message": f"The odometer reads {km:,.0f} km but an earlier appraisal of this VIN read "
-        f"{previous.odometer_km:,.0f} km.",
-        "evidence": {
-            "odometer_km": km,
-            "previous_odometer_km": previous.odometer_km,
-            "previous_appraisal_id": previous.appraisal_id,
-        },
-    }
+    ).all()
+    by_vin: dict[str, list[tuple[str, float, Any]]] = {}
+    for appraisal_id, vin, km, created_at in earlier:
+        if vin is not None and km is not None:
+            by_vin.setdefault(vin, []).append((appraisal_id, km, created_at))
+    out: dict[str, dict[str, Any]] = {}
+    for body in candidates:
+        km = body.vehicle.odometer_km
+        assert km is not None and body.vehicle.vin is not None
+        started = body.started_at
+        higher = [
+            (other_km, other_id)
+            for other_id, other_km, created in by_vin.get(body.vehicle.vin, [])
+            if other_id != body.appraisal_id
+            and other_km > km + ODOMETER_TOLERANCE_KM
+            and _aware(created) < started
+        ]
+        if not higher:
+            continue
+        previous_km, previous_id = max(higher)
+        out[body.appraisal_id] = {
+            "code": "odometer_rollback",
+            "severity": "critical",
+            "message": f"The odometer reads {km:,.0f} km but an earlier appraisal of this VIN "
+            f"read {previous_km:,.0f} km.",
+            "evidence": {
+                "odometer_km": km,
+                "previous_odometer_km": previous_km,
+                "previous_appraisal_id": previous_id,
+            },
+        }
+    return out
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)

@@ -64,6 +64,7 @@ class Mosquitto:
             "autosave_interval 1",
             "max_queued_messages 100000",
             "max_inflight_messages 1000",
+            "set_tcp_nodelay true",
             f"log_dest file {self.workdir}/mosquitto.log",
         ]
         if os.geteuid() == 0:
