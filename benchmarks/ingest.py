@@ -50,6 +50,7 @@ from edge.protocol import (  # noqa: E402
     new_id,
     topic_for,
 )
+from kioskmatch.simulate import simulated_vin  # noqa: E402
 from tests.support.processes import GatewayProcess  # noqa: E402
 from tests.support.services import mosquitto, postgres  # noqa: E402
 
@@ -112,7 +113,9 @@ class Fleet:
 
     def publish(self, i: int) -> None:
         kiosk = self.kiosk_ids[i % KIOSKS]
-        body = self.body.model_copy(update={"appraisal_id": new_id()})
+        # Every appraisal is of another car, as at a real dealer.
+        vehicle = self.body.vehicle.model_copy(update={"vin": simulated_vin(2019, i % 1_000_000)})
+        body = self.body.model_copy(update={"appraisal_id": new_id(), "vehicle": vehicle})
         self.seq += 1
         env = make_envelope(kiosk, body, seq=self.seq)
         with self.done:

@@ -84,7 +84,7 @@ class SimulatedVehicles:
             km = self._rng.uniform(10_000, 150_000)
             serial = self._rng.randrange(10**6)
         vehicle = Vehicle(
-            vin=_vin(year, serial),
+            vin=simulated_vin(year, serial),
             vin_source=VinSource.OBD,
             vin_valid=True,
             make=make,
@@ -107,7 +107,7 @@ class SimulatedVehicles:
 _YEAR_CODES = "ABCDEFGHJKLMNPRSTVWXY123456789"  # VIN position 10, from 1980 in a 30-year cycle
 
 
-def _vin(year: int, serial: int) -> str:
+def simulated_vin(year: int, serial: int) -> str:
     """A well-formed North American VIN (GM's 1G1 prefix) with a correct check digit."""
     from edge.obd.vin import check_digit
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from edge.protocol import AppraisalBody
@@ -136,33 +137,33 @@ def _odometer_rollbacks(
     ]
     if not candidates:
         return {}
-    earlier = session.exec(
-        select(
-            Appraisal.appraisal_id, Appraisal.vin, Appraisal.odometer_km, Appraisal.created_at
-        ).where(
-            col(Appraisal.vin).in_({b.vehicle.vin for b in candidates}),
-            col(Appraisal.odometer_km).is_not(None),
-        )
-    ).all()
-    by_vin: dict[str, list[tuple[str, float, Any]]] = {}
-    for appraisal_id, vin, km, created_at in earlier:
-        if vin is not None and km is not None:
-            by_vin.setdefault(vin, []).append((appraisal_id, km, created_at))
+    latest_start = max(b.started_at for b in candidates)
+    # The highest earlier reading per VIN, aggregated in the database: a VIN appraised a
+    # thousand times costs the same as one appraised once.
+    highest = {
+        vin: km
+        for vin, km in session.exec(
+            select(Appraisal.vin, func.max(Appraisal.odometer_km))
+            .where(
+                col(Appraisal.vin).in_({b.vehicle.vin for b in candidates}),
+                col(Appraisal.created_at) < latest_start,
+            )
+            .group_by(col(Appraisal.vin))
+        ).all()
+        if vin is not None and km is not None
+    }
     out: dict[str, dict[str, Any]] = {}
     for body in candidates:
         km = body.vehicle.odometer_km
         assert km is not None and body.vehicle.vin is not None
-        started = body.started_at
-        higher = [
-            (other_km, other_id)
-            for other_id, other_km, created in by_vin.get(body.vehicle.vin, [])
-            if other_id != body.appraisal_id
-            and other_km > km + ODOMETER_TOLERANCE_KM
-            and _aware(created) < started
-        ]
-        if not higher:
+        previous_km = highest.get(body.vehicle.vin)
+        if previous_km is None or previous_km <= km + ODOMETER_TOLERANCE_KM:
             continue
-        previous_km, previous_id = max(higher)
+        previous_id = session.exec(
+            select(Appraisal.appraisal_id).where(
+                Appraisal.vin == body.vehicle.vin, Appraisal.odometer_km == previous_km
+            )
+        ).first()
         out[body.appraisal_id] = {
             "code": "odometer_rollback",
             "severity": "critical",
