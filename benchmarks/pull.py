@@ -144,9 +144,18 @@ async def load(
     async def one(scheduled: float) -> None:
         cursor = rng.choice(cursors)
         target = "/v1/lender/matches?limit=50" + (f"&cursor={cursor}" if cursor else "")
+        reused = bool(idle)
         conn = idle.pop() if idle else _Connection(url.host, url.port or 80, key)
         try:
-            status, size = await conn.get(target)
+            try:
+                status, size = await conn.get(target)
+            except (OSError, asyncio.IncompleteReadError, IndexError):
+                if not reused:
+                    raise
+                # The server closed an idle keep-alive connection (uvicorn does after 5 s);
+                # like any HTTP client, send an idempotent GET again on a new connection.
+                conn = _Connection(url.host, url.port or 80, key)
+                status, size = await conn.get(target)
             if status != 200:
                 errors.append(f"HTTP {status}")
             else:
