@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ONCE ?=
 
-.PHONY: install demo test lint typecheck check train protocol-docs benchmarks clean
+.PHONY: install demo test lint typecheck train protocol-docs benchmarks clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,8 +43,12 @@ train:
 protocol-docs: $(STAMP)
 	$(BIN)/kioskmatch protocol docs > docs/protocol.md
 
+## benchmarks: every benchmark (a quick run where the script offers one)
 benchmarks: $(STAMP)
-	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b --quick || exit 1; done
+	@for b in benchmarks/*.py; do \
+	  q=$$(grep -q -- '"--quick"' $$b && echo --quick); \
+	  echo "== $$b $$q"; $(BIN)/python $$b $$q || exit 1; \
+	done
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache
