@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from edge.protocol import new_id  # noqa: E402
-from gateway.db import MatchRow, make_engine, migrate  # noqa: E402
+from gateway.db import make_engine, migrate  # noqa: E402
 from gateway.matching import (  # noqa: E402
     CreditBand,
     LoanKind,
@@ -44,6 +44,7 @@ from gateway.matching import (  # noqa: E402
     sample_programs_dir,
 )
 from gateway.services.keys import Role, create_key  # noqa: E402
+from gateway.services.offers import match_row  # noqa: E402
 from gateway.settings import GatewaySettings  # noqa: E402
 from tests.support.factories import appraisal_body  # noqa: E402
 from tests.support.processes import GatewayProcess  # noqa: E402
@@ -76,22 +77,11 @@ def seed(data_dir: Path, matches: int) -> str:
             collateral = collateral_from_appraisal(body, as_of=date.today())
             for result in match(collateral, request, programs, as_of=date.today()):
                 rows.append(
-                    MatchRow(
-                        id=new_id(),
+                    match_row(
+                        result,
                         appraisal_id=body.appraisal_id,
                         loan_request_id=new_id(),
                         lender_org=LENDER,
-                        program_id=result.program_id,
-                        program_version=str(result.program_version),
-                        eligible=result.eligible,
-                        apr_percent=result.apr_pct,
-                        term_months=result.term_months,
-                        amount_minor=result.amount_financed_minor,
-                        max_amount_minor=result.max_amount_minor,
-                        monthly_payment_minor=result.monthly_payment_minor,
-                        peak_ltv=None if result.peak_ltv_pct is None else result.peak_ltv_pct / 100,
-                        rank=result.rank,
-                        result=result.model_dump(),
                         created_at=start + timedelta(seconds=i * 60),
                     )
                 )

@@ -9,7 +9,14 @@ from sqlmodel import Session, col, select
 
 from edge.protocol import AppraisalBody, new_id
 from gateway.db.models import Appraisal, LoanRequestRow, MatchRow
-from gateway.matching import CreditBand, LoanKind, LoanRequest, collateral_from_appraisal, match
+from gateway.matching import (
+    CreditBand,
+    LoanKind,
+    LoanRequest,
+    MatchResult,
+    collateral_from_appraisal,
+    match,
+)
 from gateway.services import webhooks
 from gateway.services.programs import active_programs
 from gateway.services.sealing import Sealer
@@ -62,29 +69,16 @@ def match_loan_request(
     )
     programs = active_programs(session, on=today)
     results = match(collateral, request, programs.compiled, as_of=today)
-    org_of = programs.org_of
-    rows = []
-    for result in results:
-        rows.append(
-            MatchRow(
-                id=new_id(),
-                appraisal_id=appraisal.appraisal_id,
-                loan_request_id=loan.id,
-                lender_org=org_of[result.program_id],
-                program_id=result.program_id,
-                program_version=str(result.program_version),
-                eligible=result.eligible,
-                apr_percent=result.apr_pct,
-                term_months=result.term_months,
-                amount_minor=result.amount_financed_minor,
-                max_amount_minor=result.max_amount_minor,
-                monthly_payment_minor=result.monthly_payment_minor,
-                peak_ltv=None if result.peak_ltv_pct is None else result.peak_ltv_pct / 100,
-                rank=result.rank,
-                result=result.model_dump(),
-                created_at=now,
-            )
+    rows = [
+        match_row(
+            result,
+            appraisal_id=appraisal.appraisal_id,
+            loan_request_id=loan.id,
+            lender_org=programs.org_of[result.program_id],
+            created_at=now,
         )
+        for result in results
+    ]
     session.add_all(rows)
     webhooks.enqueue(session, rows, now=now)  # committed with the matches: none is lost
     loan.matched_at = now
@@ -99,3 +93,32 @@ def match_loan_request(
         len(results),
     )
     return len(results)
+
+
+def match_row(
+    result: MatchResult,
+    *,
+    appraisal_id: str,
+    loan_request_id: str,
+    lender_org: str,
+    created_at: datetime,
+) -> MatchRow:
+    """The stored form of one program's verdict (LTV as a fraction, the whole result kept)."""
+    return MatchRow(
+        id=new_id(),
+        appraisal_id=appraisal_id,
+        loan_request_id=loan_request_id,
+        lender_org=lender_org,
+        program_id=result.program_id,
+        program_version=str(result.program_version),
+        eligible=result.eligible,
+        apr_percent=result.apr_pct,
+        term_months=result.term_months,
+        amount_minor=result.amount_financed_minor,
+        max_amount_minor=result.max_amount_minor,
+        monthly_payment_minor=result.monthly_payment_minor,
+        peak_ltv=None if result.peak_ltv_pct is None else result.peak_ltv_pct / 100,
+        rank=result.rank,
+        result=result.model_dump(),
+        created_at=created_at,
+    )
