@@ -334,14 +334,11 @@ def _apply_status(
     # Retained status can arrive late (after a reconnect of ours); only a newer one counts.
     if kiosk.state_at is not None and _aware(kiosk.state_at) > env.created_at:
         return
-    was_online = kiosk.state == KioskState.ONLINE.value
     kiosk.state = body.state.value
     kiosk.state_at = env.created_at
     kiosk.agent_version = body.agent_version or kiosk.agent_version
-    if body.state is KioskState.ONLINE and not was_online:
-        outcome.kiosks_online.append(env.kiosk_id)
-    elif body.state is KioskState.ONLINE:
-        # A reconnect without an offline in between still deserves pending commands.
+    if body.state is KioskState.ONLINE:
+        # Every (re)connect, even one without an offline before it, gets pending commands.
         outcome.kiosks_online.append(env.kiosk_id)
 
 
