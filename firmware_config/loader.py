@@ -23,7 +23,8 @@ class ConfigIssue:
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line else self.file
-        return f"{where}: {self.key}: {self.message} (got {self.value!r})"
+        got = "" if self.value is None else f" (got {self.value!r})"
+        return f"{where}: {self.key}: {self.message}{got}"
 
 
 class ConfigError(ValueError):
@@ -110,8 +111,9 @@ def load_config(paths: Sequence[Path], **overrides: Any) -> KioskConfig:
                     file,
                     line or None,
                     ".".join(loc) or "(root)",
-                    err.get("input"),
-                    err["msg"] + hint,
+                    # A whole section is no use as "the value"; the message says what is wrong.
+                    None if isinstance(err.get("input"), dict) else err.get("input"),
+                    err["msg"].removeprefix("Value error, ") + hint,
                 )
             )
         raise ConfigError(issues) from None
