@@ -40,7 +40,8 @@ def test_errors_name_file_line_key_and_value(tmp_path: Path) -> None:
     path = _write(
         tmp_path,
         "bad.yaml",
-        "kiosk_id: dlr-042-k1\nmqtt:\n  url: http://broker\nobd:\n  transport:\n    type: serial\n    prot: /dev/x\n",
+        "kiosk_id: dlr-042-k1\nmqtt:\n  url: http://broker\n"
+        "obd:\n  transport:\n    type: serial\n    prot: /dev/x\n",
     )
     with pytest.raises(ConfigError) as info:
         load_config([path])
