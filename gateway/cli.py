@@ -69,7 +69,11 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         runtime.stop()
         return 2
-    print(f"kioskmatch gateway serving on {runtime.http_url} (Ctrl-C stops)", file=sys.stderr)
+    print(
+        f"kioskmatch gateway serving on {runtime.http_url}, MQTT broker {runtime.mqtt_url} "
+        "(Ctrl-C stops)",
+        file=sys.stderr,
+    )
     # Start-up objects live as long as the process: keep them out of every GC pass (latency).
     gc.freeze()
     try:
