@@ -34,6 +34,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     key.add_argument("--json", action="store_true", help="print JSON (the key is in 'key')")
     key.set_defaults(func=_create_key)
 
+    revoke = gsub.add_parser(
+        "revoke-key", help="revoke an API key (it stops working within 10 s on running gateways)"
+    )
+    revoke.add_argument("--prefix", required=True, help="the key's first 10 characters")
+    revoke.set_defaults(func=_revoke_key)
+
     programs = gsub.add_parser("load-programs", help="store lender programs from YAML/JSON files")
     programs.add_argument("paths", nargs="+", help="program files or folders of them")
     programs.add_argument("--lender", help="the lender organisation; default: each program's own")
@@ -114,6 +120,23 @@ def _create_key(args: argparse.Namespace) -> int:
     else:
         print(f"created a {row.role} key for {row.org!r}; it is shown only once:", file=sys.stderr)
         print(token)
+    return 0
+
+
+def _revoke_key(args: argparse.Namespace) -> int:
+    from gateway.errors import InvalidRequestError
+    from gateway.services.keys import revoke_key
+
+    session = _open_db()
+    if session is None:
+        return 2
+    with session:
+        try:
+            row = revoke_key(session, prefix=args.prefix)
+        except InvalidRequestError as exc:
+            print(f"error: {exc.detail}", file=sys.stderr)
+            return 2
+    print(f"revoked the {row.role} key {row.prefix}... of {row.org!r}")
     return 0
 
 

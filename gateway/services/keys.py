@@ -61,3 +61,18 @@ def authenticate(session: Session, token: str) -> Principal | None:
     if row is None or row.revoked_at is not None or row.id is None:
         return None
     return Principal(key_id=row.id, role=Role(row.role), org=row.org)
+
+
+def revoke_key(session: Session, *, prefix: str) -> ApiKey:
+    """Revoke the one key whose first characters are ``prefix`` (as printed at creation)."""
+    rows = session.exec(select(ApiKey).where(ApiKey.prefix == prefix[:10])).all()
+    matching = [r for r in rows if prefix.startswith(r.prefix) or r.prefix.startswith(prefix)]
+    if len(matching) != 1:
+        raise InvalidRequestError(
+            f"{len(matching)} keys start with {prefix!r}; give the key's first 10 characters"
+        )
+    row = matching[0]
+    if row.revoked_at is None:
+        row.revoked_at = datetime.now(UTC)
+        session.commit()
+    return row

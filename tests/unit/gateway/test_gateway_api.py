@@ -214,3 +214,16 @@ def test_unknown_org_names_are_refused(context: GatewayContext) -> None:
     with context.session() as s, pytest.raises(InvalidRequestError):
         create_key(s, role=Role.DEALER, org="")
     assert isinstance(context.session(), Session)
+
+
+def test_revoked_keys_stop_working(context: GatewayContext, client: TestClient) -> None:
+    from gateway.context import PrincipalCache
+    from gateway.services.keys import revoke_key
+
+    context.principals = PrincipalCache(ttl_s=0)  # as a running gateway after its 10 s
+    with context.session() as s:
+        token, _ = create_key(s, role=Role.OPS, org="ops")
+        headers = {"Authorization": f"Bearer {token}"}
+        assert client.get("/v1/ops/stats", headers=headers).status_code == 200
+        revoke_key(s, prefix=token[:10])
+    assert client.get("/v1/ops/stats", headers=headers).status_code == 401
