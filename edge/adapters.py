@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from edge.app import KioskAgent
 from edge.camera.config import CameraConfig
@@ -100,11 +100,17 @@ class CameraPhotoTaker:
         self._pipeline = PhotoPipeline(config)
         spool.mkdir(parents=True, exist_ok=True)
 
-    def take(self) -> list[PhotoRecord]:
-        from edge.camera import capture_views, make_source
+    def take(self, on_prompt: Callable[[str, str], None] | None = None) -> list[PhotoRecord]:
+        from edge.camera import Prompt, capture_views, make_source
+
+        def prompt(p: Prompt) -> None:
+            # The kiosk's screen shows this; headless kiosks log it for the inspector's handset.
+            logger.info("inspector: %s", p.text)
+            if on_prompt is not None:
+                on_prompt(p.view, p.text)
 
         with make_source(self._config.source) as source:
-            run = capture_views(source, self._pipeline, on_prompt=self._prompt)
+            run = capture_views(source, self._pipeline, on_prompt=prompt)
         records = []
         for view in run.guide.views:
             photo = run.photos.get(view)
@@ -121,11 +127,6 @@ class CameraPhotoTaker:
                 photo.record.model_copy(update={"masked": masked, "bytes": len(photo.jpeg)})
             )
         return records
-
-    @staticmethod
-    def _prompt(prompt: Any) -> None:
-        # The kiosk's screen shows this; headless kiosks log it for the inspector's handset.
-        logger.info("inspector: %s", prompt.text)
 
 
 def _write_durably(path: Path, data: bytes) -> None:

@@ -136,6 +136,19 @@ class KioskAgent:
                 ),
             )
 
+        def prompted(view: str, text: str) -> None:
+            # Dealers and ops see what the inspector is asked (and why a retake is needed).
+            self._queue(
+                Channel.EVENTS,
+                EventBody(
+                    kind=EventKind.INSPECTION_PROGRESS,
+                    appraisal_id=appraisal_id,
+                    command_id=command_id,
+                    state=f"photo:{view}",
+                    detail=text,
+                ),
+            )
+
         with self._inspection_lock:
             body = run_inspection(
                 appraisal_id=appraisal_id,
@@ -145,6 +158,7 @@ class KioskAgent:
                 photos=self._photos,
                 command_id=command_id,
                 on_state=progress,
+                on_prompt=prompted,
             )
             self._queue(Channel.APPRAISALS, body)
         if self._uploader is not None:

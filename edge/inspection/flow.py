@@ -36,6 +36,7 @@ def run_inspection(
     photos: PhotoTaker | None = None,
     command_id: str | None = None,
     on_state: Callable[[InspectionState], None] = lambda _s: None,
+    on_prompt: Callable[[str, str], None] | None = None,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> AppraisalBody:
     started = now()
@@ -45,7 +46,7 @@ def run_inspection(
     records = []
     if photos is not None:
         on_state(InspectionState.TAKING_PHOTOS)
-        records = photos.take()
+        records = photos.take(on_prompt)
     on_state(InspectionState.VALUING)
     condition = condition_from_obd(obd)
     valuation, valuation_flags = valuer.value(vehicle, obd, condition, valued_at=started)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -27,4 +27,6 @@ class Valuer(Protocol):
 
 
 class PhotoTaker(Protocol):
-    def take(self) -> list[PhotoRecord]: ...
+    def take(self, on_prompt: Callable[[str, str], None] | None = None) -> list[PhotoRecord]:
+        """Guide the inspector through the views; ``on_prompt(view, text)`` before each capture."""
+        ...

@@ -3,6 +3,7 @@ outbox → paho → broker → ingest worker → database → matching → lende
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -124,3 +125,56 @@ def test_malformed_payload_is_a_dead_letter_and_the_worker_keeps_going(
                 agent.stop()
         stats = system.http.get("/v1/ops/stats", headers=ops).json()
         assert stats["appraisals"] == 1 and stats["dead_letters"] == 3
+
+
+def test_whole_path_with_photos_uploaded_and_offers(tmp_path: Path) -> None:
+    """With a camera: masked photos reach the gateway, and lenders that require them offer."""
+    import cv2
+
+    from edge.camera import ALL_VIEWS
+    from edge.camera.synthetic import car_scene
+    from gateway.services.keys import Role, create_key
+
+    photos = tmp_path / "camera"
+    photos.mkdir()
+    for i, camera_view in enumerate(ALL_VIEWS):
+        cv2.imwrite(str(photos / f"{camera_view.value}.jpg"), car_scene(seed=40 + i))
+    with gateway_system(tmp_path, mqtt_url=None) as system:
+        assert system.gateway.context is not None and system.gateway.mqtt_url is not None
+        with system.gateway.context.session() as s:
+            kiosk_key, _ = create_key(s, role=Role.KIOSK, org="e2e-kiosk-1")
+        with start_simulator("malibu_2019", latency_s=0) as sim:
+            config = kiosk_config(
+                system.gateway.mqtt_url,
+                sim.port,
+                tmp_path,
+                camera={"source": {"type": "folder", "path": str(photos)}},
+                gateway={"url": system.gateway.http_url, "api_key": kiosk_key},
+            )
+            agent = build_agent(config)
+            agent.start()
+            try:
+                view = run_appraisal(system, agent, LOAN)
+                assert agent.wait_until_drained(30)
+                wait_for(lambda: agent.outbox.upload_depth() == 0, 30, "the photo uploads")
+            finally:
+                agent.stop()
+        records = view["report"]["photos"]
+        assert {r["view"] for r in records} == {v.value for v in ALL_VIEWS}
+        assert all(r["passed"] for r in records)
+        plates = [(r["view"], m) for r in records for m in r["masked"] if m["kind"] == "plate"]
+        assert plates, "plates must be masked before photos leave the kiosk"
+        assert {v for v, _ in plates} <= {
+            "front",
+            "rear",
+            "left",
+            "right",
+        }  # VIN plate stays legible
+        dealer = system.auth(system.keys["dealer"])
+        for record in records:
+            photo = system.http.get(f"/v1/photos/{record['sha256']}", headers=dealer)
+            assert photo.status_code == 200 and photo.headers["content-type"] == "image/jpeg"
+            assert hashlib.sha256(photo.content).hexdigest() == record["sha256"]
+        offers = [o for o in view["offers"] if o["eligible"]]
+        assert len(offers) >= 2, [o["result"]["reasons"] for o in view["offers"]]
+        assert view["apr_spread"] is not None
