@@ -474,8 +474,8 @@ class MonitorState(StrEnum):
 
 
 # Continuous monitors (byte B bits 0-2) and the non-continuous ones of byte C/D per ignition.
-_CONTINUOUS = ("misfire", "fuel_system", "components")
-_SPARK_MONITORS = (
+CONTINUOUS_MONITORS = ("misfire", "fuel_system", "components")
+SPARK_MONITORS: tuple[str | None, ...] = (
     "catalyst",
     "heated_catalyst",
     "evaporative_system",
@@ -485,7 +485,7 @@ _SPARK_MONITORS = (
     "oxygen_sensor_heater",
     "egr_vvt_system",
 )
-_COMPRESSION_MONITORS = (
+COMPRESSION_MONITORS: tuple[str | None, ...] = (
     "nmhc_catalyst",
     "nox_scr_monitor",
     None,
@@ -524,9 +524,9 @@ def decode_monitor_status(data: bytes) -> MonitorStatus:
     a, b, c, d = data
     ignition = Ignition.COMPRESSION if b & 0x08 else Ignition.SPARK
     monitors: dict[str, MonitorState] = {}
-    for bit, name in enumerate(_CONTINUOUS):
+    for bit, name in enumerate(CONTINUOUS_MONITORS):
         monitors[name] = _state(bool(b & (1 << bit)), bool(b & (1 << (bit + 4))))
-    names = _COMPRESSION_MONITORS if ignition is Ignition.COMPRESSION else _SPARK_MONITORS
+    names = COMPRESSION_MONITORS if ignition is Ignition.COMPRESSION else SPARK_MONITORS
     for bit, maybe_name in enumerate(names):
         if maybe_name is not None:
             monitors[maybe_name] = _state(bool(c & (1 << bit)), bool(d & (1 << bit)))

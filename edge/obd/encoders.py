@@ -11,8 +11,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 
 from edge.obd.decoders import (
+    COMPRESSION_MONITORS,
+    CONTINUOUS_MONITORS,
     LIVE_PIDS,
     PID_LENGTHS,
+    SPARK_MONITORS,
     FrameKind,
     Framing,
     Ignition,
@@ -51,27 +54,6 @@ def encode_supported_bitmap(base: int, supported: Iterable[int]) -> bytes:
     return bits.to_bytes(4, "big")
 
 
-_SPARK = (
-    "catalyst",
-    "heated_catalyst",
-    "evaporative_system",
-    "secondary_air_system",
-    "ac_refrigerant",
-    "oxygen_sensor",
-    "oxygen_sensor_heater",
-    "egr_vvt_system",
-)
-_COMPRESSION = (
-    "nmhc_catalyst",
-    "nox_scr_monitor",
-    None,
-    "boost_pressure",
-    None,
-    "exhaust_gas_sensor",
-    "pm_filter",
-    "egr_vvt_system",
-)
-_CONTINUOUS = ("misfire", "fuel_system", "components")
 
 
 def encode_monitor_status(
@@ -85,13 +67,13 @@ def encode_monitor_status(
     a = (0x80 if mil_on else 0) | min(dtc_count, 0x7F)
     b = 0x08 if ignition is Ignition.COMPRESSION else 0
     c = d = 0
-    for bit, name in enumerate(_CONTINUOUS):
+    for bit, name in enumerate(CONTINUOUS_MONITORS):
         state = monitors.get(name, MonitorState.UNSUPPORTED)
         if state is not MonitorState.UNSUPPORTED:
             b |= 1 << bit
             if state is MonitorState.INCOMPLETE:
                 b |= 1 << (bit + 4)
-    names = _COMPRESSION if ignition is Ignition.COMPRESSION else _SPARK
+    names = COMPRESSION_MONITORS if ignition is Ignition.COMPRESSION else SPARK_MONITORS
     for bit, maybe_name in enumerate(names):
         state = monitors.get(maybe_name or "", MonitorState.UNSUPPORTED)
         if maybe_name is not None and state is not MonitorState.UNSUPPORTED:
