@@ -33,6 +33,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from edge.inference import GuidebookRow, TfliteModel, ValuationRequest, Valuator  # noqa: E402
+from edge.inference.cli import read_rows  # noqa: E402
 from models import MODELS_DIR  # noqa: E402
 from models.training import datasets as ds  # noqa: E402
 from models.training import pipeline  # noqa: E402
@@ -107,21 +108,10 @@ def internal(repeats: int) -> None:
 
 
 def holdout(path: Path, valuator: Valuator) -> None:
+    # The CLI's reader: a malformed hold-out file gets the same file/line/column errors.
+    rows = [row for _, row in read_rows(path)]
     with path.open(newline="", encoding="utf-8-sig") as fh:
         recs = list(csv.DictReader(fh))
-    rows = [
-        GuidebookRow(
-            r["Make"],
-            r["Model"],
-            r["Trim"],
-            float(r["Mileage"]),
-            r["Cruise"] == "1",
-            r["Sound"] == "1",
-            r["Leather"] == "1",
-            r.get("Type") or None,
-        )
-        for r in recs
-    ]
     price = np.array([float(r["Price"]) for r in recs])
     quotes = valuator.quote(rows)
     known = np.array([q.value_usd is not None for q in quotes])

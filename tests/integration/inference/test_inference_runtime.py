@@ -105,21 +105,12 @@ def test_ranges_follow_the_manifest_halfwidths(valuator: Valuator) -> None:
 def test_guidebook_rows_are_priced_close_to_the_guidebook(valuator: Valuator) -> None:
     import csv
 
-    with (MODELS_DIR / "training" / "data" / "kbb_gm_2005_train.csv").open() as fh:
+    from edge.inference.cli import read_rows
+
+    path = MODELS_DIR / "training" / "data" / "kbb_gm_2005_train.csv"
+    rows = [row for _, row in read_rows(path)]
+    with path.open() as fh:
         data = list(csv.DictReader(fh))
-    rows = [
-        GuidebookRow(
-            r["Make"],
-            r["Model"],
-            r["Trim"],
-            float(r["Mileage"]),
-            r["Cruise"] == "1",
-            r["Sound"] == "1",
-            r["Leather"] == "1",
-            r["Type"],
-        )
-        for r in data
-    ]
     quotes = valuator.quote(rows)
     price = np.array([float(r["Price"]) for r in data])
     value = np.array([q.value_usd for q in quotes], dtype=float)
