@@ -33,6 +33,21 @@ def wait_port(port: int, timeout: float = 20.0) -> None:
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
 
 
+def kill_process(process: subprocess.Popen[bytes]) -> None:
+    """kill -9, as a power cut or the OOM killer would."""
+    process.send_signal(signal.SIGKILL)
+    process.wait(10)
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
+    """SIGTERM, then SIGKILL if it does not stop in time."""
+    process.terminate()
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        kill_process(process)
+
+
 def mosquitto_binary() -> str | None:
     return shutil.which("mosquitto") or (
         "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
@@ -78,17 +93,12 @@ class Mosquitto:
     def kill(self) -> None:
         """kill -9: the broker loses what it had not saved."""
         if self.process is not None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(10)
+            kill_process(self.process)
             self.process = None
 
     def stop(self) -> None:
         if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+            stop_process(self.process)
             self.process = None
 
 
