@@ -13,16 +13,18 @@ Rows scored:
   held-back fifth of the guidebook): the shipped .tflite through the edge runtime against the
   reference fitted on the whole training file.
 
-Usage: ``.venv/bin/python benchmarks/valuation.py [--holdout FILE] [--repeats N]``
+Usage: ``.venv/bin/python benchmarks/valuation.py [--holdout FILE] [--repeats N] [--floor N]``
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import math
 import statistics
 import sys
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -64,9 +66,7 @@ def _table(title: str, rows: list[tuple[str, vf.Scores]]) -> None:
 def internal(repeats: int) -> None:
     data, _ = ds.load_kbb()
     cat = vf.Catalogue.from_data(data)
-    manifest = TfliteModel.load(MODELS_DIR / "valuation").manifest
-    spec_name = manifest.metrics["heldout_internal"]["model"]["spec"]
-    spec = next(s for s in vf.CANDIDATES if s.name == spec_name)
+    spec = _shipped_spec()
     test = vf.stratified_split(data, pipeline.TEST_SHARE, pipeline.SEED)
     train, held = data.subset(~test), data.subset(test)
     rows = []
@@ -107,6 +107,51 @@ def internal(repeats: int) -> None:
         )
 
 
+def noise_floor(repeats: int) -> None:
+    """How low can MAPE go on this data? Take the shipped shape, fitted on every row, as the
+    exact guidebook formula; fit the rows' scatter as (a + b * price) dollars; simulate prices
+    for these same cars and mileages; score the exact formula, the shipped approach and the
+    reference on stratified 80/20 splits of the simulated rows."""
+    data, _ = ds.load_kbb()
+    cat = vf.Catalogue.from_data(data)
+    spec = _shipped_spec()
+    truth = vf.fit(spec, data, cat).predict(data, cat)
+    resid = data.price - truth
+    a, b = np.linalg.lstsq(np.c_[np.ones(len(data)), truth], np.abs(resid), rcond=None)[0]
+    a, b = a * math.sqrt(math.pi / 2), b * math.sqrt(math.pi / 2)  # E|N(0, s)| = s·√(2/π)
+    rng = np.random.default_rng(2005)
+    got: dict[str, list[tuple[float, float]]] = {"exact": [], "model": [], "reference": []}
+    for r in range(repeats):
+        sim = replace(data, price=truth + rng.normal(0.0, 1.0, len(data)) * (a + b * truth))
+        test = vf.stratified_split(sim, pipeline.TEST_SHARE, 20_000 + r)
+        train, held = sim.subset(~test), sim.subset(test)
+        preds = {
+            "exact": truth[test],
+            "model": vf.fit(spec, train, cat).predict(held, cat),
+            "reference": vf.fit(vf.REFERENCE, train, cat).predict(held, cat),
+        }
+        for key, pred in preds.items():
+            sc = vf.score(held.price, pred)
+            got[key].append((sc.mape, sc.within_3_5))
+    print(
+        f"\nNoise floor: scatter ${a:,.0f} + {100 * b:.2f} % of the price per row; "
+        f"{repeats} simulated 80/20 splits (mean):"
+    )
+    for key, label in (
+        ("exact", "the exact formula (no estimation error)"),
+        ("model", f"shipped approach ({spec.name})"),
+        ("reference", "reference (log-linear LS)"),
+    ):
+        arr = np.array(got[key])
+        print(f"  {label:48s} MAPE {arr[:, 0].mean():.3f}%  within ±3.5 % {arr[:, 1].mean():.1f}%")
+
+
+def _shipped_spec() -> vf.Spec:
+    manifest = TfliteModel.load(MODELS_DIR / "valuation").manifest
+    spec_name = manifest.metrics["heldout_internal"]["model"]["spec"]
+    return next(s for s in vf.CANDIDATES if s.name == spec_name)
+
+
 def holdout(path: Path, valuator: Valuator) -> None:
     # The CLI's reader: a malformed hold-out file gets the same file/line/column errors.
     rows = [row for _, row in read_rows(path)]
@@ -141,13 +186,14 @@ def holdout(path: Path, valuator: Valuator) -> None:
         np.array([r.miles for r in rows])[ok],
         np.array([[r.cruise, r.sound, r.leather] for r in rows], dtype=float)[ok],
     )
+    scale = ref.interval_scale(lp)
     refs = vf.score(
         price[ok],
         np.exp(lp),
-        np.exp(lp - ref.q80),
-        np.exp(lp + ref.q80),
-        np.exp(lp - ref.q90),
-        np.exp(lp + ref.q90),
+        np.exp(lp - ref.q80 * scale),
+        np.exp(lp + ref.q80 * scale),
+        np.exp(lp - ref.q90 * scale),
+        np.exp(lp + ref.q90 * scale),
     )
     _table(
         f"Held-out file {path} ({int(known.sum())} rows scored)",
@@ -204,6 +250,9 @@ def main() -> int:
     )
     parser.add_argument("--holdout", type=Path, help="CSV with Price the shipped model never saw")
     parser.add_argument("--repeats", type=int, default=20, help="extra random splits")
+    parser.add_argument(
+        "--floor", type=int, default=0, metavar="N", help="also simulate the noise floor (N splits)"
+    )
     args = parser.parse_args()
     valuator = Valuator.load()
     print(
@@ -213,11 +262,14 @@ def main() -> int:
     if args.holdout:
         holdout(args.holdout, valuator)
     internal(args.repeats)
+    if args.floor:
+        noise_floor(args.floor)
     latency(valuator)
     print(f"\nReproduce the models: {REPRODUCE}")
     print(
         "Reproduce this report: .venv/bin/python benchmarks/valuation.py"
         + (f" --holdout {args.holdout}" if args.holdout else "")
+        + (f" --floor {args.floor}" if args.floor else "")
     )
     return 0
 

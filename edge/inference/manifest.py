@@ -43,6 +43,14 @@ class CatalogueItem(_Strict):
     miles_max: float
 
 
+class IntervalScale(_Strict):
+    """The ranges' log half-width is ``q * sqrt((usd / value)^2 + rel^2)`` (``q`` from
+    ``interval_log_halfwidth``); the graph computes them, this documents how."""
+
+    usd: float = Field(ge=0)
+    rel: float = Field(ge=0)
+
+
 class ValuationSpec(_Strict):
     currency: Literal["USD"]
     price_level_year: int
@@ -55,6 +63,7 @@ class ValuationSpec(_Strict):
     options: list[str]
     price_columns: list[str]
     interval_log_halfwidth: dict[str, float]
+    interval_scale: IntervalScale | None = None  # absent: half-widths are the q themselves
     catalogue: list[CatalogueItem]
 
 

@@ -139,8 +139,6 @@ class Valuator:
         self._vspec, self._rspec = vspec, rspec
         self.policy = policy or cmp.DeductionPolicy()
         self.catalogue = Catalogue(vspec.catalogue)
-        self._q80 = vspec.interval_log_halfwidth["0.8"]
-        self._q90 = vspec.interval_log_halfwidth["0.9"]
         self._age_q90 = rspec.interval_log_halfwidth["0.9"]
         # Tensors reused for the one-car path (allocated once, filled in place).
         self._trim1 = np.zeros(1, dtype=np.int32)
@@ -225,10 +223,12 @@ class Valuator:
             value, lo80, hi80, lo90, hi90 = (float(v) for v in prices[j])
             flags: tuple[str, ...] = ()
             if rows[i].miles > hi_m:
-                # Outside the data: keep the point value, widen the range, say so.
+                # Outside the data: keep the point value, widen the range, say so. The graph's
+                # own half-widths (they depend on the value) are scaled.
                 w = self.policy.beyond_data_widening
-                lo80, hi80 = value * math.exp(-w * self._q80), value * math.exp(w * self._q80)
-                lo90, hi90 = value * math.exp(-w * self._q90), value * math.exp(w * self._q90)
+                h80, h90 = w * math.log(hi80 / value), w * math.log(hi90 / value)
+                lo80, hi80 = value * math.exp(-h80), value * math.exp(h80)
+                lo90, hi90 = value * math.exp(-h90), value * math.exp(h90)
                 flags = (f"mileage_beyond_data: {rows[i].miles:.0f} mi > {hi_m:.0f} mi",)
             out[i] = Quote(
                 ValuationStatus.VALUED,
@@ -276,7 +276,8 @@ class Valuator:
         kmi = request.odometer_km / v.km_per_mile / 1000.0
         ref_kmi = v.reference_miles / 1000.0
 
-        base = self._base_one(entry.index, v.reference_miles, request.options)[0]
+        prices = self._base_one(entry.index, v.reference_miles, request.options)
+        base, base_halfwidth = prices[0], math.log(prices[4] / prices[0])
         rate = cmp.annual_kmi(age, kmi, r.default_annual_kmi, r.annual_kmi_bounds)
         self._points[0] = (v.reference_age_years, ref_kmi)
         self._points[1:] = cmp.curve_points(age, kmi, rate, r.term_months)
@@ -285,7 +286,7 @@ class Valuator:
         curve = cmp.residual_curve(log_index[1:])
 
         flags: list[Flag] = []
-        halfwidth = math.hypot(self._q90, self._age_q90)
+        halfwidth = math.hypot(base_halfwidth, self._age_q90)
         beyond = []
         if age > r.age_range_years[1]:
             beyond.append(f"age {age:.1f} years > {r.age_range_years[1]:.0f}")

@@ -6,8 +6,10 @@ runs without it, and so does the benchmark.
 Graphs (the runtime in ``edge.inference`` depends on these names and shapes):
 
 - valuation: inputs ``trim_index`` int32 [N] and ``features`` float32 [N, 4] =
-  (miles / 10,000, cruise, sound, leather); output ``price`` float32 [N, 5] = point value,
-  low 80 %, high 80 %, low 90 %, high 90 % in USD at the catalogue's price level.
+  (miles / 1,000, cruise, sound, leather); output ``price`` float32 [N, 5] = point value,
+  low 80 %, high 80 %, low 90 %, high 90 % in USD at the catalogue's price level (each range's
+  log half-width is ``q * sqrt((usd / value)^2 + rel^2)``, see ``valuation_fit``). With a
+  mileage table the graph floors the first feature to whole thousands and looks the step up.
 - residual: input ``points`` float32 [N, 2] = (age in years, mileage in thousands of miles);
   output ``log_value`` float32 [N, 1], a log value index whose differences are log value ratios.
 """
@@ -41,6 +43,12 @@ def _valuation_module(model: FittedValuation) -> tuple[Any, Any]:
     opt_w = model.option_weights.astype(np.float32).reshape(3, 1)
     bands = np.array([[0.0, -model.q80, model.q80, -model.q90, model.q90]], dtype=np.float32)
     center = np.float32(model.center)
+    use_table = model.spec.mileage_table
+    mtable = model.table.astype(np.float32) if use_table else np.zeros(1, np.float32)
+    last = np.float32(len(mtable) - 1)
+    tail = np.float32(model.tail_slope)
+    usd2 = np.float32(model.scale_usd**2)
+    rel2 = np.float32(model.scale_rel**2)
 
     class Valuation(tf.Module):  # type: ignore[misc]
         def __init__(self) -> None:
@@ -48,6 +56,7 @@ def _valuation_module(model: FittedValuation) -> tuple[Any, Any]:
             self.table = tf.constant(table)
             self.opt_w = tf.constant(opt_w)
             self.bands = tf.constant(bands)
+            self.mtable = tf.constant(mtable)
 
         @tf.function(
             input_signature=[
@@ -58,11 +67,19 @@ def _valuation_module(model: FittedValuation) -> tuple[Any, Any]:
         def serve(self, trim_index: Any, features: Any) -> dict[str, Any]:
             rows = tf.gather(self.table, trim_index)
             miles = features[:, 0:1]
-            log_price = center + rows[:, 0:1] + rows[:, 1:2] * miles
+            shared = tf.zeros_like(miles)
+            if use_table:
+                miles = tf.floor(miles)
+                step = tf.cast(tf.clip_by_value(miles, 0.0, last), tf.int32)
+                shared = tf.gather(self.mtable, step[:, 0])[:, None]
+                shared = shared + tail * tf.nn.relu(miles - last)
+            log_price = center + rows[:, 0:1] + rows[:, 1:2] * miles + shared
             for k, w in zip(knots, knot_w, strict=True):
                 log_price = log_price + w * tf.nn.relu(miles - k)
             log_price = log_price + tf.matmul(features[:, 1:4], self.opt_w)
-            return {"price": tf.exp(log_price + self.bands)}
+            # Interval scale s(P) = sqrt((usd / P)^2 + rel^2); half-widths are q * s(P).
+            scale = tf.sqrt(usd2 * tf.exp(-2.0 * log_price) + rel2)
+            return {"price": tf.exp(log_price + scale * self.bands)}
 
     mod = Valuation()
     return mod, mod.serve.get_concrete_function()

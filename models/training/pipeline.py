@@ -218,7 +218,8 @@ def train_valuation(out_dir: Path, report: ds.ValidationReport, data: ds.KbbData
         content,
         {
             "trim_index": "catalogue index (see catalogue[].index), int32 [N]",
-            "features": "float32 [N, 4]: miles / 10,000, cruise, sound, leather (0/1)",
+            "features": f"float32 [N, 4]: miles / {vf.MILES_SCALE:,.0f}, "
+            "cruise, sound, leather (0/1)",
             "price": "float32 [N, 5] USD at the catalogue price level: "
             "value, low80, high80, low90, high90",
         },
@@ -247,6 +248,7 @@ def train_valuation(out_dir: Path, report: ds.ValidationReport, data: ds.KbbData
             "options": ["cruise", "sound", "leather"],
             "price_columns": ["value", "low80", "high80", "low90", "high90"],
             "interval_log_halfwidth": {"0.8": _round(model.q80), "0.9": _round(model.q90)},
+            "interval_scale": {"usd": _round(model.scale_usd, 3), "rel": _round(model.scale_rel)},
             "catalogue": [
                 {
                     "index": i,
@@ -273,6 +275,7 @@ def train_valuation(out_dir: Path, report: ds.ValidationReport, data: ds.KbbData
                 "center_log_usd": _round(model.center),
                 "knots_miles": list(spec.knots_miles),
                 "knot_weights": [_round(w) for w in model.knot_weights],
+                "mileage_table_log_per_1k_mi": [_round(h) for h in model.table],
                 "option_log_weights": {
                     k: _round(w)
                     for k, w in zip(
@@ -445,6 +448,21 @@ def _pct(log_halfwidth: float) -> str:
     return f"{100 * (math.exp(log_halfwidth) - 1):.2f}"
 
 
+def _interval_examples(v: dict[str, Any]) -> list[dict[str, Any]]:
+    usd, rel = v["interval_scale"]["usd"], v["interval_scale"]["rel"]
+    rows = []
+    for value in (12_000, 20_000, 30_000, 45_000):
+        s = math.sqrt((usd / value) ** 2 + rel**2)
+        rows.append(
+            {
+                "value": f"${value:,}",
+                "80 % range": f"±{_pct(v['interval_log_halfwidth']['0.8'] * s)} %",
+                "90 % range": f"±{_pct(v['interval_log_halfwidth']['0.9'] * s)} %",
+            }
+        )
+    return rows
+
+
 def valuation_card(m: dict[str, Any]) -> str:
     h = m["metrics"]["heldout_internal"]
     mo, ref = h["model"], h["reference"]
@@ -462,11 +480,12 @@ guidebook would give, with calibrated 80 % and 90 % ranges. This is step 1 of a 
 today's price level (US CPI-U) and applies condition and OBD deductions (see `docs/valuation.md`).
 
 - Model: {m["training"]["model"]} (chosen by repeated stratified 5-fold cross-validation, table
-  below). Fitted by closed-form least squares on log price; exported as a {m["variant"]} TFLite
+  below). Fitted by least squares on log price (bounded, so the mileage table never rises);
+  exported as a {m["variant"]} TFLite
   graph of {m["size_bytes"]:,} bytes (sha256 `{m["sha256"]}`).
-- Inputs: catalogue index, miles / 10,000 and the three options. **Units**: the data is in miles
-  and US dollars; the kiosk works in km and cents, so the runtime converts km → miles
-  (÷ {v["km_per_mile"]}) before the model and dollars → cents after it.
+- Inputs: catalogue index, miles / {v["miles_scale"]:,.0f} and the three options. **Units**: the
+  data is in miles and US dollars; the kiosk works in km and cents, so the runtime converts
+  km → miles (÷ {v["km_per_mile"]}) before the model and dollars → cents after it.
 - Catalogue: {len(v["catalogue"])} make/model/trim entries (listed in `manifest.json`, with body,
   doors, cylinders and litres). A car outside it gets no number: "manual appraisal required".
 - Mileage range of the data: {v["miles_range"][0]:,.0f}–{v["miles_range"][1]:,.0f} miles. Beyond
@@ -503,9 +522,14 @@ Goal from the brief: MAPE ≤ 1.9 % and ≥ 85 % within ±3.5 %. Near-identical 
 (same trim and options, under 2,000 miles apart) differ by about 2.6 % per row, so that goal sits at
 the data's noise floor; see `docs/valuation.md` for the analysis.
 
-Intervals: split-conformal quantiles of |log error| taken out of fold (each training row scored by a
-model that did not see it): ±{_pct(v["interval_log_halfwidth"]["0.8"])} % (80 %),
-±{_pct(v["interval_log_halfwidth"]["0.9"])} % (90 %).
+Intervals: normalised split-conformal, from out-of-fold errors (each training row scored by a
+model that did not see it). The scatter around the guidebook is mostly a dollar amount, so a
+range is wider in percent for a cheaper car: its log half-width is
+q × √((usd / value)² + rel²) with usd = {v["interval_scale"]["usd"]:,.0f}, rel =
+{v["interval_scale"]["rel"]:.4f}, q = {v["interval_log_halfwidth"]["0.8"]:.3f} (80 %) and
+{v["interval_log_halfwidth"]["0.9"]:.3f} (90 %):
+
+{_md_table(_interval_examples(v), ["value", "80 % range", "90 % range"])}
 
 ### Model selection (repeated stratified 5-fold CV on the training file)
 {_md_table(m["training"]["selection"], ["spec", "cv_mape_pct", "cv_within_3_5_pct", "description"])}

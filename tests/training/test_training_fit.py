@@ -73,7 +73,9 @@ def test_fit_is_deterministic(kbb: ds.KbbData) -> None:
     a = vf.fit_calibrated(vf.CANDIDATES[-1], kbb, cat, seed=1)
     b = vf.fit_calibrated(vf.CANDIDATES[-1], kbb, cat, seed=1)
     assert np.array_equal(a.intercept, b.intercept) and a.q90 == b.q90
-    assert 0 < a.q80 < a.q90 < 0.1
+    assert a.scale_usd == b.scale_usd and a.scale_rel == b.scale_rel
+    half = a.q90 * a.interval_scale(np.log(np.array([11_000.0, 45_000.0])))
+    assert 0 < a.q80 < a.q90 and 0 < half[1] < half[0] < 0.1  # wider in % for a cheaper car
 
 
 def test_residual_slopes_are_non_positive() -> None:

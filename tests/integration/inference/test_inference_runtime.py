@@ -8,6 +8,7 @@ import math
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -93,13 +94,25 @@ def test_ranges_follow_the_manifest_halfwidths(valuator: Valuator) -> None:
     ]
     quotes = valuator.quote(rows)
     assert all(q.value_usd is not None for q in quotes)
-    params = m["training"]["parameters"]
-    assert params["knots_miles"] == [15000.0, 30000.0]
-    # Interval ends are the point value times exp(±q).
-    q90 = m["valuation"]["interval_log_halfwidth"]["0.9"]
+    assert len(m["training"]["parameters"]["mileage_table_log_per_1k_mi"]) > 40
+    # Interval ends are the point value times exp(±q·s(value)), s as the manifest states it.
     for q in quotes:
-        assert q.low_usd == pytest.approx(q.value_usd * math.exp(-q90), rel=1e-5)  # type: ignore[operator]
-        assert q.high_usd == pytest.approx(q.value_usd * math.exp(q90), rel=1e-5)  # type: ignore[operator]
+        assert q.value_usd is not None
+        h = _halfwidth(m, q.value_usd)
+        assert q.low_usd == pytest.approx(q.value_usd * math.exp(-h), rel=1e-5)
+        assert q.high_usd == pytest.approx(q.value_usd * math.exp(h), rel=1e-5)
+    # The scatter is mostly dollars: the cheaper car's range is the wider in percent.
+    cheap, dear = sorted(q.value_usd for q in quotes if q.value_usd is not None)
+    assert cheap < dear and _halfwidth(m, cheap) > _halfwidth(m, dear)
+
+
+def _halfwidth(manifest: dict[str, Any], value: float, coverage: str = "0.9") -> float:
+    v = manifest["valuation"]
+    scale = v["interval_scale"]
+    return float(
+        v["interval_log_halfwidth"][coverage]
+        * math.sqrt((scale["usd"] / value) ** 2 + scale["rel"] ** 2)
+    )
 
 
 def test_guidebook_rows_are_priced_close_to_the_guidebook(valuator: Valuator) -> None:
@@ -135,9 +148,12 @@ def test_mileage_beyond_the_data_widens_and_flags(valuator: Valuator) -> None:
     )
     assert not inside.flags and beyond.flags and "beyond_data" in beyond.flags[0]
     assert inside.high_usd and inside.low_usd and beyond.high_usd and beyond.low_usd
-    w_in = math.log(inside.high_usd / inside.low_usd)
-    w_beyond = math.log(beyond.high_usd / beyond.low_usd)
-    assert w_beyond == pytest.approx(1.5 * w_in, rel=1e-4)
+    m = json.loads((model_dir("valuation") / "manifest.json").read_text(encoding="utf-8"))
+    assert inside.value_usd and beyond.value_usd
+    w_in = math.log(inside.high_usd / inside.low_usd) / 2
+    w_beyond = math.log(beyond.high_usd / beyond.low_usd) / 2
+    assert w_in == pytest.approx(_halfwidth(m, inside.value_usd), rel=1e-4)
+    assert w_beyond == pytest.approx(1.5 * _halfwidth(m, beyond.value_usd), rel=1e-4)
 
 
 def test_unknown_car_gets_no_number(valuator: Valuator) -> None:
