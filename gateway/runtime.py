@@ -6,6 +6,7 @@ Started in that order and stopped in reverse. Nothing here runs at import time.
 from __future__ import annotations
 
 import errno
+import gc
 import logging
 import socket
 import threading
@@ -117,6 +118,12 @@ class GatewayRuntime:
         self._maintenance.start()
         self._webhooks = threading.Thread(target=self._push_webhooks, name="webhooks", daemon=True)
         self._webhooks.start()
+        # What start-up made (modules, tables, the app) lives as long as the process: keep it out
+        # of the collector's full passes, which otherwise walk it again and again under load.
+        # Ingest keeps a batch's decoded messages (thousands of objects each) alive until its
+        # commit; a young generation of 700 objects had the collector walk them many times over.
+        gc.freeze()
+        gc.set_threshold(10_000, 10, 10)
         logger.info(
             "gateway up: %s (broker %s)",
             self.http_url,
@@ -155,6 +162,9 @@ class GatewayRuntime:
             try:
                 with context.session() as session:
                     maintenance.prune(session, retention=retention)
+                    # Loan requests a crash left unmatched (between an ingest commit and its
+                    # matching): at start, then hourly.
+                    offers.match_pending(session, context.sealer)
             except Exception:  # housekeeping must not take the gateway down; it retries later
                 logger.exception("housekeeping failed; retrying in %.0f s", every_s)
             self._stop.wait(every_s)

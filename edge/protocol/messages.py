@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Generic, TypeVar, cast
@@ -178,6 +179,49 @@ def encode(envelope: Envelope[Any]) -> bytes:
     # ``seq`` is absent (not null) on status messages, as the contract says.
     exclude = {"seq"} if envelope.seq is None else None
     data = envelope.model_dump_json(by_alias=True, exclude=exclude).encode()
+    if len(data) > MAX_PAYLOAD_BYTES:
+        raise PayloadTooLargeError(
+            f"payload is {len(data)} bytes; the limit is {MAX_PAYLOAD_BYTES}"
+        )
+    return data
+
+
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_KIOSK_ID = re.compile(KIOSK_ID_PATTERN)
+
+
+def encode_receipt(
+    kiosk_id: str,
+    message_ids: Sequence[str],
+    *,
+    seq: int,
+    message_id: str | None = None,
+    created_at: datetime | None = None,
+) -> bytes:
+    """The bytes of ``encode(make_envelope(kiosk_id, ReceiptBody(message_ids=...), seq=seq))``.
+
+    The same checks and the same bytes, without building the models: the gateway sends a receipt
+    per kiosk per committed batch, and the models cost more than the commit's share of it.
+    Raises ``ProtocolError`` for an id, kiosk id or seq the models would refuse.
+    """
+    if not message_ids:
+        raise ProtocolError("a receipt names at least one message_id")
+    bad = next((m for m in message_ids if not _UUID.fullmatch(m)), None)
+    if bad is not None:
+        raise ProtocolError(f"{bad!r} is not a lower-case UUID")
+    if not _KIOSK_ID.fullmatch(kiosk_id):
+        raise ProtocolError(f"{kiosk_id!r} is not a kiosk id")
+    if seq < 0:
+        raise ProtocolError("seq must not be negative")
+    envelope = {
+        "schema": SCHEMA_FOR_CHANNEL[Channel.RECEIPTS],
+        "message_id": message_id or new_id(),
+        "kiosk_id": kiosk_id,
+        "seq": seq,
+        "created_at": _rfc3339(_to_ms(created_at) if created_at else utc_now()),
+        "body": {"message_ids": list(message_ids)},
+    }
+    data = json.dumps(envelope, separators=(",", ":")).encode()
     if len(data) > MAX_PAYLOAD_BYTES:
         raise PayloadTooLargeError(
             f"payload is {len(data)} bytes; the limit is {MAX_PAYLOAD_BYTES}"

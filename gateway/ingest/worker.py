@@ -9,9 +9,9 @@ nothing twice (the message_ids are known and are receipted again).
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -23,9 +23,7 @@ from edge.protocol import (
     UPSTREAM,
     Channel,
     MqttEndpoint,
-    ReceiptBody,
-    encode,
-    make_envelope,
+    encode_receipt,
     subscription,
     topic_for,
 )
@@ -46,7 +44,13 @@ class _Pending:
 
 
 class IngestWorker:
-    """Subscribes to every kiosk's upstream topics and commits what arrives."""
+    """Subscribes to every kiosk's upstream topics and commits what arrives.
+
+    Three threads: paho's network loop appends what arrives to an inbox; the ingest thread takes
+    it in batches (commit → receipts → acks); a post-commit thread runs ``after_commit`` (matching,
+    command delivery) on what was committed, so that work never holds up the next commit. Several
+    batches' outcomes that wait for it are handed over as one.
+    """
 
     def __init__(
         self,
@@ -66,9 +70,13 @@ class IngestWorker:
         self._after_commit = after_commit
         self._batch_max = batch_max
         self._batch_wait_s = batch_wait_s
-        self._queue: queue.Queue[_Pending] = queue.Queue()
+        # deque appends and pops are atomic: the network thread never waits for the ingest one.
+        self._inbox: deque[_Pending] = deque()
+        self._arrived = threading.Event()
+        self._committed: deque[IngestOutcome] = deque()
+        self._has_committed = threading.Event()
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self._next_seq = monotonic_seq()
         self.connection = MqttConnection(
             endpoint,
@@ -79,15 +87,29 @@ class IngestWorker:
         )
 
     def start(self, timeout: float = 15.0) -> None:
-        self._thread = threading.Thread(target=self._run, name="ingest-worker", daemon=True)
-        self._thread.start()
+        self._threads = [threading.Thread(target=self._run, name="ingest-worker", daemon=True)]
+        if self._after_commit is not None:
+            self._threads.append(
+                threading.Thread(target=self._run_after_commit, name="post-commit", daemon=True)
+            )
+        for thread in self._threads:
+            thread.start()
         self.connection.start(timeout)
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Finish the batch in hand, then disconnect; unacked messages stay with the broker."""
+        """Finish the batch in hand and its post-commit work, then disconnect.
+
+        Unacknowledged messages stay with the broker.
+        """
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        self._arrived.set()
+        ingest, post = self._threads[:1], self._threads[1:]
+        for thread in ingest:
+            thread.join(timeout)
+        self._has_committed.set()  # after the last commit, so its outcome is not left behind
+        for thread in post:
+            thread.join(timeout)
+        self._threads = []
         self.connection.stop()
 
     @property
@@ -101,25 +123,23 @@ class IngestWorker:
         return self._next_seq()
 
     def _enqueue(self, msg: mqtt.MQTTMessage) -> None:
-        self._queue.put(_Pending(msg.mid, msg.qos, Inbound(msg.topic, bytes(msg.payload))))
+        self._inbox.append(_Pending(msg.mid, msg.qos, Inbound(msg.topic, bytes(msg.payload))))
+        if not self._arrived.is_set():
+            self._arrived.set()
 
     def _take_batch(self) -> list[_Pending]:
-        try:
-            first = self._queue.get(timeout=0.2)
-        except queue.Empty:
-            return []
-        batch = [first]
-        deadline = time.monotonic() + self._batch_wait_s
-        while len(batch) < self._batch_max:
-            remaining = deadline - time.monotonic()
-            try:
-                batch.append(
-                    self._queue.get(timeout=max(remaining, 0))
-                    if remaining > 0
-                    else self._queue.get_nowait()
-                )
-            except queue.Empty:
-                break
+        inbox = self._inbox
+        if not inbox:
+            self._arrived.wait(0.2)
+        self._arrived.clear()
+        # Let more arrive, unless a full batch waits: a batch's cost is mostly per message, but
+        # its receipts (one per kiosk) and statements are per batch, so small batches cost more
+        # per message. Sleeping, not waking per message, leaves the network thread the GIL.
+        if inbox and len(inbox) < self._batch_max and not self._stop.is_set():
+            time.sleep(self._batch_wait_s)
+        batch: list[_Pending] = []
+        while inbox and len(batch) < self._batch_max:
+            batch.append(inbox.popleft())
         return batch
 
     def _run(self) -> None:
@@ -150,18 +170,39 @@ class IngestWorker:
                 time.sleep(delay)
                 delay = min(delay * 2, 30.0)
         self._send_receipts(outcome)
-        for pending in batch:
-            if pending.qos > 0:
-                self.connection.ack(pending.mid, pending.qos)
-        if self._after_commit is not None:
-            try:
-                self._after_commit(outcome)
-            except Exception:  # matching or command delivery must never stop ingest
-                logger.exception("post-commit work failed; ingest continues")
+        self.connection.ack_many([p.mid for p in batch if p.qos > 0])
+        if self._after_commit is not None and (outcome.new_appraisals or outcome.kiosks_online):
+            self._committed.append(outcome)
+            self._has_committed.set()
+
+    def _run_after_commit(self) -> None:
+        """Matching and command delivery for what was committed, off the ingest thread.
+
+        A crash between a commit and this work loses none of it: the gateway matches every
+        loan request still unmatched when it starts, and kiosks announce themselves online on
+        every reconnect.
+        """
+        assert self._after_commit is not None
+        while True:
+            self._has_committed.wait()
+            self._has_committed.clear()
+            merged = IngestOutcome()
+            while self._committed:
+                outcome = self._committed.popleft()
+                merged.new_appraisals += outcome.new_appraisals
+                merged.kiosks_online += outcome.kiosks_online
+            if merged.new_appraisals or merged.kiosks_online:
+                try:
+                    self._after_commit(merged)
+                except Exception:  # matching or command delivery must never stop ingest
+                    logger.exception("post-commit work failed; ingest continues")
+            if self._stop.is_set() and not self._committed:
+                return
 
     def _send_receipts(self, outcome: IngestOutcome) -> None:
         for kiosk_id, ids in outcome.receipts.items():
+            topic = topic_for(kiosk_id, Channel.RECEIPTS)
             for start in range(0, len(ids), RECEIPT_CHUNK):
-                body = ReceiptBody(message_ids=ids[start : start + RECEIPT_CHUNK])
-                envelope = make_envelope(kiosk_id, body, seq=self._next_seq())
-                self.connection.publish(topic_for(kiosk_id, Channel.RECEIPTS), encode(envelope))
+                chunk = ids[start : start + RECEIPT_CHUNK]
+                payload = encode_receipt(kiosk_id, chunk, seq=self._next_seq())
+                self.connection.publish(topic, payload)

@@ -14,11 +14,12 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import func
+from sqlalchemy import DateTime, Table, bindparam, func
+from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
 from edge.protocol import AppraisalBody
@@ -126,6 +127,18 @@ def _photo_reuse(body: AppraisalBody, index: PhotoIndex) -> list[dict[str, Any]]
     return out
 
 
+_APPRAISALS: Table = cast(Any, Appraisal).__table__
+# Built once: ingest runs it for every batch, and building it cost as much as running it.
+_HIGHEST_ODOMETER = (
+    core_select(_APPRAISALS.c.vin, func.max(_APPRAISALS.c.odometer_km))
+    .where(
+        _APPRAISALS.c.vin.in_(bindparam("vins", expanding=True)),
+        _APPRAISALS.c.created_at < bindparam("before", type_=DateTime(timezone=True)),
+    )
+    .group_by(_APPRAISALS.c.vin)
+)
+
+
 def _odometer_rollbacks(
     session: Session, appraisals: Sequence[AppraisalBody]
 ) -> dict[str, dict[str, Any]]:
@@ -142,14 +155,13 @@ def _odometer_rollbacks(
     # thousand times costs the same as one appraised once.
     highest = {
         vin: km
-        for vin, km in session.exec(
-            select(Appraisal.vin, func.max(Appraisal.odometer_km))
-            .where(
-                col(Appraisal.vin).in_({b.vehicle.vin for b in candidates}),
-                col(Appraisal.created_at) < latest_start,
-            )
-            .group_by(col(Appraisal.vin))
-        ).all()
+        for vin, km in session.connection().execute(
+            _HIGHEST_ODOMETER,
+            {
+                "vins": sorted({b.vehicle.vin for b in candidates if b.vehicle.vin}),
+                "before": latest_start,
+            },
+        )
         if vin is not None and km is not None
     }
     out: dict[str, dict[str, Any]] = {}

@@ -10,19 +10,32 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import insert, update
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Integer,
+    Table,
+    bindparam,
+    case,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql as postgresql_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select
+from sqlmodel import Session, SQLModel
 
 from edge.protocol import (
     AppraisalBody,
-    Channel,
     Envelope,
     EventBody,
     EventKind,
@@ -48,6 +61,8 @@ from gateway.services import fraud
 from gateway.services.fraud import PhotoIndex
 
 logger = logging.getLogger(__name__)
+
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 @dataclass(frozen=True)
@@ -100,13 +115,81 @@ def ingest_batch(
         return merged
 
 
+def _table(model: type[SQLModel]) -> Table:
+    table: Table = cast(Any, model).__table__
+    return table
+
+
+_NO_FLAGS = RawJSON("[]")  # most appraisals: no need to serialise an empty list for each
+_INBOUND = _table(InboundMessage)
+_KIOSK = _table(Kiosk)
+_APPRAISAL = _table(Appraisal)
+
+# One statement per batch for every kiosk heard from. Computed in the database, so two workers
+# sharing a subscription never move a kiosk's last seq (or last seen) backwards, nor lose a count.
+_KIOSK_SEEN = (
+    update(_KIOSK)
+    .where(_KIOSK.c.kiosk_id == bindparam("b_kiosk"))
+    .values(
+        last_seen_at=case(
+            (
+                or_(
+                    _KIOSK.c.last_seen_at.is_(None),
+                    _KIOSK.c.last_seen_at < bindparam("b_seen", type_=DateTime(timezone=True)),
+                ),
+                bindparam("b_seen", type_=DateTime(timezone=True)),
+            ),
+            else_=_KIOSK.c.last_seen_at,
+        ),
+        last_seq=case(
+            (
+                or_(
+                    _KIOSK.c.last_seq.is_(None),
+                    _KIOSK.c.last_seq < bindparam("b_seq", type_=BigInteger()),
+                ),
+                bindparam("b_seq", type_=BigInteger()),
+            ),
+            else_=_KIOSK.c.last_seq,
+        ),
+        out_of_order=_KIOSK.c.out_of_order + bindparam("b_ooo", type_=Integer()),
+    )
+)
+# Built once: building a statement (and its cache key) per batch costs as much as running it.
+_KNOWN_MESSAGES = select(_INBOUND.c.message_id).where(
+    _INBOUND.c.message_id.in_(bindparam("ids", expanding=True))
+)
+_KNOWN_KIOSKS = select(_KIOSK.c.kiosk_id, _KIOSK.c.last_seq).where(
+    _KIOSK.c.kiosk_id.in_(bindparam("ids", expanding=True))
+)
+_KNOWN_APPRAISALS = select(_APPRAISAL.c.appraisal_id).where(
+    _APPRAISAL.c.appraisal_id.in_(bindparam("ids", expanding=True))
+)
+_DUPLICATE = (
+    update(_INBOUND)
+    .where(_INBOUND.c.message_id == bindparam("b_message_id"))
+    .values(duplicates=_INBOUND.c.duplicates + 1)
+)
+
+
+@dataclass
+class _KioskSeen:
+    """What one batch says about a kiosk's sequence: the highest seq, how many came late."""
+
+    last_seq: int | None
+    seen_at: datetime
+    out_of_order: int = 0
+
+
 class _Writes:
     """Rows of one batch, written with one statement per table (the ORM's per-row cost adds up)."""
 
-    def __init__(self, session: Session, kiosks: dict[str, Kiosk]) -> None:
+    def __init__(self, session: Session, last_seqs: dict[str, int | None]) -> None:
         self.session = session
-        self.kiosks = kiosks
+        self.last_seqs = last_seqs
+        self.seen: dict[str, _KioskSeen] = {}
+        self.kiosks: dict[str, Kiosk] = {}
         self.inbound: list[dict[str, Any]] = []
+        self.duplicates: list[dict[str, Any]] = []
         self.appraisals: list[dict[str, Any]] = []
         self.appraisal_ids: set[str] = set()
         self.bodies: list[AppraisalBody] = []
@@ -114,13 +197,51 @@ class _Writes:
         self.history: list[dict[str, Any]] = []
 
     def kiosk(self, kiosk_id: str) -> Kiosk:
+        """The kiosk's row as an ORM object, for the rare messages that change its state."""
         kiosk = self.kiosks.get(kiosk_id)
         if kiosk is None:
-            kiosk = self.kiosks[kiosk_id] = Kiosk(kiosk_id=kiosk_id)
-            self.session.add(kiosk)
+            kiosk = self.session.get(Kiosk, kiosk_id)
+            assert kiosk is not None, "inserted before the batch is applied"
+            self.kiosks[kiosk_id] = kiosk
         return kiosk
 
+    def heard(self, env: Envelope[Any], received_at: datetime) -> None:
+        seen = self.seen.get(env.kiosk_id)
+        if seen is None:
+            seen = self.seen[env.kiosk_id] = _KioskSeen(
+                self.last_seqs.get(env.kiosk_id), received_at
+            )
+        seen.seen_at = max(seen.seen_at, received_at)
+        if env.seq is None:
+            return
+        if seen.last_seq is not None and env.seq <= seen.last_seq:
+            seen.out_of_order += 1
+            logger.info(
+                "kiosk %s sent seq %d after %d (a resend or reordering; stored anyway)",
+                env.kiosk_id,
+                env.seq,
+                seen.last_seq,
+            )
+        else:
+            seen.last_seq = env.seq
+
     def flush(self) -> None:
+        conn = self.session.connection()
+        if self.seen:
+            conn.execute(
+                _KIOSK_SEEN,
+                [
+                    {
+                        "b_kiosk": kiosk_id,
+                        "b_seen": seen.seen_at,
+                        "b_seq": seen.last_seq,
+                        "b_ooo": seen.out_of_order,
+                    }
+                    for kiosk_id, seen in self.seen.items()
+                ],
+            )
+        if self.duplicates:
+            conn.execute(_DUPLICATE, self.duplicates)
         for model, rows in (
             (InboundMessage, self.inbound),
             (Appraisal, self.appraisals),
@@ -129,8 +250,26 @@ class _Writes:
         ):
             if rows:
                 # Core executemany: no per-row ORM bookkeeping for rows nobody reads back.
-                table = cast(Any, model).__table__
-                self.session.connection().execute(insert(table), rows)
+                conn.execute(insert(_table(model)), rows)
+
+
+def _ensure_kiosks(session: Session, kiosk_ids: set[str]) -> dict[str, int | None]:
+    """Each kiosk's last seq, inserting the kiosks never seen before (two workers may race)."""
+    conn = session.connection()
+    last_seqs: dict[str, int | None] = {
+        kiosk_id: last_seq
+        for kiosk_id, last_seq in conn.execute(_KNOWN_KIOSKS, {"ids": sorted(kiosk_ids)})
+    }
+    missing = sorted(kiosk_ids - last_seqs.keys())
+    if missing:
+        dialect = conn.dialect.name
+        rows = [{"kiosk_id": kiosk_id} for kiosk_id in missing]
+        if dialect in ("sqlite", "postgresql"):
+            module = sqlite_dialect if dialect == "sqlite" else postgresql_dialect
+            conn.execute(module.insert(_KIOSK).on_conflict_do_nothing(), rows)
+        else:  # a race here ends in IntegrityError, and ingest_batch retries one by one
+            conn.execute(insert(_KIOSK), rows)
+    return last_seqs
 
 
 def _ingest(
@@ -146,35 +285,22 @@ def _ingest(
     if not valid:
         return outcome
 
-    ids = {env.message_id for _, env in valid}
+    conn = session.connection()
     known = set(
-        session.exec(
-            select(InboundMessage.message_id).where(col(InboundMessage.message_id).in_(ids))
-        ).all()
+        conn.execute(_KNOWN_MESSAGES, {"ids": list({env.message_id for _, env in valid})}).scalars()
     )
-    kiosk_ids = {env.kiosk_id for _, env in valid}
-    kiosks = {
-        k.kiosk_id: k
-        for k in session.exec(select(Kiosk).where(col(Kiosk.kiosk_id).in_(kiosk_ids))).all()
-    }
+    writes = _Writes(session, _ensure_kiosks(session, {env.kiosk_id for _, env in valid}))
     appraisal_ids = [
         env.body.appraisal_id for _, env in valid if isinstance(env.body, AppraisalBody)
     ]
-    writes = _Writes(session, kiosks)
     if appraisal_ids:
         writes.appraisal_ids = set(
-            session.exec(
-                select(Appraisal.appraisal_id).where(col(Appraisal.appraisal_id).in_(appraisal_ids))
-            ).all()
+            conn.execute(_KNOWN_APPRAISALS, {"ids": appraisal_ids}).scalars()
         )
     for item, env in valid:
         if env.message_id in known:
             outcome.duplicates += 1
-            session.execute(
-                update(InboundMessage)
-                .where(col(InboundMessage.message_id) == env.message_id)
-                .values(duplicates=InboundMessage.duplicates + 1)
-            )
+            writes.duplicates.append({"b_message_id": env.message_id})
         else:
             known.add(env.message_id)
             writes.inbound.append(
@@ -195,7 +321,8 @@ def _ingest(
     if writes.bodies:
         flags = fraud.check_appraisals(session, writes.bodies, photo_index)
         for row in writes.appraisals:
-            row["gateway_flags"] = flags.get(row["appraisal_id"], [])
+            found = flags.get(row["appraisal_id"])
+            row["gateway_flags"] = found if found else _NO_FLAGS
     writes.flush()
     return outcome
 
@@ -229,7 +356,8 @@ def _salvage_ids(item: Inbound) -> tuple[str | None, str | None]:
     try:
         raw = json.loads(item.payload)
         candidate = raw.get("message_id") if isinstance(raw, dict) else None
-        if isinstance(candidate, str) and len(candidate) == 36 and candidate.count("-") == 4:
+        # Only a well-formed id is receipted: the receipt's schema would refuse any other.
+        if isinstance(candidate, str) and _UUID.fullmatch(candidate.lower()):
             message_id = candidate.lower()
     except (ValueError, UnicodeDecodeError, RecursionError):
         pass
@@ -239,36 +367,24 @@ def _salvage_ids(item: Inbound) -> tuple[str | None, str | None]:
 
 
 def _apply(writes: _Writes, item: Inbound, env: Envelope[Any], outcome: IngestOutcome) -> None:
-    session = writes.session
-    kiosk = writes.kiosk(env.kiosk_id)
-    kiosk.last_seen_at = item.received_at
-    if env.seq is not None:
-        if kiosk.last_seq is not None and env.seq <= kiosk.last_seq:
-            kiosk.out_of_order += 1
-            logger.info(
-                "kiosk %s sent seq %d after %d (a resend or reordering; stored anyway)",
-                env.kiosk_id,
-                env.seq,
-                kiosk.last_seq,
-            )
-        else:
-            kiosk.last_seq = env.seq
-    channel = parse_topic(item.topic).channel
+    writes.heard(env, item.received_at)
+    # decode() checked that the body's schema belongs on the topic's channel.
     body = env.body
-    if channel is Channel.APPRAISALS and isinstance(body, AppraisalBody):
+    if isinstance(body, AppraisalBody):
         _store_appraisal(writes, item, env, body, outcome)
-    elif channel is Channel.TELEMETRY and isinstance(body, TelemetryBody):
+    elif isinstance(body, TelemetryBody):
+        kiosk = writes.kiosk(env.kiosk_id)
         data = body.model_dump(mode="json")
         # Heartbeats can arrive out of order after an outage; the latest by creation wins.
         if kiosk.telemetry_at is None or _aware(kiosk.telemetry_at) <= env.created_at:
             kiosk.telemetry = data
             kiosk.telemetry_at = env.created_at
         kiosk.agent_version = body.agent_version or kiosk.agent_version
-        session.add(
-            KioskHistory(kiosk_id=env.kiosk_id, kind="telemetry", at=env.created_at, data=data)
+        writes.history.append(
+            {"kiosk_id": env.kiosk_id, "kind": "telemetry", "at": env.created_at, "data": data}
         )
-    elif channel is Channel.STATUS and isinstance(body, StatusBody):
-        _apply_status(kiosk, env, body, outcome)
+    elif isinstance(body, StatusBody):
+        _apply_status(writes.kiosk(env.kiosk_id), env, body, outcome)
         writes.history.append(
             {
                 "kiosk_id": env.kiosk_id,
@@ -277,8 +393,8 @@ def _apply(writes: _Writes, item: Inbound, env: Envelope[Any], outcome: IngestOu
                 "data": body.model_dump(mode="json"),
             }
         )
-    elif channel is Channel.EVENTS and isinstance(body, EventBody):
-        _apply_event(session, body)
+    elif isinstance(body, EventBody):
+        _apply_event(writes.session, body)
 
 
 def _store_appraisal(
@@ -311,7 +427,7 @@ def _store_appraisal(
             "received_at": item.received_at,
             "odometer_km": body.vehicle.odometer_km,
             "report": RawJSON(body.model_dump_json()),
-            "gateway_flags": [],
+            "gateway_flags": _NO_FLAGS,
         }
     )
     writes.bodies.append(body)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
+from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from edge.protocol import AppraisalBody, new_id
@@ -45,6 +46,28 @@ def match_appraisals(session: Session, sealer: Sealer, *, appraisal_ids: list[st
     return stored
 
 
+def match_pending(session: Session, sealer: Sealer) -> int:
+    """Match every loan request still unmatched whose appraisal has arrived.
+
+    Ingest matches right after its commit, off the ingest thread; this catches what a crash or a
+    failure in between left behind. Returns how many matches were stored.
+    """
+    loans = session.exec(
+        select(LoanRequestRow)
+        .join(Appraisal, col(Appraisal.appraisal_id) == col(LoanRequestRow.appraisal_id))
+        .where(col(LoanRequestRow.matched_at).is_(None))
+        .order_by(col(LoanRequestRow.created_at))
+    ).all()
+    stored = 0
+    for loan in loans:
+        appraisal = session.get(Appraisal, loan.appraisal_id)
+        if appraisal is not None:
+            stored += match_loan_request(session, sealer, loan=loan, appraisal=appraisal)
+    if loans:
+        logger.info("matched %d loan requests left unmatched", len(loans))
+    return stored
+
+
 def match_loan_request(
     session: Session, sealer: Sealer, *, loan: LoanRequestRow, appraisal: Appraisal
 ) -> int:
@@ -79,6 +102,16 @@ def match_loan_request(
         )
         for result in results
     ]
+    # Claim the request in the same transaction as its matches: of two workers (or a worker and
+    # the startup sweep) matching it at once, one stores the matches and the other nothing.
+    claimed = session.execute(
+        update(LoanRequestRow)
+        .where(col(LoanRequestRow.id) == loan.id, col(LoanRequestRow.matched_at).is_(None))
+        .values(matched_at=now)
+    )
+    if getattr(claimed, "rowcount", 1) != 1:
+        session.rollback()
+        return 0
     session.add_all(rows)
     webhooks.enqueue(session, rows, now=now)  # committed with the matches: none is lost
     loan.matched_at = now

@@ -17,6 +17,7 @@ from edge.protocol import (
     Channel,
     TelemetryBody,
     encode,
+    encode_receipt,
     make_envelope,
     topic_for,
 )
@@ -44,7 +45,9 @@ def _valid_appraisal() -> dict[str, Any]:
 def broken_envelopes(draw: st.DrawFn) -> bytes:
     """A valid appraisal envelope with one part broken: a wrong type, a missing key, a bad id."""
     data = _valid_appraisal()
-    mutation = draw(st.sampled_from(["drop", "retype", "kiosk", "schema", "body", "deep"]))
+    mutation = draw(
+        st.sampled_from(["drop", "retype", "kiosk", "schema", "body", "deep", "message_id"])
+    )
     if mutation == "drop":
         del data[
             draw(st.sampled_from(["schema", "message_id", "kiosk_id", "seq", "created_at", "body"]))
@@ -61,6 +64,10 @@ def broken_envelopes(draw: st.DrawFn) -> bytes:
             json_values.filter(
                 lambda v: not isinstance(v, wrong) or (isinstance(v, bool) and wrong != (int,))
             )
+        )
+    elif mutation == "message_id":  # shaped like a UUID (36 characters, 4 dashes), but not one
+        data["message_id"] = draw(
+            st.sampled_from(["zzzzzzzz-zzzz-zzzz-zzzz-zzzzzzzzzzzz", "-" * 4 + "x" * 32])
         )
     elif mutation == "kiosk":
         data["kiosk_id"] = draw(st.sampled_from(["other-kiosk", "", "UPPER", 42]))
@@ -109,6 +116,8 @@ def test_every_malformed_payload_is_a_dead_letter(engine: Engine, batch: list[by
         )
         assert outcome.dead_letters == len(batch) and outcome.stored == 0
         assert _dead_letters(session) == before + len(batch)
+        for kiosk_id, ids in outcome.receipts.items():
+            encode_receipt(kiosk_id, ids, seq=1)  # the worker can always receipt what it kept
         assert (
             int(session.exec(select(func.count()).select_from(InboundMessage)).one())
             == stored_before

@@ -21,6 +21,7 @@ from edge.protocol import (
     UnsupportedSchemaError,
     decode,
     encode,
+    encode_receipt,
     make_envelope,
     new_id,
     parse_topic,
@@ -162,3 +163,44 @@ def test_wrong_json_types_are_not_coerced() -> None:
     raw["seq"] = "1"
     with pytest.raises(ProtocolError, match="seq"):
         decode(topic_for(KIOSK, Channel.TELEMETRY), json.dumps(raw).encode())
+
+
+@given(
+    ids=st.lists(st.uuids().map(str), min_size=1, max_size=20),
+    seq=st.integers(min_value=0, max_value=2**62),
+    created_at=st.datetimes(
+        min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)
+    ),
+)
+@settings(max_examples=200, deadline=None)
+def test_fast_receipts_are_the_models_bytes(ids: list[str], seq: int, created_at: datetime) -> None:
+    message_id = new_id()
+    expected = encode(
+        make_envelope(
+            KIOSK,
+            ReceiptBody(message_ids=ids),
+            seq=seq,
+            message_id=message_id,
+            created_at=created_at,
+        )
+    )
+    fast = encode_receipt(KIOSK, ids, seq=seq, message_id=message_id, created_at=created_at)
+    assert fast == expected
+    assert decode(topic_for(KIOSK, Channel.RECEIPTS), fast).body.message_ids == ids
+
+
+@pytest.mark.parametrize(
+    ("kiosk_id", "ids", "seq"),
+    [
+        (KIOSK, [], 1),
+        (KIOSK, ["zzzzzzzz-zzzz-zzzz-zzzz-zzzzzzzzzzzz"], 1),
+        (KIOSK, [new_id().upper()], 1),
+        ("Bad Kiosk", [new_id()], 1),
+        (KIOSK, [new_id()], -1),
+    ],
+)
+def test_fast_receipts_refuse_what_the_models_refuse(
+    kiosk_id: str, ids: list[str], seq: int
+) -> None:
+    with pytest.raises(ProtocolError):
+        encode_receipt(kiosk_id, ids, seq=seq)

@@ -1,0 +1,103 @@
+"""Matching after ingest: what a crash between commit and matching leaves is matched later, once."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlmodel import Session, func, select
+
+from edge.protocol import Channel, encode, make_envelope, topic_for
+from gateway.api.schemas import AppraisalStart
+from gateway.context import GatewayContext
+from gateway.db import Appraisal, LoanRequestRow, MatchRow, make_engine, migrate
+from gateway.matching import load_programs, sample_programs_dir
+from gateway.services import offers
+from gateway.services.appraisals import start_appraisal
+from gateway.services.ingest import Inbound, ingest_batch
+from gateway.services.programs import store_program
+from gateway.services.sealing import Sealer
+from tests.support.factories import appraisal_body
+
+KIOSK = "dlr-001-k1"
+
+
+@pytest.fixture
+def context(tmp_path: Path) -> Iterator[GatewayContext]:
+    engine = make_engine(f"sqlite:///{tmp_path / 'offers.db'}")
+    migrate(engine)
+    with Session(engine) as session:
+        for program in load_programs(sample_programs_dir()):
+            store_program(session, program, lender_org=program.lender)
+    yield GatewayContext(engine=engine, sealer=Sealer(base64.urlsafe_b64encode(b"k" * 32)))
+    engine.dispose()
+
+
+def _stored_appraisal_without_matching(context: GatewayContext) -> str:
+    """A dealer's request with a loan, and the kiosk's appraisal committed by ingest: the state
+    a gateway killed right after the commit (before its post-commit matching) leaves behind."""
+    request = AppraisalStart.model_validate(
+        {
+            "kiosk_id": KIOSK,
+            "vehicle": {"model": "Malibu", "trim": "LS Sedan 4D"},
+            "loan_request": {
+                "amount_minor": 900_000,
+                "down_payment_minor": 0,
+                "term_months": 36,
+                "monthly_income_minor": 600_000,
+                "credit_score": 720,
+                "consent": True,
+            },
+        }
+    )
+    with context.session() as session:
+        view = start_appraisal(context, session, dealer_org="Dealer A", request=request)
+        body = appraisal_body(appraisal_id=view.appraisal_id)
+        env = make_envelope(KIOSK, body, seq=1)
+        outcome = ingest_batch(
+            session, [Inbound(topic_for(KIOSK, Channel.APPRAISALS), encode(env))]
+        )
+        assert outcome.new_appraisals == [view.appraisal_id]
+    return view.appraisal_id
+
+
+def _match_count(session: Session, appraisal_id: str) -> int:
+    return int(
+        session.exec(
+            select(func.count()).select_from(MatchRow).where(MatchRow.appraisal_id == appraisal_id)
+        ).one()
+    )
+
+
+def test_loan_requests_left_unmatched_are_matched_once(context: GatewayContext) -> None:
+    appraisal_id = _stored_appraisal_without_matching(context)
+    with context.session() as session:
+        assert _match_count(session, appraisal_id) == 0
+        stored = offers.match_pending(session, context.sealer)
+        assert stored > 0 and _match_count(session, appraisal_id) == stored
+        assert offers.match_pending(session, context.sealer) == 0  # nothing left to do
+        assert _match_count(session, appraisal_id) == stored
+
+
+def test_a_loan_request_claimed_by_another_matcher_is_not_matched_again(
+    context: GatewayContext,
+) -> None:
+    appraisal_id = _stored_appraisal_without_matching(context)
+    with context.session() as first, context.session() as second:
+        # Both matchers read the request while it was unmatched (two workers, or ingest and
+        # the start-up sweep); the first to commit wins, the second stores nothing.
+        loan_a = first.exec(select(LoanRequestRow)).one()
+        loan_b = second.exec(select(LoanRequestRow)).one()
+        appraisal_a = first.get(Appraisal, appraisal_id)
+        appraisal_b = second.get(Appraisal, appraisal_id)
+        assert appraisal_a is not None and appraisal_b is not None
+        stored = offers.match_loan_request(
+            first, context.sealer, loan=loan_a, appraisal=appraisal_a
+        )
+        again = offers.match_loan_request(
+            second, context.sealer, loan=loan_b, appraisal=appraisal_b
+        )
+        assert stored > 0 and again == 0
+        assert _match_count(first, appraisal_id) == stored
