@@ -237,7 +237,9 @@ class _Writes:
                         "b_seq": seen.last_seq,
                         "b_ooo": seen.out_of_order,
                     }
-                    for kiosk_id, seen in self.seen.items()
+                    # In kiosk order: two workers' batches lock kiosk rows in the same order,
+                    # so PostgreSQL never has to break a deadlock between them.
+                    for kiosk_id, seen in sorted(self.seen.items())
                 ],
             )
         if self.duplicates:
