@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import statistics
 import sys
 import tempfile
@@ -139,8 +140,13 @@ class Fleet:
             client.disconnect()
 
 
-def raw_limit(endpoint: MqttEndpoint, payload: bytes, count: int) -> float:
-    """Messages/s from one paho publisher to one paho subscriber that does nothing (QoS 1)."""
+def raw_limit(
+    endpoint: MqttEndpoint, payload: bytes, count: int, broker_pid: int | None = None
+) -> dict[str, float]:
+    """Messages/s from one paho publisher to one paho subscriber that does nothing (QoS 1).
+
+    With the CPU per message of the two paho clients (this process) and of the broker.
+    """
     got = threading.Event()
     received = 0
 
@@ -160,15 +166,33 @@ def raw_limit(endpoint: MqttEndpoint, payload: bytes, count: int) -> float:
     pub.connect(endpoint.host, endpoint.port)
     pub.loop_start()
     time.sleep(0.3)
+    clients_cpu, broker_cpu = time.process_time(), cpu_seconds(broker_pid)
     started = time.perf_counter()
     for _ in range(count):
         pub.publish("bench/raw", payload, qos=1)
     got.wait(120)
     elapsed = time.perf_counter() - started
+    clients_cpu = time.process_time() - clients_cpu
+    broker_cpu = cpu_seconds(broker_pid) - broker_cpu
     for c in (pub, sub):
         c.loop_stop()
         c.disconnect()
-    return received / elapsed
+    return {
+        "msgs_per_s": received / elapsed,
+        "clients_cpu_us_per_msg": clients_cpu / count * 1e6,
+        "broker_cpu_us_per_msg": broker_cpu / count * 1e6,
+    }
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU time a process has used so far (Linux ``/proc``; 0 elsewhere)."""
+    if pid is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def ingest_case(
@@ -179,6 +203,7 @@ def ingest_case(
     workers: int,
     count: int,
     tag: str,
+    broker_pid: int | None = None,
 ) -> dict[str, float]:
     endpoint = MqttEndpoint.parse(broker_url)
     gateways = []
@@ -198,11 +223,17 @@ def ingest_case(
         # Built before the clock starts: the load generator must not be what is measured.
         messages = [fleet.build(i) for i in range(count)]
         time.sleep(0.5)
+        pids = [gw.process.pid for gw in gateways if gw.process is not None]
+        gateway_cpu = sum(cpu_seconds(pid) for pid in pids)
+        broker_cpu, kiosks_cpu = cpu_seconds(broker_pid), time.process_time()
         started = time.perf_counter()
         for message in messages:
             fleet.send(message)
         ok = fleet.wait(count, 300)
         elapsed = time.perf_counter() - started
+        gateway_cpu = sum(cpu_seconds(pid) for pid in pids) - gateway_cpu
+        broker_cpu = cpu_seconds(broker_pid) - broker_cpu
+        kiosks_cpu = time.process_time() - kiosks_cpu
         if not ok:
             raise SystemExit(f"{tag}: only {len(fleet.latencies)} of {count} receipted in 300 s")
         throughput = count / elapsed
@@ -219,6 +250,12 @@ def ingest_case(
         p95 = lat[int(0.95 * (len(lat) - 1))] if lat else float("nan")
     return {
         "appraisals_per_s": throughput,
+        # CPU per committed appraisal of the gateways (all threads, all workers), the broker and
+        # the 50 kiosk clients (this process): where the machine's two cores go. Less sensitive
+        # to other load than the rate, though a busy machine still inflates them.
+        "gateway_cpu_us_per_msg": gateway_cpu / count * 1e6,
+        "broker_cpu_us_per_msg": broker_cpu / count * 1e6,
+        "kiosks_cpu_us_per_msg": kiosks_cpu / count * 1e6,
         "p95_ms_at_300_per_s": p95 * 1000,
         "p50_ms_at_300_per_s": statistics.median(lat) * 1000,
     }
@@ -250,9 +287,16 @@ def main(argv: list[str] | None = None) -> int:
         mosquitto(Path(tmp) / "mosq") as broker,
     ):
         endpoint = MqttEndpoint.parse(broker.url)
-        raw = raw_limit(endpoint, payload, max(count, 2000))
+        broker_pid = broker.process.pid if broker.process is not None else None
+        raw_result = raw_limit(endpoint, payload, max(count, 2000), broker_pid)
+        raw = raw_result["msgs_per_s"]
         results["raw_broker_msgs_per_s"] = raw
-        print(f"raw broker limit (paho → Mosquitto → paho, QoS 1, same payload): {raw:,.0f} msg/s")
+        results["raw"] = raw_result
+        print(
+            f"raw broker limit (paho → Mosquitto → paho, QoS 1, same payload): {raw:,.0f} msg/s; "
+            f"CPU/msg: clients {raw_result['clients_cpu_us_per_msg']:.0f} µs, "
+            f"broker {raw_result['broker_cpu_us_per_msg']:.0f} µs"
+        )
         cases = (
             [("sqlite", 1)]
             if args.quick
@@ -267,13 +311,19 @@ def main(argv: list[str] | None = None) -> int:
                 database_url = pg_url if db == "postgres" else None
                 if db == "postgres":
                     _reset_postgres(pg_url or "")
-                r = ingest_case(broker.url, body, Path(tmp), database_url, workers, count, tag)
+                r = ingest_case(
+                    broker.url, body, Path(tmp), database_url, workers, count, tag, broker_pid
+                )
                 results[tag] = r
                 print(
                     f"{db:8s} {workers} worker(s): {r['appraisals_per_s']:8,.0f} appraisals/s "
                     f"({r['appraisals_per_s'] / raw:5.0%} of raw); "
                     f"at 300/s p50 {r['p50_ms_at_300_per_s']:6.1f} ms, "
-                    f"p95 {r['p95_ms_at_300_per_s']:6.1f} ms"
+                    f"p95 {r['p95_ms_at_300_per_s']:6.1f} ms; CPU/msg: "
+                    f"gateway {r['gateway_cpu_us_per_msg']:.0f} µs, "
+                    f"broker {r['broker_cpu_us_per_msg']:.0f} µs, "
+                    f"kiosks {r['kiosks_cpu_us_per_msg']:.0f} µs"
+                    + (" (+ the PostgreSQL server's)" if db == "postgres" else "")
                 )
     best_sqlite = max(v["appraisals_per_s"] for k, v in results.items() if k.startswith("sqlite"))
     print(
