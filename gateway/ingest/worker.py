@@ -170,7 +170,10 @@ class IngestWorker:
                 time.sleep(delay)
                 delay = min(delay * 2, 30.0)
         self._send_receipts(outcome)
-        self.connection.ack_many([p.mid for p in batch if p.qos > 0])
+        self.connection.ack_many([p.mid for p in batch if p.qos == 1])
+        for pending in batch:
+            if pending.qos == 2:  # not with our QoS 1 subscriptions, but never leave one hanging
+                self.connection.ack(pending.mid, 2)
         if self._after_commit is not None and (outcome.new_appraisals or outcome.kiosks_online):
             self._committed.append(outcome)
             self._has_committed.set()
