@@ -58,8 +58,11 @@ from gateway.matching.reasons import (
     GATING_MASK,
     RULE_CODES,
     Code,
+    Partial,
     Rule,
+    SentenceWriter,
     Status,
+    partial,
     render_reason,
 )
 from gateway.matching.results import (
@@ -226,9 +229,13 @@ class ProgramSet:
         }
         # Pass outcomes per program and tier, built once: a pair that passes a rule shares them.
         self.pass_outcomes = [_pass_outcomes(p) for p in ps]
-        self.static_keys = [_static_keys(p) for p in ps]
+        self.static_groups = _static_groups(ps)
+        # Sentences whose numbers differ per program, with the program's own numbers rendered.
+        self.partials = _program_partials(ps)
         growth_tables()  # built once per process; pay for it here rather than in a first match
         self.tier_names = [[t.name for t in p.credit.tiers] for p in ps]
+        # each program's place in program-id order (the last key of the report order)
+        self.id_order = np.argsort(np.array(ids, dtype=object), kind="stable").argsort()
         self.headers = [
             (p.program_id, p.version, p.lender, p.lender_kind.value, p.loan_kind.value, p.currency)
             for p in ps
@@ -724,34 +731,40 @@ def match(
         ps, cols, 0, 1, ps.effective_on(as_of), _currency_ok(ps, cols), keep_rows=with_curve
     )
     curves: dict[int, tuple[float, ...]] = {}
-    term_all = ch.term_all[0].tolist()
     if with_curve and ch.ratio_rows is not None and ch.priced_index.size:
         idx = ch.priced_index
         scaled = ch.ratio_rows * (ch.ltv.reshape(-1)[idx] * 100.0).astype(np.float32)[:, None]
-        table = np.round(scaled.astype(np.float64), 2).tolist()
-        for k, j in enumerate(idx.tolist()):
-            curves[j] = tuple(table[k][: term_all[j] + 1])
+        # Only months 0..term of each pair become Python floats, in one flat list.
+        terms = ch.term_all.reshape(-1)[idx]
+        within = np.arange(scaled.shape[1])[None, :] <= terms[:, None]
+        flat = np.round(scaled[within].astype(np.float64), 2).tolist()
+        start = 0
+        for j, end in zip(idx.tolist(), np.cumsum(terms + 1).tolist(), strict=True):
+            curves[j] = tuple(flat[start:end])
+            start = end
     ctx = _Ctx(collateral, request, as_of)
     income = request.monthly_income_minor
     # Round in numpy, once, rather than per pair in Python.
     with np.errstate(divide="ignore", invalid="ignore"):
         pti = np.round(100.0 * ch.payment[0] / income, 2) if income > 0 else ch.ltv[0] * np.nan
+    # Results in report order: eligible offers first by rank, then the rest, each by program id.
+    order = np.lexsort((ps.id_order, ch.rank[0], ~ch.eligible[0]))
     columns = [
-        ch.mask[0].tolist(),
-        ch.eligible[0].tolist(),
-        ch.priced[0].tolist(),
-        ch.tier[0].tolist(),
-        ch.apr_bp[0].tolist(),
-        ch.term[0].tolist(),
-        ch.financed[0].tolist(),
-        ch.max_amount[0].tolist(),
-        ch.payment[0].tolist(),
-        np.round(ch.ltv[0] * 100.0, 2).tolist(),
-        np.round(ch.peak_ltv[0] * 100.0, 2).tolist(),
-        ch.peak_month[0].tolist(),
-        np.round(ch.score[0], 6).tolist(),
-        ch.rank[0].tolist(),
-        pti.tolist(),
+        order.tolist(),
+        ch.eligible[0][order].tolist(),
+        ch.priced[0][order].tolist(),
+        ch.tier[0][order].tolist(),
+        ch.apr_bp[0][order].tolist(),
+        ch.term[0][order].tolist(),
+        ch.financed[0][order].tolist(),
+        ch.max_amount[0][order].tolist(),
+        ch.payment[0][order].tolist(),
+        np.round(ch.ltv[0][order] * 100.0, 2).tolist(),
+        np.round(ch.peak_ltv[0][order] * 100.0, 2).tolist(),
+        ch.peak_month[0][order].tolist(),
+        np.round(ch.score[0][order], 6).tolist(),
+        ch.rank[0][order].tolist(),
+        pti[order].tolist(),
     ]
     lists = {
         name: getattr(ch, name)[0].tolist()
@@ -760,17 +773,14 @@ def match(
             "long_term_min", "max_amount", "payment", "ltv_all", "peak_ltv", "peak_month", "tier",
         )
     }  # fmt: skip
-    cache: dict[tuple[Any, ...], RuleOutcome] = {}
+    all_outcomes = _explain_all(ps, ch.mask[0], ch.mask[0].tolist(), lists["tier"], ctx, lists)
     requested_term = request.term_months
     appraisal_id = collateral.appraisal_id
     results = []
-    for j, (mask, elig, priced, tier_i, apr, term, fin, max_amt, pay, ltv, peak, peak_m, score,
-            rank, pti_j) in enumerate(zip(*columns, strict=True)):  # fmt: skip
-        program = ps.programs[j]
+    for (j, elig, priced, tier_i, apr, term, fin, max_amt, pay, ltv, peak, peak_m, score,
+            rank, pti_j) in zip(*columns, strict=True):  # fmt: skip
         tier = ps.tier_names[j][tier_i] if tier_i >= 0 else None
-        passes = ps.pass_outcomes[j][max(tier_i, 0)]
-        outcomes = passes if mask == 0 else _explain(mask, passes, program, ctx, lists, j, tier,
-                                                      cache, ps.static_keys[j])  # fmt: skip
+        outcomes = all_outcomes[j]
         pid, version, lender, lender_kind, loan_kind, currency = ps.headers[j]
         results.append(
             MatchResult(
@@ -792,7 +802,6 @@ def match(
                 curves.get(j),
             )
         )  # fmt: skip
-    results.sort(key=lambda r: (not r.eligible, r.rank or 0, r.program_id))
     return results
 
 
@@ -871,10 +880,10 @@ def _pass_outcomes(p: LenderProgram) -> list[tuple[RuleOutcome, ...]]:
 @dataclass(frozen=True)
 class _Plan:
     """How to report an outcome mask: which pass outcomes to keep (a C-level getter), where the
-    fail/note outcomes go, and whether the skipped tail follows a gating failure."""
+    fail/note outcomes go (by bit index), and whether the skipped tail follows a gating failure."""
 
     keep: Callable[[tuple[RuleOutcome, ...]], tuple[RuleOutcome, ...]]
-    inserts: tuple[tuple[int, Rule, Code, Status], ...]
+    inserts: tuple[tuple[int, int], ...]
     gated: bool
 
 
@@ -883,16 +892,16 @@ def _plan(mask: int) -> _Plan:
     gated = bool(mask & GATING_MASK)
     specs = _RULE_SPECS[:_N_GATING] if gated else _RULE_SPECS
     kept: list[int] = []
-    inserts: list[tuple[int, Rule, Code, Status]] = []
+    inserts: list[tuple[int, int]] = []
     position = 0
-    for k, (rule, bits, codes) in enumerate(specs):
+    for k, (_, bits, codes) in enumerate(specs):
         if not mask & bits:
             kept.append(k)
             position += 1
             continue
-        for code, bit, status in codes:
+        for code, bit, _ in codes:
             if mask & bit:
-                inserts.append((position, rule, code, status))
+                inserts.append((position, _BIT_INDEX[code]))
                 position += 1
 
     def keep(
@@ -905,49 +914,291 @@ def _plan(mask: int) -> _Plan:
     return _Plan(keep, tuple(inserts), gated)
 
 
-def _explain(
-    mask: int,
-    passes: tuple[RuleOutcome, ...],
-    p: LenderProgram,
+# Fail and note codes by bit index: (bit, rule, code, status).
+_BIT_CODES: tuple[tuple[int, Rule, Code, Status], ...] = tuple(
+    sorted(
+        (bit, rule, code, status) for rule, _, codes in _RULE_SPECS for code, bit, status in codes
+    )
+)
+_BIT_INDEX: dict[Code, int] = {code: k for k, (_, _, code, _) in enumerate(_BIT_CODES)}
+
+
+def _static_groups(programs: Sequence[LenderProgram]) -> list[list[int] | None]:
+    """Per bit index, for codes whose outcome depends only on the program within one match: each
+    program's group (programs in one group share the outcome); ``None`` for other codes."""
+    keys = [_static_keys(p) for p in programs]
+    out: list[list[int] | None] = []
+    for _, _, code, _ in _BIT_CODES:
+        if not keys or code not in keys[0]:
+            out.append(None)
+            continue
+        ids: dict[tuple[Any, ...], int] = {}
+        out.append([ids.setdefault(k[code], len(ids)) for k in keys])
+    return out
+
+
+def _explain_all(
+    ps: ProgramSet,
+    masks: npt.NDArray[np.uint32],
+    mask_list: list[int],
+    tier_list: list[int],
     ctx: _Ctx,
     v: dict[str, list[Any]],
-    j: int,
-    tier: str | None,
-    cache: dict[tuple[Any, ...], RuleOutcome],
-    statics: dict[Code, tuple[Any, ...]],
-) -> tuple[RuleOutcome, ...]:
-    """Every rule's outcome for a pair with at least one fail or note code."""
-    plan = _plan(mask)
-    found = list(plan.keep(passes))
-    static = statics
-    for position, rule, code, status in plan.inserts:
-        fixed = static.get(code)
-        if fixed is not None:
+) -> list[tuple[RuleOutcome, ...]]:
+    """Every rule's outcome for every program of one match, in report order.
+
+    Works code by code over the pairs that carry it, so an outcome shared by many programs is
+    built and rendered once; then assembles each pair's outcomes from the pass outcomes of its
+    tier and its fail and note outcomes.
+    """
+    union = int(np.bitwise_or.reduce(masks)) if masks.size else 0
+    writer = SentenceWriter()
+    by_bit: list[list[RuleOutcome]] = []
+    programs = ps.programs
+    for k, (bit, rule, code, status) in enumerate(_BIT_CODES):
+        if not union & bit:
+            by_bit.append([])
+            continue
+        found: list[Any] = [None] * ps.size
+        js: list[int] = np.flatnonzero(masks & np.uint32(bit)).tolist()
+        build = _BUILDERS.get(code)
+        if build is not None:
+            for j, built in zip(js, build(ps, ctx, v, writer, js), strict=True):
+                found[j] = built
+            by_bit.append(found)
+            continue
+        groups = ps.static_groups[k]
+        params = _PARAMS[code]
+        hit: RuleOutcome | None
+        if groups is not None:
             # Within one match these outcomes depend only on the program's own numbers.
-            key: tuple[Any, ...] = (code, fixed)
-            hit = cache.get(key)
-            if hit is not None:
-                found.insert(position, hit)
-                continue
-            prm = _PARAMS[code](p, ctx, v, j, tier)
+            shared: dict[int, RuleOutcome] = {}
+            for j in js:
+                hit = shared.get(groups[j])
+                if hit is None:
+                    prm = params(programs[j], ctx, v, j, None)
+                    hit = RuleOutcome(rule, status, code, writer.render(code, prm), prm)
+                    shared[groups[j]] = hit
+                found[j] = hit
+        elif (key_of := _KEYS.get(code)) is not None:
+            # Outcomes many programs share, found by a key cheaper than their parameters.
+            keyed: dict[Any, RuleOutcome] = {}
+            for j in js:
+                key = key_of(programs[j], v, j)
+                hit = keyed.get(key)
+                if hit is None:
+                    prm = params(programs[j], ctx, v, j, None)
+                    hit = RuleOutcome(rule, status, code, writer.render(code, prm), prm)
+                    keyed[key] = hit
+                found[j] = hit
         else:
-            prm = _PARAMS[code](p, ctx, v, j, tier)
-            key = (code, *prm.values())
-        hit = cache.get(key)
-        if hit is None:
-            hit = RuleOutcome(rule, status, code, render_reason(code, prm), prm)
-            cache[key] = hit
-        found.insert(position, hit)
-    if plan.gated:
-        found.extend(_SKIPPED_TAIL)
-    return tuple(found)
+            cache: dict[tuple[Any, ...], RuleOutcome] = {}
+            names = ps.tier_names
+            for j in js:
+                ti = tier_list[j]
+                prm = params(programs[j], ctx, v, j, names[j][ti] if ti >= 0 else None)
+                key = tuple(prm.values())
+                hit = cache.get(key)
+                if hit is None:
+                    hit = RuleOutcome(rule, status, code, writer.render(code, prm), prm)
+                    cache[key] = hit
+                found[j] = hit
+        by_bit.append(found)
+    out: list[tuple[RuleOutcome, ...]] = []
+    pass_outcomes = ps.pass_outcomes
+    for j, mask in enumerate(mask_list):
+        passes = pass_outcomes[j][max(tier_list[j], 0)]
+        if mask == 0:
+            out.append(passes)
+            continue
+        plan = _plan(mask)
+        outcomes = list(plan.keep(passes))
+        for position, k in plan.inserts:
+            outcomes.insert(position, by_bit[k][j])
+        if plan.gated:
+            outcomes.extend(_SKIPPED_TAIL)
+        out.append(tuple(outcomes))
+    return out
 
 
-def _params(
-    code: Code, p: LenderProgram, ctx: _Ctx, v: dict[str, list[Any]], j: int, tier: str | None
-) -> dict[str, Any]:
-    """The parameters of a fail or note code's sentence (kept with the outcome for machines)."""
-    return _PARAMS[code](p, ctx, v, j, tier)
+# --- sentences whose numbers differ per pair: built for every pair, program parts prerendered
+
+
+@dataclass(frozen=True, slots=True)
+class _Partials:
+    """Per program (and tier), its sentences with the program's own numbers already rendered."""
+
+    odometer: list[Partial | None]
+    pti: list[Partial | None]
+    residual: list[Partial | None]
+    ltv: list[list[Partial | None]]  # [program][tier]
+
+
+def _program_partials(programs: Sequence[LenderProgram]) -> _Partials:
+    return _Partials(
+        odometer=[
+            partial(Code.ODOMETER_TOO_HIGH, {"max_odometer_km": p.vehicle.max_odometer_km})
+            for p in programs
+        ],
+        pti=[
+            partial(
+                Code.PTI_EXCEEDED,
+                {"currency": p.currency, "max_pti_pct": p.affordability.max_pti_pct},
+            )
+            for p in programs
+        ],
+        residual=[
+            partial(
+                Code.RESIDUAL_LTV_EXCEEDED,
+                {"currency": p.currency, "max_ltv_pct": p.residual.max_ltv_pct},
+            )
+            for p in programs
+        ],
+        ltv=[
+            [
+                partial(
+                    Code.LTV_ABOVE_MAXIMUM,
+                    {"currency": p.currency, "tier": t.name, "max_ltv_pct": t.max_ltv_pct},
+                )
+                for t in p.credit.tiers
+            ]
+            for p in programs
+        ],
+    )
+
+
+_Builder = Callable[
+    [ProgramSet, _Ctx, dict[str, list[Any]], SentenceWriter, list[int]], list[RuleOutcome]
+]
+_new_outcome = tuple.__new__  # RuleOutcome(...) without the Python-level __new__
+
+
+def _round2(x: F64) -> list[float]:
+    """``round(v, 2)`` of each value, the same floats, without Python's decimal rounding per
+    value: away from a tie, rounding the (half-ulp exact) product by 100 in numpy and dividing
+    back gives the nearest double to the rounded decimal, as ``round`` does; values near a tie
+    (or huge, or not finite) go through ``round``."""
+    hundredths = x * 100.0
+    out: list[float] = (np.rint(hundredths) / 100.0).tolist()
+    risky = ~(np.abs(hundredths) < 1e12) | (
+        np.abs(np.abs(hundredths - np.trunc(hundredths)) - 0.5) <= 1e-6
+    )
+    for i in np.flatnonzero(risky).tolist():
+        out[i] = round(float(x[i]), 2)
+    return out
+
+
+def _outcomes(
+    w: SentenceWriter,
+    rule: Rule,
+    code: Code,
+    partials: list[Partial | None],
+    params: list[dict[str, Any]],
+) -> list[RuleOutcome]:
+    messages = w.fill_many(code, partials, params)
+    status = Status.FAIL
+    return [
+        _new_outcome(RuleOutcome, (rule, status, code, message, prm))
+        for message, prm in zip(messages, params, strict=True)
+    ]
+
+
+def _build_odometer(
+    ps: ProgramSet, ctx: _Ctx, v: dict[str, list[Any]], w: SentenceWriter, js: list[int]
+) -> list[RuleOutcome]:
+    parts, programs = ps.partials.odometer, ps.programs
+    odo = ctx.collateral.odometer_km
+    params = [
+        {"odometer_km": odo, "max_odometer_km": programs[j].vehicle.max_odometer_km} for j in js
+    ]
+    return _outcomes(w, Rule.ODOMETER, Code.ODOMETER_TOO_HIGH, [parts[j] for j in js], params)
+
+
+def _build_pti(
+    ps: ProgramSet, ctx: _Ctx, v: dict[str, list[Any]], w: SentenceWriter, js: list[int]
+) -> list[RuleOutcome]:
+    parts, programs, payments = ps.partials.pti, ps.programs, v["payment"]
+    income = ctx.request.monthly_income_minor
+    pays = [payments[j] for j in js]
+    ptis = _round2(np.array(pays, np.int64) * 100 / income) if income else [100.0] * len(js)
+    params = [
+        {
+            "currency": p.currency,
+            "payment_minor": payment,
+            "pti_pct": pti,
+            "max_pti_pct": p.affordability.max_pti_pct,
+        }
+        for j, payment, pti in zip(js, pays, ptis, strict=True)
+        for p in (programs[j],)
+    ]
+    return _outcomes(w, Rule.PAYMENT_TO_INCOME, Code.PTI_EXCEEDED, [parts[j] for j in js], params)
+
+
+def _build_residual(
+    ps: ProgramSet, ctx: _Ctx, v: dict[str, list[Any]], w: SentenceWriter, js: list[int]
+) -> list[RuleOutcome]:
+    parts, programs = ps.partials.residual, ps.programs
+    month, peak, most = v["peak_month"], v["peak_ltv"], v["max_amount"]
+    peaks = _round2(100 * np.array([peak[j] for j in js], np.float64))
+    params = [
+        {
+            "currency": p.currency,
+            "month": month[j],
+            "peak_ltv_pct": peak_pct,
+            "max_ltv_pct": p.residual.max_ltv_pct,
+            "max_amount_minor": most[j],
+        }
+        for j, peak_pct in zip(js, peaks, strict=True)
+        for p in (programs[j],)
+    ]
+    return _outcomes(w, Rule.RESIDUAL, Code.RESIDUAL_LTV_EXCEEDED, [parts[j] for j in js], params)
+
+
+def _build_ltv(
+    ps: ProgramSet, ctx: _Ctx, v: dict[str, list[Any]], w: SentenceWriter, js: list[int]
+) -> list[RuleOutcome]:
+    parts, programs = ps.partials.ltv, ps.programs
+    tiers, financed, ltv, most_all = v["tier"], v["financed"], v["ltv_all"], v["max_amount"]
+    value = ctx.collateral.value_minor or 0
+    ltv_pcts = _round2(100 * np.array([ltv[j] for j in js], np.float64))
+    params = []
+    for j, ltv_pct in zip(js, ltv_pcts, strict=True):
+        p = programs[j]
+        t = p.credit.tiers[max(0, tiers[j])]
+        most = most_all[j]
+        params.append(
+            {
+                "currency": p.currency,
+                "amount_minor": financed[j],
+                "value_minor": value,
+                "ltv_pct": ltv_pct,
+                "tier": t.name,
+                "max_ltv_pct": t.max_ltv_pct,
+                # unpriced pairs have no overall maximum; the tier's advance limit still applies
+                "max_amount_minor": most if most >= 0 else math.floor(value * t.max_ltv_pct / 100),
+            }
+        )
+    partials = [parts[j][max(0, tiers[j])] for j in js]
+    return _outcomes(w, Rule.LTV, Code.LTV_ABOVE_MAXIMUM, partials, params)
+
+
+# For codes whose parameters (within one match) follow from a few of the pair's numbers: those
+# numbers, so pairs with the same key share one outcome. Each key covers every parameter.
+_KEYS: dict[Code, Callable[[LenderProgram, dict[str, list[Any]], int], Any]] = {
+    Code.TERM_SHORTENED: lambda p, v, j: (
+        v["term_all"][j],
+        v["max_term_age"][j] <= v["max_term_odo"][j],
+    ),
+    Code.TERM_TOO_SHORT: lambda p, v, j: (v["term_all"][j], p.term_limits.min_term_months),
+    Code.DOWN_PAYMENT_TOO_LOW: lambda p, v, j: (p.currency, v["required_down"][j]),
+}
+
+_BUILDERS: dict[Code, _Builder] = {
+    Code.ODOMETER_TOO_HIGH: _build_odometer,
+    Code.PTI_EXCEEDED: _build_pti,
+    Code.RESIDUAL_LTV_EXCEEDED: _build_residual,
+    Code.LTV_ABOVE_MAXIMUM: _build_ltv,
+}
 
 
 _ParamFn = Callable[[LenderProgram, _Ctx, dict[str, list[Any]], int, str | None], dict[str, Any]]
@@ -987,37 +1238,6 @@ def _backend_above_limit(p: LenderProgram, ctx: _Ctx, *_: Any) -> dict[str, Any]
     }
 
 
-def _ltv_above_maximum(
-    p: LenderProgram, ctx: _Ctx, v: dict[str, list[Any]], j: int, _: str | None
-) -> dict[str, Any]:
-    t = p.credit.tiers[max(0, v["tier"][j])]
-    value = ctx.collateral.value_minor or 0
-    most = v["max_amount"][j]
-    return {
-        "currency": p.currency,
-        "amount_minor": v["financed"][j],
-        "value_minor": value,
-        "ltv_pct": round(100 * v["ltv_all"][j], 2),
-        "tier": t.name,
-        "max_ltv_pct": t.max_ltv_pct,
-        # unpriced pairs have no overall maximum; the tier's advance limit still applies
-        "max_amount_minor": most if most >= 0 else math.floor(value * t.max_ltv_pct / 100),
-    }
-
-
-def _pti_exceeded(
-    p: LenderProgram, ctx: _Ctx, v: dict[str, list[Any]], j: int, _: str | None
-) -> dict[str, Any]:
-    payment = v["payment"][j]
-    income = ctx.request.monthly_income_minor
-    return {
-        "currency": p.currency,
-        "payment_minor": payment,
-        "pti_pct": round(100 * payment / income, 2) if income else 100.0,
-        "max_pti_pct": p.affordability.max_pti_pct,
-    }
-
-
 def _term_shortened(
     p: LenderProgram, ctx: _Ctx, v: dict[str, list[Any]], j: int, _: str | None
 ) -> dict[str, Any]:
@@ -1051,10 +1271,6 @@ _PARAMS: dict[Code, _ParamFn] = {
         "max_age_years": p.vehicle.max_age_years,
     },
     Code.VEHICLE_AGE_UNKNOWN: lambda *_: {},
-    Code.ODOMETER_TOO_HIGH: lambda p, ctx, *_: {
-        "odometer_km": ctx.collateral.odometer_km,
-        "max_odometer_km": p.vehicle.max_odometer_km,
-    },
     Code.ODOMETER_UNKNOWN: lambda *_: {},
     Code.EXCLUDED_FLAG: lambda p, ctx, *_: {
         "flags": tuple(sorted(ctx.collateral.flags & {f.value for f in p.vehicle.excluded_flags}))
@@ -1103,14 +1319,5 @@ _PARAMS: dict[Code, _ParamFn] = {
         "amount_minor": ctx.request.backend_products_minor,
     },
     Code.BACKEND_ABOVE_LIMIT: _backend_above_limit,
-    Code.LTV_ABOVE_MAXIMUM: _ltv_above_maximum,
-    Code.RESIDUAL_LTV_EXCEEDED: lambda p, ctx, v, j, _: {
-        "currency": p.currency,
-        "month": v["peak_month"][j],
-        "peak_ltv_pct": round(100 * v["peak_ltv"][j], 2),
-        "max_ltv_pct": p.residual.max_ltv_pct,
-        "max_amount_minor": v["max_amount"][j],
-    },
     Code.RESIDUAL_CURVE_MISSING: lambda *_: {},
-    Code.PTI_EXCEEDED: _pti_exceeded,
 }

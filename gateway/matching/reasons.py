@@ -11,9 +11,9 @@ Parameter names ending in ``_minor`` are money in cents, ``_pct`` percentages.
 from __future__ import annotations
 
 import string
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from enum import StrEnum
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 
 class Rule(StrEnum):
@@ -313,6 +313,189 @@ def render_reason(code: str | Code, params: Mapping[str, object] | None = None) 
     except (KeyError, TypeError, ValueError):
         shown = {f: _display(f, params[f], currency) if f in params else "?" for f, _ in fields}
         return template.format_map(shown)
+
+
+_Field = tuple[str, bool, Callable[[Any, str], str]]  # (name, is money, formatter)
+
+
+def _escape(text: str) -> str:
+    return text.replace("{", "{{").replace("}", "}}")
+
+
+# code → the template as (literal text, field or "") pieces, each field with its formatter
+_PIECES: Final[dict[str, tuple[tuple[str, str, Callable[[Any, str], str] | None], ...]]] = {
+    code: tuple(
+        (lit, f or "", _FORMAT[_kind(f)] if f else None)
+        for lit, f, _, _ in string.Formatter().parse(template)
+    )
+    for code, template in _TEMPLATES.items()
+}
+
+
+class Partial(NamedTuple):
+    """A sentence template with some fields already rendered: the rest are positional ``{}``
+    fields, formatted from a pair's parameters by :meth:`SentenceWriter.fill`."""
+
+    code: str
+    template: str
+    fields: tuple[_Field, ...]
+
+
+def partial(code: str | Code, fixed: Mapping[str, Any]) -> Partial | None:
+    """``code``'s template with the fields in ``fixed`` rendered now, as :func:`render_reason`
+    renders them (``fixed["currency"]`` selects money symbols); ``None`` for an unknown code or
+    when a fixed value needs :func:`render_reason`'s defensive path."""
+    pieces = _PIECES.get(code)
+    if pieces is None:
+        return None
+    currency = str(fixed.get("currency", "USD"))
+    text: list[str | None] = []  # the sentence's text, None where a remaining field goes
+    fields: list[_Field] = []
+    for lit, f, fmt in pieces:
+        text.append(lit)
+        if fmt is None:
+            continue
+        if f in fixed:
+            try:
+                text.append(fmt(fixed[f], currency))
+            except (TypeError, ValueError):
+                return None
+        else:
+            text.append(None)
+            fields.append((f, fmt is _money, fmt))
+    if not fields:
+        return Partial(str(code), "".join(t for t in text if t is not None), ())
+    template = "".join("{}" if t is None else _escape(t) for t in text)
+    return Partial(str(code), template, tuple(fields))
+
+
+_WHOLE: Final[dict[str, Partial]] = {
+    code: p for code in _TEMPLATES if (p := partial(code, {})) is not None
+}
+
+
+class SentenceWriter:
+    """Renders sentences exactly as :func:`render_reason` does, remembering the money amounts it
+    has formatted: one writer per match, where the same amounts recur across programs.
+
+    Any parameter the fast path cannot format sends the sentence through :func:`render_reason`,
+    so the text never differs.
+    """
+
+    __slots__ = ("_money",)
+
+    def __init__(self) -> None:
+        self._money: dict[tuple[Any, str], str] = {}
+
+    def render(self, code: str | Code, params: Mapping[str, Any]) -> str:
+        """The sentence for ``code`` with ``params``."""
+        whole = _WHOLE.get(code)
+        if whole is None:
+            return render_reason(code, params)
+        return self.fill(whole, params)
+
+    def fill(self, partial: Partial, params: Mapping[str, Any]) -> str:
+        """The sentence of ``partial`` with its remaining fields taken from ``params`` (which
+        holds every parameter of the sentence, so a fallback renders the whole of it)."""
+        fields = partial.fields
+        if not fields:
+            return partial.template
+        currency = params.get("currency", "USD")
+        if type(currency) is not str:
+            currency = str(currency)
+        money = self._money
+        parts = []
+        try:
+            for f, is_money, fmt in fields:
+                value = params[f]
+                if is_money:
+                    key = (value, currency)
+                    text = money.get(key)
+                    if text is None:
+                        text = money[key] = fmt(value, currency)
+                    parts.append(text)
+                else:
+                    parts.append(fmt(value, currency))
+        except (KeyError, TypeError, ValueError):
+            return render_reason(partial.code, params)
+        return partial.template.format(*parts)
+
+    def fill_many(
+        self,
+        code: str | Code,
+        partials: Sequence[Partial | None],
+        params: Sequence[Mapping[str, Any]],
+    ) -> list[str]:
+        """The sentences of one ``code`` for many pairs (``partials[i]`` with ``params[i]``),
+        formatted field by field across the pairs: the same text as :meth:`fill` row by row.
+
+        Every partial must leave the same fields open (made by :func:`partial` with the same
+        fixed field names); ``None`` partials and values the fast path cannot format go through
+        :meth:`render` row by row.
+        """
+        if not params:
+            return []
+        first = partials[0]
+        if first is None or any(p is None for p in partials):
+            return self._row_by_row(code, partials, params)
+        columns = []
+        try:
+            for name, is_money, fmt in first.fields:
+                values = [prm[name] for prm in params]
+                if is_money:
+                    columns.append(self._money_column(values, params))
+                elif fmt is _pct:
+                    columns.append([f"{value:.1f}%" for value in values])  # _pct, inline
+                else:
+                    columns.append([fmt(value, "") for value in values])
+        except (KeyError, TypeError, ValueError):
+            return self._row_by_row(code, partials, params)
+        if len(columns) == 1:
+            return [p.template.format(a) for p, a in zip(partials, columns[0], strict=True)]  # type: ignore[union-attr]
+        return [
+            p.template.format(*row)  # type: ignore[union-attr]
+            for p, row in zip(partials, zip(*columns, strict=True), strict=True)
+        ]
+
+    def _row_by_row(
+        self,
+        code: str | Code,
+        partials: Sequence[Partial | None],
+        params: Sequence[Mapping[str, Any]],
+    ) -> list[str]:
+        return [
+            self.render(code, prm) if p is None else self.fill(p, prm)
+            for p, prm in zip(partials, params, strict=True)
+        ]
+
+    def _money_column(self, values: list[Any], params: Sequence[Mapping[str, Any]]) -> list[str]:
+        currency = params[0].get("currency", "USD")
+        symbol = _SYMBOLS.get(currency) if type(currency) is str else None
+        if symbol is None or any(prm.get("currency", "USD") != currency for prm in params):
+            money = self._money
+            out = []
+            for value, prm in zip(values, params, strict=True):
+                cur = str(prm.get("currency", "USD"))
+                key = (value, cur)
+                text = money.get(key)
+                if text is None:
+                    text = money[key] = _money(value, cur)
+                out.append(text)
+            return out
+        # format_money's own arithmetic, inline, for whole non-negative cents
+        memo = self._money
+        out = []
+        for v in values:
+            key = (v, currency)
+            text = memo.get(key)
+            if text is None:
+                text = memo[key] = (
+                    f"{symbol}{v // 100:,}.{v % 100:02d}"
+                    if type(v) is int and v >= 0
+                    else _money(v, currency)
+                )
+            out.append(text)
+        return out
 
 
 def status_of(code: Code) -> Status:

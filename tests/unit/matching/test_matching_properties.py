@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 import numpy as np
 from hypothesis import HealthCheck, given, settings
@@ -23,9 +24,11 @@ from gateway.matching import (
     match,
     match_batch,
     monthly_payment_minor,
+    render_reason,
     sample_programs_dir,
 )
-from gateway.matching.reasons import GATING_CODES
+from gateway.matching.engine import _round2
+from gateway.matching.reasons import GATING_CODES, SentenceWriter, partial
 from gateway.matching.synthetic import synthetic_programs
 
 AS_OF = date(2026, 3, 1)
@@ -216,3 +219,32 @@ def test_explanations_do_not_depend_on_the_other_programs(
             "rank": None,
             "score": None,
         }
+
+
+@SETTINGS
+@given(car=cars(), ask=deals())
+def test_every_sentence_is_what_render_reason_says(car: CollateralFacts, ask: LoanRequest) -> None:
+    # The single match renders in bulk, with program parts prerendered: never different text.
+    for r in match(car, ask, MIXED, as_of=AS_OF, with_curve=True):
+        for o in r.outcomes:
+            assert o.message == render_reason(o.code, o.params), (r.program_id, o.code)
+
+
+@given(st.lists(st.floats(0, 2_000, allow_nan=False), max_size=40))
+def test_bulk_rounding_is_pythons(values: list[float]) -> None:
+    assert _round2(np.array(values, np.float64)) == [round(v, 2) for v in values]
+
+
+def test_bulk_sentences_fall_back_where_a_value_is_odd() -> None:
+    writer = SentenceWriter()
+    part = partial(Code.PTI_EXCEEDED, {"currency": "USD", "max_pti_pct": 18.0})
+    params: list[dict[str, Any]] = [
+        {"currency": "USD", "payment_minor": 123_456, "pti_pct": 21.25, "max_pti_pct": 18.0},
+        {"currency": "USD", "payment_minor": None, "pti_pct": 21.25, "max_pti_pct": 18.0},
+        {"currency": "EUR", "payment_minor": -5, "pti_pct": 21.25, "max_pti_pct": 18.0},
+    ]
+    texts = writer.fill_many(Code.PTI_EXCEEDED, [part, part, part], params)
+    assert texts == [render_reason(Code.PTI_EXCEEDED, p) for p in params]
+    assert texts[0] == (
+        "A payment of $1,234.56 is 21.2% of monthly income; this lender allows up to 18.0%."
+    )
