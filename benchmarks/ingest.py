@@ -2,8 +2,9 @@
 
 In one run, on a Mosquitto and a PostgreSQL this script starts on free ports:
 
-1. raw limit: one paho publisher → Mosquitto → one paho subscriber that does nothing, QoS 1,
-   with the same appraisal payloads;
+1. raw limit: one paho publisher → Mosquitto → one paho subscriber that does nothing (in a
+   process of its own, as the gateway is), QoS 1, with the same appraisal payloads (the best of
+   three runs);
 2. for SQLite and PostgreSQL, with one and with two gateway processes (``kioskmatch gateway
    serve``; two share the subscription): 50 kiosk connections publish realistic appraisal
    reports as fast as the broker takes them, and wait for every receipt. Committed appraisals/s
@@ -11,12 +12,15 @@ In one run, on a Mosquitto and a PostgreSQL this script starts on free ports:
 3. at a fixed 300 appraisals/s: the p95 latency from ``created_at`` to the receipt.
 
 The kiosks are paho clients publishing pre-built envelopes (the kiosk's outbox is measured by
-the fault suite, not here): the gateway is what is measured.
+the fault suite, not here): the gateway is what is measured. Real kiosks run on their own
+hardware; here one thread drives all 50 connections so the load generator takes about as much
+CPU per message as the raw reference's publisher does.
 
 Reproduce::
 
     .venv/bin/python benchmarks/ingest.py                 # 3,000 appraisals per case
     .venv/bin/python benchmarks/ingest.py --quick --json  # a smoke run
+    .venv/bin/python benchmarks/ingest.py --cases sqlite1,sqlite2  # SQLite only
 """
 
 from __future__ import annotations
@@ -25,10 +29,11 @@ import argparse
 import json
 import logging
 import os
+import select
 import statistics
+import subprocess
 import sys
 import tempfile
-import threading
 import time
 from contextlib import ExitStack
 from datetime import UTC, datetime
@@ -81,16 +86,22 @@ def realistic_report() -> AppraisalBody:
 
 
 class Fleet:
-    """KIOSKS paho clients: publish appraisals, collect receipts and their latencies."""
+    """KIOSKS paho clients: publish appraisals, collect receipts and their latencies.
+
+    One thread drives all the connections (``pump``: select over the sockets, paho's
+    ``loop_read``/``loop_write``/``loop_misc``), so the load generator costs about what the raw
+    reference's publisher costs per message, rather than 50 network threads contending for the
+    GIL with the publishing one. Each client is still its own MQTT session with its own socket.
+    """
 
     def __init__(self, endpoint: MqttEndpoint, body: AppraisalBody, tag: str) -> None:
         self.body = body
         self.kiosk_ids = [f"bench-{tag}-k{i:02d}" for i in range(KIOSKS)]
         self.created: dict[str, float] = {}
         self.latencies: list[float] = []
-        self.done = threading.Condition()
         self.clients: list[mqtt.Client] = []
         self.seq = 0
+        self._last_misc = 0.0
         for kiosk in self.kiosk_ids:
             client = mqtt.Client(
                 CallbackAPIVersion.VERSION2, client_id=f"kiosk-{kiosk}", clean_session=True
@@ -99,18 +110,36 @@ class Fleet:
             client.on_message = self._on_receipt
             client.connect(endpoint.host, endpoint.port)
             client.subscribe(topic_for(kiosk, Channel.RECEIPTS), qos=1)
-            client.loop_start()
             self.clients.append(client)
+        deadline = time.monotonic() + 10
+        while not all(c.is_connected() for c in self.clients):
+            if time.monotonic() > deadline:
+                raise SystemExit("benchmark kiosks could not connect to the broker")
+            self.pump(0.05)
+
+    def pump(self, timeout: float) -> None:
+        """Service every connection once: read what arrived, write what is pending."""
+        by_sock = {c.socket(): c for c in self.clients}
+        socks = [s for s in by_sock if s is not None]
+        writers = [s for s, c in by_sock.items() if s is not None and c.want_write()]
+        readable, writable, _ = select.select(socks, writers, [], timeout)
+        for sock in readable:
+            by_sock[sock].loop_read()
+        for sock in writable:
+            by_sock[sock].loop_write()
+        now = time.monotonic()
+        if now - self._last_misc > 1.0:
+            self._last_misc = now
+            for client in self.clients:
+                client.loop_misc()
 
     def _on_receipt(self, _c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
         now = time.time()
         env = decode(msg.topic, bytes(msg.payload))
-        with self.done:
-            for message_id in env.body.message_ids:
-                created = self.created.pop(message_id, None)
-                if created is not None:
-                    self.latencies.append(now - created)
-            self.done.notify_all()
+        for message_id in env.body.message_ids:
+            created = self.created.pop(message_id, None)
+            if created is not None:
+                self.latencies.append(now - created)
 
     def build(self, i: int) -> tuple[int, str, bytes, str]:
         """Message ``i``: (client, topic, payload, message_id), a new car each time."""
@@ -122,22 +151,58 @@ class Fleet:
         return i % KIOSKS, topic_for(kiosk, Channel.APPRAISALS), encode(env), env.message_id
 
     def send(self, message: tuple[int, str, bytes, str]) -> None:
+        """Publish (paho writes straight to the socket: no network thread is running)."""
         client, topic, payload, message_id = message
-        with self.done:
-            self.created[message_id] = time.time()
+        self.created[message_id] = time.time()
         self.clients[client].publish(topic, payload, qos=1)
 
     def publish(self, i: int) -> None:
         self.send(self.build(i))
 
     def wait(self, count: int, timeout: float) -> bool:
-        with self.done:
-            return self.done.wait_for(lambda: len(self.latencies) >= count, timeout)
+        deadline = time.monotonic() + timeout
+        while len(self.latencies) < count:
+            if time.monotonic() > deadline:
+                return False
+            self.pump(0.05)
+        return True
 
     def close(self) -> None:
         for client in self.clients:
-            client.loop_stop()
             client.disconnect()
+        self.pump(0.1)
+
+
+_RAW_SUBSCRIBER = r"""
+import sys, time
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+host, port, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+received = 0
+
+
+def on_connect(client, _u, _f, _rc, _p):
+    client.subscribe("bench/raw", qos=1)
+
+
+def on_subscribe(_c, _u, _mid, _codes, _p):
+    print("ready", flush=True)
+
+
+def on_message(client, _u, _m):
+    global received
+    received += 1
+    if received >= count:
+        print(f"done {time.process_time()}", flush=True)
+        client.disconnect()
+
+
+sub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-raw-sub")
+sub.on_connect, sub.on_subscribe, sub.on_message = on_connect, on_subscribe, on_message
+sub.connect(host, port)
+sub.loop_forever()
+"""
 
 
 def raw_limit(
@@ -145,41 +210,45 @@ def raw_limit(
 ) -> dict[str, float]:
     """Messages/s from one paho publisher to one paho subscriber that does nothing (QoS 1).
 
-    With the CPU per message of the two paho clients (this process) and of the broker.
+    The subscriber is a process of its own, as the gateway is: in the publisher's process the
+    two would share one interpreter lock and measure Python, not the broker (about half the
+    rate on this machine). With the CPU per message of the two clients and of the broker.
     """
-    got = threading.Event()
-    received = 0
-
-    def on_message(_c: mqtt.Client, _u: object, _m: mqtt.MQTTMessage) -> None:
-        nonlocal received
-        received += 1
-        if received >= count:
-            got.set()
-
-    sub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-raw-sub")
-    sub.on_message = on_message
-    sub.connect(endpoint.host, endpoint.port)
-    sub.subscribe("bench/raw", qos=1)
-    sub.loop_start()
-    pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-raw-pub")
-    pub.max_inflight_messages_set(200)
-    pub.connect(endpoint.host, endpoint.port)
-    pub.loop_start()
-    time.sleep(0.3)
-    clients_cpu, broker_cpu = time.process_time(), cpu_seconds(broker_pid)
-    started = time.perf_counter()
-    for _ in range(count):
-        pub.publish("bench/raw", payload, qos=1)
-    got.wait(120)
-    elapsed = time.perf_counter() - started
-    clients_cpu = time.process_time() - clients_cpu
-    broker_cpu = cpu_seconds(broker_pid) - broker_cpu
-    for c in (pub, sub):
-        c.loop_stop()
-        c.disconnect()
+    sub = subprocess.Popen(
+        [sys.executable, "-c", _RAW_SUBSCRIBER, endpoint.host, str(endpoint.port), str(count)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert sub.stdout is not None
+        if sub.stdout.readline().strip() != "ready":
+            raise SystemExit("the raw-limit subscriber could not subscribe")
+        pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-raw-pub")
+        pub.max_inflight_messages_set(200)
+        pub.connect(endpoint.host, endpoint.port)
+        pub.loop_start()
+        time.sleep(0.3)
+        pub_cpu, broker_cpu = time.process_time(), cpu_seconds(broker_pid)
+        started = time.perf_counter()
+        for _ in range(count):
+            pub.publish("bench/raw", payload, qos=1)
+        line = sub.stdout.readline().split()  # "done <subscriber CPU seconds>"
+        elapsed = time.perf_counter() - started
+        pub_cpu = time.process_time() - pub_cpu
+        broker_cpu = cpu_seconds(broker_pid) - broker_cpu
+        pub.loop_stop()
+        pub.disconnect()
+        if len(line) != 2 or line[0] != "done":
+            raise SystemExit("the raw-limit subscriber stopped before receiving every message")
+        sub.wait(10)
+    finally:
+        if sub.poll() is None:
+            sub.kill()
+            sub.wait()
     return {
-        "msgs_per_s": received / elapsed,
-        "clients_cpu_us_per_msg": clients_cpu / count * 1e6,
+        "msgs_per_s": count / elapsed,
+        # The subscriber's CPU includes its start-up; its share per message is small at count.
+        "clients_cpu_us_per_msg": (pub_cpu + float(line[1])) / count * 1e6,
         "broker_cpu_us_per_msg": broker_cpu / count * 1e6,
     }
 
@@ -227,8 +296,10 @@ def ingest_case(
         gateway_cpu = sum(cpu_seconds(pid) for pid in pids)
         broker_cpu, kiosks_cpu = cpu_seconds(broker_pid), time.process_time()
         started = time.perf_counter()
-        for message in messages:
+        for n, message in enumerate(messages, 1):
             fleet.send(message)
+            if n % KIOSKS == 0:
+                fleet.pump(0)
         ok = fleet.wait(count, 300)
         elapsed = time.perf_counter() - started
         gateway_cpu = sum(cpu_seconds(pid) for pid in pids) - gateway_cpu
@@ -243,8 +314,10 @@ def ingest_case(
         n = int(rate * seconds)
         t0 = time.perf_counter()
         for i in range(n):
-            time.sleep(max(0.0, t0 + i / rate - time.perf_counter()))
+            while (due := t0 + i / rate - time.perf_counter()) > 0:
+                fleet.pump(due)
             fleet.publish(count + i)
+            fleet.pump(0)
         fleet.wait(n, 120)
         lat = sorted(fleet.latencies)
         p95 = lat[int(0.95 * (len(lat) - 1))] if lat else float("nan")
@@ -268,6 +341,11 @@ def main(argv: list[str] | None = None) -> int:
         "--quick", action="store_true", help="300 appraisals, SQLite and one worker only"
     )
     parser.add_argument("--json", action="store_true", help="last line: one JSON object")
+    parser.add_argument(
+        "--cases",
+        default="sqlite1,sqlite2,postgres1,postgres2",
+        help="comma-separated database+workers cases to run (default: all four)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     count = 300 if args.quick else args.count
@@ -288,7 +366,12 @@ def main(argv: list[str] | None = None) -> int:
     ):
         endpoint = MqttEndpoint.parse(broker.url)
         broker_pid = broker.process.pid if broker.process is not None else None
-        raw_result = raw_limit(endpoint, payload, max(count, 2000), broker_pid)
+        # The limit is the best of three runs: a short run on a busy machine can only come out
+        # low, and a low reference would flatter the gateway.
+        raw_result = max(
+            (raw_limit(endpoint, payload, max(count, 2000), broker_pid) for _ in range(3)),
+            key=lambda r: r["msgs_per_s"],
+        )
         raw = raw_result["msgs_per_s"]
         results["raw_broker_msgs_per_s"] = raw
         results["raw"] = raw_result
@@ -297,11 +380,8 @@ def main(argv: list[str] | None = None) -> int:
             f"CPU/msg: clients {raw_result['clients_cpu_us_per_msg']:.0f} µs, "
             f"broker {raw_result['broker_cpu_us_per_msg']:.0f} µs"
         )
-        cases = (
-            [("sqlite", 1)]
-            if args.quick
-            else [("sqlite", 1), ("sqlite", 2), ("postgres", 1), ("postgres", 2)]
-        )
+        wanted = ["sqlite1"] if args.quick else args.cases.split(",")
+        cases = [(c.rstrip("12"), int(c[-1])) for c in wanted]
         with ExitStack() as stack:
             pg_url = None
             if any(db == "postgres" for db, _ in cases):
@@ -330,7 +410,10 @@ def main(argv: list[str] | None = None) -> int:
         f"goals: ≥ 50% of raw and ≥ 1,000/s with SQLite (best {best_sqlite:,.0f}/s, "
         f"{best_sqlite / raw:.0%}); p95 ≤ 250 ms at 300/s"
     )
-    print("reproduce: .venv/bin/python benchmarks/ingest.py" + (" --quick" if args.quick else ""))
+    print(
+        "reproduce: .venv/bin/python benchmarks/ingest.py"
+        + (" --quick" if args.quick else f" --count {count} --cases {args.cases}")
+    )
     if args.json:
         print(json.dumps(results))
     return 0

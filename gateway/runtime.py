@@ -20,7 +20,7 @@ from edge.protocol import MqttEndpoint
 from gateway.api.app import create_app
 from gateway.broker import EmbeddedBroker
 from gateway.context import GatewayContext
-from gateway.db import make_engine, migrate
+from gateway.db import WalCheckpointer, make_engine, migrate
 from gateway.ingest.mqtt import TlsFiles
 from gateway.ingest.worker import IngestWorker
 from gateway.photos import FilesystemPhotoStore
@@ -77,6 +77,7 @@ class GatewayRuntime:
         self._stop = threading.Event()
         self._maintenance: threading.Thread | None = None
         self._webhooks: threading.Thread | None = None
+        self._checkpointer: WalCheckpointer | None = None
         self.mqtt_url: str | None = None
 
     @property
@@ -94,8 +95,11 @@ class GatewayRuntime:
         else:
             self.broker = EmbeddedBroker().start()
             self.mqtt_url = self.broker.url
-        engine = make_engine(s.resolved_database_url)
+        sqlite = s.resolved_database_url.startswith("sqlite")
+        engine = make_engine(s.resolved_database_url, background_checkpoint=sqlite)
         migrate(engine)
+        if sqlite:
+            self._checkpointer = WalCheckpointer(engine).start()
         self.context = GatewayContext(
             engine=engine,
             sealer=Sealer(s.resolved_secret_key()),
@@ -214,6 +218,9 @@ class GatewayRuntime:
         if self.broker is not None:
             self.broker.stop()
             self.broker = None
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
+            self._checkpointer = None
         if self.context is not None:
             self.context.engine.dispose()
             self.context = None

@@ -1,6 +1,6 @@
 """Storage: SQLModel tables, engine set-up and Alembic migrations (SQLite WAL or PostgreSQL)."""
 
-from gateway.db.engine import make_engine, migrate
+from gateway.db.engine import WalCheckpointer, make_engine, migrate
 from gateway.db.models import (
     ApiKey,
     Appraisal,
@@ -25,6 +25,7 @@ __all__ = [
     "LenderProgramRow",
     "LoanRequestRow",
     "MatchRow",
+    "WalCheckpointer",
     "make_engine",
     "migrate",
 ]
