@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy import update
 from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import Select
 
 from edge.protocol import AppraisalBody, new_id
 from gateway.db.models import Appraisal, LoanRequestRow, MatchRow
@@ -32,18 +34,10 @@ def match_appraisals(session: Session, sealer: Sealer, *, appraisal_ids: list[st
     """
     if not appraisal_ids:
         return 0
-    loans = session.exec(
-        select(LoanRequestRow).where(
-            col(LoanRequestRow.appraisal_id).in_(appraisal_ids),
-            col(LoanRequestRow.matched_at).is_(None),
-        )
+    pairs = session.exec(
+        _unmatched().where(col(LoanRequestRow.appraisal_id).in_(appraisal_ids))
     ).all()
-    stored = 0
-    for loan in loans:
-        appraisal = session.get(Appraisal, loan.appraisal_id)
-        if appraisal is not None:
-            stored += match_loan_request(session, sealer, loan=loan, appraisal=appraisal)
-    return stored
+    return _match_pairs(session, sealer, pairs)
 
 
 def match_pending(session: Session, sealer: Sealer) -> int:
@@ -52,20 +46,30 @@ def match_pending(session: Session, sealer: Sealer) -> int:
     Ingest matches right after its commit, off the ingest thread; this catches what a crash or a
     failure in between left behind. Returns how many matches were stored.
     """
-    loans = session.exec(
-        select(LoanRequestRow)
+    pairs = session.exec(_unmatched().order_by(col(LoanRequestRow.created_at))).all()
+    stored = _match_pairs(session, sealer, pairs)
+    if pairs:
+        logger.info("matched %d loan requests left unmatched", len(pairs))
+    return stored
+
+
+def _unmatched() -> Select[LoanRequestRow, Appraisal]:
+    """Unmatched loan requests with their appraisals (a request whose appraisal has not
+    arrived yet is matched when it does)."""
+    return (
+        select(LoanRequestRow, Appraisal)
         .join(Appraisal, col(Appraisal.appraisal_id) == col(LoanRequestRow.appraisal_id))
         .where(col(LoanRequestRow.matched_at).is_(None))
-        .order_by(col(LoanRequestRow.created_at))
-    ).all()
-    stored = 0
-    for loan in loans:
-        appraisal = session.get(Appraisal, loan.appraisal_id)
-        if appraisal is not None:
-            stored += match_loan_request(session, sealer, loan=loan, appraisal=appraisal)
-    if loans:
-        logger.info("matched %d loan requests left unmatched", len(loans))
-    return stored
+    )
+
+
+def _match_pairs(
+    session: Session, sealer: Sealer, pairs: Sequence[tuple[LoanRequestRow, Appraisal]]
+) -> int:
+    return sum(
+        match_loan_request(session, sealer, loan=loan, appraisal=appraisal)
+        for loan, appraisal in pairs
+    )
 
 
 def match_loan_request(
