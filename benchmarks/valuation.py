@@ -13,7 +13,8 @@ Rows scored:
   held-back fifth of the guidebook): the shipped .tflite through the edge runtime against the
   reference fitted on the whole training file.
 
-Usage: ``.venv/bin/python benchmarks/valuation.py [--holdout FILE] [--repeats N] [--floor N]``
+Usage: ``.venv/bin/python benchmarks/valuation.py [--holdout FILE] [--repeats N] [--floor N]
+[--bands N]``
 """
 
 from __future__ import annotations
@@ -83,6 +84,9 @@ def internal(repeats: int) -> None:
     )
     wins_mape = wins_within = 0
     agg: dict[str, list[tuple[float, float, float]]] = {"model": [], "reference": []}
+    # 90 % coverage by guidebook price, with the dollar-aware interval scale and with one
+    # constant width: (price, covered) per scored row.
+    by_price: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {"dollar": [], "constant": []}
     for r in range(repeats):
         test = vf.stratified_split(data, pipeline.TEST_SHARE, 10_000 + r)
         train, held = data.subset(~test), data.subset(test)
@@ -93,6 +97,11 @@ def internal(repeats: int) -> None:
             agg[key].append((sc.mape, sc.within_3_5, sc.coverage90 or 0.0))
         wins_mape += got["model"].mape < got["reference"].mape
         wins_within += got["model"].within_3_5 >= got["reference"].within_3_5
+        for key, dollar in (("dollar", True), ("constant", False)):
+            m = vf.fit_calibrated(spec, train, cat, seed=r, dollar_scale=dollar)
+            lp = m.predict_log(cat.index_of(held), held.miles, held.options)
+            covered = np.abs(np.log(held.price) - lp) <= m.q90 * m.interval_scale(lp)
+            by_price[key].append((held.price, covered))
     if repeats:
         print(f"\n{repeats} further random stratified 80/20 splits (mean):")
         for key in ("model", "reference"):
@@ -105,6 +114,16 @@ def internal(repeats: int) -> None:
             f"  model better MAPE in {wins_mape}/{repeats} splits, within ±3.5 % at least as "
             f"good in {wins_within}/{repeats}"
         )
+        print("  90 % range coverage by guidebook price (same splits):")
+        bands = ((0, 14_000), (14_000, 18_000), (18_000, 25_000), (25_000, 35_000), (35_000, 1e9))
+        for key, label in (("dollar", "dollar-aware scale (shipped)"), ("constant", "one width")):
+            price = np.concatenate([p for p, _ in by_price[key]])
+            covered = np.concatenate([c for _, c in by_price[key]])
+            cells = [
+                f"{100 * covered[(price >= lo) & (price < hi)].mean():5.1f}%" for lo, hi in bands
+            ]
+            print(f"    {label:30s} " + "  ".join(cells) + f"   all {100 * covered.mean():.1f}%")
+        print("    (bands: under $14k, $14-18k, $18-25k, $25-35k, over $35k)")
 
 
 def noise_floor(repeats: int) -> None:
@@ -144,6 +163,24 @@ def noise_floor(repeats: int) -> None:
     ):
         arr = np.array(got[key])
         print(f"  {label:48s} MAPE {arr[:, 0].mean():.3f}%  within ±3.5 % {arr[:, 1].mean():.1f}%")
+
+
+def band_widths(seeds: int) -> None:
+    """Why steps of 1,000 miles: cross-validated error of the piecewise + price-level shape on
+    mileage floored to steps of other widths and offsets (raw mileage first)."""
+    data, _ = ds.load_kbb()
+    cat = vf.Catalogue.from_data(data)
+    spec = next(s for s in vf.CANDIDATES if s.knots_miles and s.price_level_slope)
+    print(f"\nMileage floored to steps ({spec.name}, repeated 5-fold CV, {seeds} seeds):")
+    cases: list[tuple[str, np.ndarray]] = [("raw mileage", data.miles)]
+    for width in (500, 900, 1_000, 1_100, 1_250, 2_000):
+        cases.append((f"steps of {width:,}", np.floor(data.miles / width) * width))
+    for offset in (250, 500, 750):
+        floored = np.floor((data.miles - offset) / 1_000) * 1_000 + offset
+        cases.append((f"steps of 1,000 from {offset}", floored))
+    for label, miles in cases:
+        sc = vf.cross_validate(spec, replace(data, miles=miles), cat, seeds=tuple(range(seeds)))
+        print(f"  {label:28s} MAPE {sc.mape:.3f}%  within ±3.5 % {sc.within_3_5:.1f}%")
 
 
 def _shipped_spec() -> vf.Spec:
@@ -253,6 +290,13 @@ def main() -> int:
     parser.add_argument(
         "--floor", type=int, default=0, metavar="N", help="also simulate the noise floor (N splits)"
     )
+    parser.add_argument(
+        "--bands",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also compare mileage step widths and offsets (N CV seeds)",
+    )
     args = parser.parse_args()
     valuator = Valuator.load()
     print(
@@ -264,12 +308,15 @@ def main() -> int:
     internal(args.repeats)
     if args.floor:
         noise_floor(args.floor)
+    if args.bands:
+        band_widths(args.bands)
     latency(valuator)
     print(f"\nReproduce the models: {REPRODUCE}")
     print(
         "Reproduce this report: .venv/bin/python benchmarks/valuation.py"
         + (f" --holdout {args.holdout}" if args.holdout else "")
         + (f" --floor {args.floor}" if args.floor else "")
+        + (f" --bands {args.bands}" if args.bands else "")
     )
     return 0
 

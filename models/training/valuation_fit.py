@@ -9,19 +9,18 @@ Model (log price, per catalogue entry ``t`` = make|model|trim, ``m`` = miles / 1
 - ``a_t``: one intercept per catalogue entry (the guidebook's base price for the trim).
 - ``h``: the guidebook's mileage adjustment, one value per whole 1,000 miles. Guidebook mileage
   tables are printed in 1,000-mile steps; on this data a step table beats a straight or
-  piecewise-linear slope, and 1,000 miles beats 500, 900, 1,100, 1,250 and 2,000 (and so does a
-  step at each whole thousand against any other offset). ``h`` is free, held smooth by a
+  piecewise-linear slope, and whole thousands beat other step widths and offsets
+  (``benchmarks/valuation.py --bands 5``). ``h`` is free, held smooth by a
   second-difference penalty (``smoothness``), so steps with few or no rows borrow from their
   neighbours; it never rises (a car is not worth more for more miles: the fit is bounded least
   squares); beyond the last step it continues at the table's mean drop per step.
-- The adjustment is a share of the price (log scale): the per-trim dollar slopes are a near-
-  constant 0.7 % of the trim's price per 1,000 miles, from a $11,000 Aveo to a $70,000 XLR.
-  In the earlier candidates ``g`` lets the share move with the trim's price level; ``a0_t`` are
-  the intercepts of a first, plain log-linear fit (a fixed feature, so the fit stays linear).
+- The adjustment is a share of the price (log scale). In the earlier candidates ``g`` lets the
+  share move with the trim's price level (it gains nothing in cross-validation); ``a0_t`` are the
+  intercepts of a first, plain log-linear fit (a fixed feature, so the fit stays linear).
 - ``options``: cruise, sound, leather as 0/1, each a percentage of the price.
 - Rows are weighted by the trim's price level to the power ``weight_power``: the scatter around
-  the guidebook is close to constant in dollars (about $400), so on the log scale an expensive
-  car's row is the more precise one.
+  the guidebook is mostly a dollar amount (about $305 + 0.5 % of the price), so on the log scale
+  an expensive car's row is the more precise one.
 
 Earlier shapes (a straight or piecewise-linear slope on raw miles) remain candidates, and the
 pipeline picks by repeated cross-validation. The reference the brief compares against is the
@@ -376,19 +375,20 @@ def interval_scale_fit(log_pred: np.ndarray, log_resid: np.ndarray) -> tuple[flo
     return usd, rel
 
 
-def fit_calibrated(spec: Spec, data: KbbData, cat: Catalogue, seed: int = 0) -> FittedValuation:
-    """Fit on every row, with interval half-widths from out-of-fold residuals."""
+def fit_calibrated(
+    spec: Spec, data: KbbData, cat: Catalogue, seed: int = 0, *, dollar_scale: bool = True
+) -> FittedValuation:
+    """Fit on every row, with interval half-widths from out-of-fold residuals.
+
+    ``dollar_scale=False`` gives one constant log half-width for every car (the benchmark shows
+    what the dollar-aware scale changes)."""
     resid = out_of_fold_log_residuals(spec, data, cat, seed=seed)
-    usd, rel = interval_scale_fit(np.log(data.price) - resid, resid)
-    model = fit(spec, data, cat)
-    scale = np.sqrt(usd**2 * np.exp(-2.0 * (np.log(data.price) - resid)) + rel**2)
-    scores = np.abs(resid) / scale
+    log_pred = np.log(data.price) - resid
+    usd, rel = interval_scale_fit(log_pred, resid) if dollar_scale else (0.0, 1.0)
+    model = replace(fit(spec, data, cat), scale_usd=usd, scale_rel=rel)
+    scores = np.abs(resid) / model.interval_scale(log_pred)
     return replace(
-        model,
-        q80=conformal_quantile(scores, 0.80),
-        q90=conformal_quantile(scores, 0.90),
-        scale_usd=usd,
-        scale_rel=rel,
+        model, q80=conformal_quantile(scores, 0.80), q90=conformal_quantile(scores, 0.90)
     )
 
 
