@@ -334,6 +334,20 @@ def ingest_case(
     }
 
 
+CASES = {f"{db}{workers}": (db, workers) for db in ("sqlite", "postgres") for workers in (1, 2)}
+
+
+def _cases(text: str) -> list[str]:
+    names = [c.strip() for c in text.split(",") if c.strip()]
+    unknown = [c for c in names if c not in CASES]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown case(s) {', '.join(unknown) or '(none given)'}; "
+            f"choose from {', '.join(CASES)}"
+        )
+    return names
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=3000, help="appraisals per case")
@@ -343,8 +357,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="last line: one JSON object")
     parser.add_argument(
         "--cases",
-        default="sqlite1,sqlite2,postgres1,postgres2",
-        help="comma-separated database+workers cases to run (default: all four)",
+        type=_cases,
+        default=list(CASES),
+        help=f"comma-separated cases to run, of {', '.join(CASES)} (default: all)",
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -380,8 +395,7 @@ def main(argv: list[str] | None = None) -> int:
             f"CPU/msg: clients {raw_result['clients_cpu_us_per_msg']:.0f} µs, "
             f"broker {raw_result['broker_cpu_us_per_msg']:.0f} µs"
         )
-        wanted = ["sqlite1"] if args.quick else args.cases.split(",")
-        cases = [(c.rstrip("12"), int(c[-1])) for c in wanted]
+        cases = [CASES["sqlite1"]] if args.quick else [CASES[c] for c in args.cases]
         with ExitStack() as stack:
             pg_url = None
             if any(db == "postgres" for db, _ in cases):
@@ -412,7 +426,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         "reproduce: .venv/bin/python benchmarks/ingest.py"
-        + (" --quick" if args.quick else f" --count {count} --cases {args.cases}")
+        + (" --quick" if args.quick else f" --count {count} --cases {','.join(args.cases)}")
     )
     if args.json:
         print(json.dumps(results))
