@@ -143,6 +143,7 @@ def _revoke_key(args: argparse.Namespace) -> int:
 def _load_programs(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from gateway.errors import ConflictError
     from gateway.matching import ProgramError
     from gateway.services.programs import collect_program_files, store_program_file
 
@@ -156,6 +157,10 @@ def _load_programs(args: argparse.Namespace) -> int:
                 row = store_program_file(session, path, lender_org=args.lender)
             except ProgramError as exc:
                 print(f"error: {exc}", file=sys.stderr)
+                failures += 1
+                continue
+            except ConflictError as exc:
+                print(f"error: {path}: {exc}", file=sys.stderr)
                 failures += 1
                 continue
             print(f"stored {row.program_id} v{row.version} for {row.lender_org} from {path}")

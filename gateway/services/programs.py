@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ from pathlib import Path
 from sqlmodel import Session, col, select
 
 from gateway.db.models import LenderProgramRow
+from gateway.errors import ConflictError
 from gateway.matching import (
     LenderProgram,
     ProgramSet,
@@ -18,6 +20,8 @@ from gateway.matching import (
     load_program,
     parse_program,
 )
+
+logger = logging.getLogger(__name__)
 
 PROGRAM_SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -34,7 +38,25 @@ def collect_program_files(paths: Iterable[Path]) -> list[Path]:
 
 
 def store_program(session: Session, program: LenderProgram, *, lender_org: str) -> LenderProgramRow:
-    """Store ``program`` for ``lender_org``; it replaces older active versions of the same id."""
+    """Store ``program`` for ``lender_org``; it replaces older active versions of the same id.
+
+    A ``program_id`` belongs to the lender that first stored it: matches are attributed to
+    lenders by program id, so another lender's program under the same id is refused
+    (:class:`ConflictError`) rather than taking over or clashing with the owner's.
+    """
+    owner = session.exec(
+        select(LenderProgramRow.lender_org)
+        .where(
+            LenderProgramRow.program_id == program.program_id,
+            LenderProgramRow.lender_org != lender_org,
+        )
+        .limit(1)
+    ).first()
+    if owner is not None:
+        raise ConflictError(
+            f"program_id {program.program_id!r} is already used by another lender; "
+            "choose a program_id of your own (e.g. prefixed with your name)"
+        )
     older = session.exec(
         select(LenderProgramRow).where(
             LenderProgramRow.lender_org == lender_org,
@@ -96,10 +118,23 @@ def active_programs(session: Session, *, on: date, lender_org: str | None = None
     if cached is not None:
         return cached
     in_force = []
+    owners: dict[str, str] = {}
     for row in rows:
         program = LenderProgram.model_validate(row.document)
-        if program.is_effective(on):
-            in_force.append((row, program))
+        if not program.is_effective(on):
+            continue
+        if owners.setdefault(program.program_id, row.lender_org) != row.lender_org:
+            # Stored before store_program refused such clashes: the first owner keeps the id,
+            # and nobody's matching stops over it.
+            logger.error(
+                "program %s of lender %s is skipped: lender %s already has a program with that "
+                "id; give it another program_id and upload it again",
+                program.program_id,
+                row.lender_org,
+                owners[program.program_id],
+            )
+            continue
+        in_force.append((row, program))
     result = ActivePrograms(
         rows=tuple(r for r, _ in in_force),
         programs=tuple(p for _, p in in_force),

@@ -4,7 +4,7 @@ import base64
 import json
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
@@ -17,10 +17,11 @@ from edge.protocol import new_id
 from gateway.api.app import create_app
 from gateway.context import GatewayContext
 from gateway.db import MatchRow, make_engine, migrate
-from gateway.db.models import WebhookDelivery
-from gateway.matching import sample_programs_dir
+from gateway.db.models import LenderProgramRow, WebhookDelivery
+from gateway.matching import parse_program, sample_programs_dir
 from gateway.services import webhooks
 from gateway.services.keys import Role, create_key
+from gateway.services.programs import active_programs
 from gateway.services.sealing import Sealer
 
 PROGRAM = (sample_programs_dir() / "first-harbor-bank-used-auto.yaml").read_text()
@@ -78,6 +79,45 @@ def test_invalid_program_names_line_and_field(context: GatewayContext, client: T
     assert response.headers["content-type"] == "application/problem+json"
     issues = response.json()["issues"]
     assert any(i["line"] == line and "cap_apr" in i["field"] for i in issues), issues
+
+
+def test_a_program_id_belongs_to_the_lender_that_stored_it_first(
+    context: GatewayContext, client: TestClient
+) -> None:
+    owner = {**_key(context), "Content-Type": "application/yaml"}
+    other = {**_key(context, "Another Lender"), "Content-Type": "application/yaml"}
+    assert client.post("/v1/lender/programs", content=PROGRAM, headers=owner).status_code == 201
+    # Matches are attributed by program id: a second lender under the same id would either
+    # take the owner's matches or stop matching for everyone.
+    clash = client.post("/v1/lender/programs", content=PROGRAM, headers=other)
+    assert clash.status_code == 409, clash.text
+    assert clash.headers["content-type"] == "application/problem+json"
+    assert "first-harbor-bank-used-auto" in clash.json()["detail"]
+    assert client.get("/v1/lender/programs", headers=other).json() == []
+    with context.session() as s:
+        assert [p.program_id for p in active_programs(s, on=date(2026, 6, 1)).programs] == [
+            "first-harbor-bank-used-auto"
+        ]
+
+
+def test_programs_of_two_lenders_under_one_id_stored_earlier_do_not_stop_matching(
+    context: GatewayContext,
+) -> None:
+    program = parse_program(PROGRAM)
+    with context.session() as s:
+        for org in ("First Harbor Bank", "Another Lender"):
+            s.add(
+                LenderProgramRow(
+                    lender_org=org,
+                    program_id=program.program_id,
+                    version=str(program.version),
+                    document=program.model_dump(mode="json"),
+                    uploaded_at=datetime.now(UTC),
+                )
+            )
+        s.commit()
+        active = active_programs(s, on=date(2026, 6, 1))
+    assert active.org_of == {program.program_id: "First Harbor Bank"}
 
 
 def _match(context: GatewayContext, lender: str) -> MatchRow:
