@@ -1,6 +1,9 @@
 """The kiosk's MQTT uplink (paho-mqtt 2.x): presence, sending the outbox, receipts, commands.
 
 - client id ``kiosk-{kiosk_id}``, ``clean_session=False``, last will ``offline`` (retained);
+- before every connect: a new ``online`` and a new ``offline`` will, stamped after it (the gateway
+  keeps the newest status by ``created_at`` and stores a ``message_id`` once, so a will made once
+  at start would be older than every later ``online``, and the same message each time);
 - on every connect: ``online`` (retained), subscribe to its own commands and receipts, and make
   every outbox message due again;
 - a sender thread publishes due outbox messages at QoS 1 and schedules their resend; a receipt
@@ -13,6 +16,7 @@ import logging
 import ssl
 import threading
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -86,21 +90,21 @@ class MqttUplink:
                 keyfile=str(key) if key else None,
                 tls_version=ssl.PROTOCOL_TLS_CLIENT,
             )
-        # The will is fixed at connect time and delivered unchanged, so it carries no seq.
-        client.will_set(
-            topic_for(kiosk_id, Channel.STATUS),
-            encode(self._status(KioskState.OFFLINE)),
-            qos=1,
-            retain=True,
-        )
+        self._online = b""  # this connection's 'online', made with its will before connecting
+        client.on_pre_connect = self._handle_pre_connect
         client.on_connect = self._handle_connect
         client.on_disconnect = self._handle_disconnect
         client.on_message = self._handle_message
         self._client = client
 
-    def _status(self, state: KioskState) -> Envelope[StatusBody]:
+    def _status(
+        self, state: KioskState, *, created_at: datetime | None = None
+    ) -> Envelope[StatusBody]:
         return make_envelope(
-            self.kiosk_id, StatusBody(state=state, agent_version=self._agent_version), seq=None
+            self.kiosk_id,
+            StatusBody(state=state, agent_version=self._agent_version),
+            seq=None,
+            created_at=created_at,
         )
 
     @property
@@ -173,6 +177,22 @@ class MqttUplink:
                 if len(sent) < len(items):
                     break
 
+    def _handle_pre_connect(self, client: mqtt.Client, _userdata: object) -> None:
+        """Before each connection attempt: its ``online``, then its last will, 1 ms newer.
+
+        The will is fixed at connect time and delivered unchanged, so it carries no seq. Being
+        newer than this connection's ``online`` and older than the next one's, it counts when
+        this connection dies, and not when it arrives late (after a session takeover).
+        """
+        online = self._status(KioskState.ONLINE)
+        offline = self._status(
+            KioskState.OFFLINE, created_at=online.created_at + timedelta(milliseconds=1)
+        )
+        self._online = encode(online)
+        client.will_set(
+            topic_for(self.kiosk_id, Channel.STATUS), encode(offline), qos=1, retain=True
+        )
+
     def _handle_connect(
         self,
         client: mqtt.Client,
@@ -195,12 +215,7 @@ class MqttUplink:
                 (topic_for(self.kiosk_id, Channel.RECEIPTS), 1),
             ]
         )
-        client.publish(
-            topic_for(self.kiosk_id, Channel.STATUS),
-            encode(self._status(KioskState.ONLINE)),
-            qos=1,
-            retain=True,
-        )
+        client.publish(topic_for(self.kiosk_id, Channel.STATUS), self._online, qos=1, retain=True)
         self._outbox.reschedule_all()
         self._connected.set()
         self._wake.set()
