@@ -35,16 +35,19 @@ _TITLES = {
     404: "Not found",
     405: "Method not allowed",
     409: "Conflict",
+    413: "Content too large",
     422: "Invalid request",
     500: "Internal error",
     503: "Service unavailable",
 }
 
 
-def problem(status: int, detail: str, request: Request, **extra: Any) -> JSONResponse:
+def problem(
+    status: int, detail: str, request: Request, *, title: str | None = None, **extra: Any
+) -> JSONResponse:
     body = {
         "type": "about:blank",
-        "title": _TITLES.get(status, "Error"),
+        "title": title or _TITLES.get(status, "Error"),
         "status": status,
         "detail": detail,
         "instance": request.url.path,

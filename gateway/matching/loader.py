@@ -8,17 +8,24 @@ error says what was found and how to fix it, e.g.::
     (got 250). Fix: No offer is priced below this APR (0 to 199.99)
 
 Duplicate keys, which YAML would otherwise resolve silently by keeping the last, are errors.
+
+JSON is read with JSON's own rules (``.json`` files, uploads sent as JSON, and any text that is
+valid JSON): a syntax error is reported as a JSON error at its position, and scalars take their
+JSON values (``1e5`` is a number, tabs are whitespace), while positions still come from the
+composer. YAML tags that would build other objects (``!!python/...``, ``!!binary``, merge keys) are
+refused with their position.
 """
 
 from __future__ import annotations
 
 import difflib
+import json
 import logging
 import types
 import typing
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Literal, Union
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -32,6 +39,13 @@ logger = logging.getLogger(__name__)
 PROGRAM_SUFFIXES = (".yaml", ".yml", ".json")
 Loc = tuple[str | int, ...]
 _Mark = tuple[int, int]
+Syntax = Literal["yaml", "json"]
+# The tags a program's scalars may carry; anything else would build an object pydantic then
+# coerces (bytes from !!binary) or that the safe loader cannot build at all (!!python/...).
+_SCALAR_TAGS = frozenset(
+    f"tag:yaml.org,2002:{name}" for name in ("str", "int", "float", "bool", "null", "timestamp")
+)
+_MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
 def sample_programs_dir() -> Path:
@@ -118,9 +132,23 @@ def load_programs(directory: str | Path) -> list[LenderProgram]:
     return programs
 
 
-def parse_program(text: str, *, source_name: str = "<program>") -> LenderProgram:
-    """Validate a program from YAML or JSON text; ``source_name`` is used in error messages."""
-    data, marks = _compose(text, source_name)
+def parse_program(
+    text: str, *, source_name: str = "<program>", syntax: Syntax | None = None
+) -> LenderProgram:
+    """Validate a program from YAML or JSON text; ``source_name`` is used in error messages.
+
+    ``syntax="json"`` holds the text to JSON's grammar; ``None`` does so when ``source_name`` ends
+    in ``.json``, and otherwise reads text that is valid JSON as JSON and anything else as YAML.
+    """
+    if syntax is None and source_name.lower().endswith(".json"):
+        syntax = "json"
+    as_json = syntax == "json" or (syntax is None and _is_json(text))
+    if as_json:
+        _check_json(text, source_name)
+        # Tabs are JSON whitespace (valid JSON has none inside strings) but YAML refuses them;
+        # a space in their place keeps every line and column where it was.
+        text = text.replace("\t", " ")
+    data, marks = _compose(text, source_name, as_json=as_json)
     if not isinstance(data, dict):
         raise ProgramError(
             [
@@ -141,10 +169,46 @@ def parse_program(text: str, *, source_name: str = "<program>") -> LenderProgram
         raise ProgramError(_issues(exc, marks, source_name)) from None
 
 
+# --- JSON ------------------------------------------------------------------------------------
+
+
+def _is_json(text: str) -> bool:
+    if not text.lstrip().startswith(("{", "[")):
+        return False
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _check_json(text: str, source: str) -> None:
+    try:
+        json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ProgramError(
+            [
+                ProgramIssue(
+                    source,
+                    exc.lineno,
+                    exc.colno,
+                    "",
+                    f"not valid JSON: {exc.msg}",
+                    None,
+                    "fix the syntax at this position (commas, quotes, brackets)",
+                )
+            ]
+        ) from None
+    except ValueError as exc:  # e.g. a number too long to convert
+        raise ProgramError(
+            [ProgramIssue(source, None, None, "", f"not valid JSON: {exc}", None, None)]
+        ) from None
+
+
 # --- YAML with positions ----------------------------------------------------------------------
 
 
-def _compose(text: str, source: str) -> tuple[Any, dict[Loc, _Mark]]:
+def _compose(text: str, source: str, *, as_json: bool = False) -> tuple[Any, dict[Loc, _Mark]]:
     loader = yaml.SafeLoader(text)
     try:
         node = loader.get_single_node()
@@ -182,26 +246,96 @@ def _compose(text: str, source: str) -> tuple[Any, dict[Loc, _Mark]]:
     marks: dict[Loc, _Mark] = {}
     constructor = yaml.SafeLoader("")
     issues: list[ProgramIssue] = []
-    data = _build(node, (), marks, constructor, source, issues)
+    scalar = _JsonScalars(text) if as_json else _YamlScalars(constructor)
+    data = _build(node, (), marks, scalar, source, issues)
     if issues:
         raise ProgramError(issues)
     return data, marks
+
+
+class _YamlScalars:
+    """A YAML scalar's value, as the safe loader builds it (dates left as text)."""
+
+    def __init__(self, constructor: yaml.SafeLoader) -> None:
+        self._constructor = constructor
+
+    def __call__(self, node: yaml.ScalarNode) -> Any:
+        if node.tag == "tag:yaml.org,2002:timestamp":
+            # Leave dates as text: pydantic parses ISO dates and reports bad ones with the field.
+            return node.value
+        return self._constructor.construct_object(node, deep=True)
+
+
+class _JsonScalars:
+    """A JSON scalar's value, read from its own text with JSON's rules."""
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+
+    def __call__(self, node: yaml.ScalarNode) -> Any:
+        return json.loads(self._text[node.start_mark.index : node.end_mark.index])
+
+
+def _issue_at(node: yaml.Node, source: str, loc: Loc, message: str, fix: str) -> ProgramIssue:
+    line, column = node.start_mark.line + 1, node.start_mark.column + 1
+    return ProgramIssue(source, line, column, _dotted(loc), message, None, fix)
+
+
+def _tag_issue(node: yaml.Node, source: str, loc: Loc) -> ProgramIssue | None:
+    if isinstance(node, yaml.ScalarNode) and node.tag not in _SCALAR_TAGS:
+        what = f"the YAML tag {node.tag!r} is not allowed in a program"
+    elif isinstance(node, yaml.MappingNode) and node.tag != "tag:yaml.org,2002:map":
+        what = f"the YAML tag {node.tag!r} is not allowed in a program (expected a mapping)"
+    elif isinstance(node, yaml.SequenceNode) and node.tag != "tag:yaml.org,2002:seq":
+        what = f"the YAML tag {node.tag!r} is not allowed in a program (expected a list)"
+    else:
+        return None
+    fix = "remove the tag and write the value as plain text, a number, true/false or null"
+    return _issue_at(node, source, loc, what, fix)
+
+
+def _key_issue(key_node: yaml.Node, source: str, loc: Loc) -> ProgramIssue | None:
+    if key_node.tag == _MERGE_TAG:
+        return _issue_at(
+            key_node,
+            source,
+            loc,
+            "YAML merge keys (<<) are not supported in a program",
+            "write the keys out in this mapping (anchors and aliases are fine)",
+        )
+    if not isinstance(key_node, yaml.ScalarNode):
+        return _issue_at(
+            key_node,
+            source,
+            loc,
+            "a key must be plain text, not a list or a mapping",
+            "write the key as text",
+        )
+    return _tag_issue(key_node, source, loc)
 
 
 def _build(
     node: yaml.Node,
     loc: Loc,
     marks: dict[Loc, _Mark],
-    constructor: yaml.SafeLoader,
+    scalar: _YamlScalars | _JsonScalars,
     source: str,
     issues: list[ProgramIssue],
 ) -> Any:
     marks[loc] = (node.start_mark.line + 1, node.start_mark.column + 1)
+    problem = _tag_issue(node, source, loc)
+    if problem is not None:
+        issues.append(problem)
+        return None
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            key = constructor.construct_object(key_node, deep=True)
-            if not isinstance(key, str | int):
+            problem = _key_issue(key_node, source, loc)
+            if problem is not None:
+                issues.append(problem)
+                continue
+            key = scalar(key_node)
+            if not isinstance(key, str | int) or isinstance(key, bool):
                 key = str(key)
             if key in out:
                 issues.append(
@@ -216,18 +350,16 @@ def _build(
                     )
                 )
                 continue
-            out[key] = _build(value_node, (*loc, key), marks, constructor, source, issues)
+            out[key] = _build(value_node, (*loc, key), marks, scalar, source, issues)
             marks[(*loc, key)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
         return out
     if isinstance(node, yaml.SequenceNode):
         return [
-            _build(item, (*loc, i), marks, constructor, source, issues)
+            _build(item, (*loc, i), marks, scalar, source, issues)
             for i, item in enumerate(node.value)
         ]
-    if node.tag == "tag:yaml.org,2002:timestamp":
-        # Leave dates as text: pydantic parses ISO dates and reports bad ones with the field.
-        return node.value
-    return constructor.construct_object(node, deep=True)
+    assert isinstance(node, yaml.ScalarNode)
+    return scalar(node)
 
 
 # --- pydantic errors → issues -----------------------------------------------------------------

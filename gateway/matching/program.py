@@ -16,8 +16,9 @@ shaped like a US auto-finance rate sheet:
 - ``residual``: the loan-to-value ceiling that must hold in *every* month of the term, as the
   balance amortises and the car depreciates.
 
-Every model forbids unknown keys; every field has a description and bounds; rules that tie fields
-together fail with a plain sentence saying what is wrong and what to change.
+Every model forbids unknown keys and converts no types (``"4"`` or ``true`` is not a number; only
+enum names and ISO dates are read from text); every field has a description and bounds; rules that
+tie fields together fail with a plain sentence saying what is wrong and what to change.
 
 Money is in integer minor units (cents). APRs are percent, quoted to a hundredth (basis points), as
 rate sheets quote them; the engine works in integer basis points.
@@ -30,7 +31,7 @@ from datetime import date
 from enum import StrEnum
 from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, field_validator, model_validator
 
 SCHEMA_VERSION = 1
 MAX_TERM_MONTHS = 84
@@ -39,7 +40,9 @@ MAX_APR_PCT = 199.99
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: a rate sheet that says `version: "4"` or `floor_apr: true` has a mistake in it.
+    # Enums and dates opt out (``strict=False``): in a document they can only be text.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class LoanKind(StrEnum):
@@ -145,7 +148,9 @@ class CreditTier(_Strict):
 
 class CreditPolicy(_Strict):
     score_model: ScoreModel = Field(
-        ScoreModel.FICO_AUTO_8, description="The score the cut-offs are written against"
+        ScoreModel.FICO_AUTO_8,
+        strict=False,
+        description="The score the cut-offs are written against",
     )
     tiers: list[CreditTier] = Field(
         min_length=1,
@@ -363,7 +368,7 @@ class Affordability(_Strict):
 class VehicleRules(_Strict):
     max_age_years: int = Field(ge=0, le=40, description="Oldest car accepted (as-of year − MY)")
     max_odometer_km: int = Field(ge=0, le=2_000_000, description="Highest odometer accepted")
-    excluded_flags: list[VehicleFlag] = Field(
+    excluded_flags: list[Annotated[VehicleFlag, Strict(False)]] = Field(
         default_factory=lambda: [
             VehicleFlag.SALVAGE,
             VehicleFlag.FLOOD,
@@ -372,10 +377,19 @@ class VehicleRules(_Strict):
         ],
         description="A car carrying any of these flags is declined",
     )
-    required_photos: list[PhotoView] = Field(
+    required_photos: list[Annotated[PhotoView, Strict(False)]] = Field(
         default_factory=list, description="Views that must have a photo that passed its checks"
     )
     min_condition_grade: float = Field(0, ge=0, le=5, description="Lowest condition grade (0–5)")
+
+    @field_validator("excluded_flags", "required_photos")
+    @classmethod
+    def _once_each(cls, values: list[StrEnum]) -> list[StrEnum]:
+        seen = [v.value for v in values]
+        twice = sorted({v for v in seen if seen.count(v) > 1})
+        if twice:
+            raise ValueError(f"{', '.join(twice)} listed more than once; list each once")
+        return values
 
 
 class ResidualRule(_Strict):
@@ -396,13 +410,15 @@ class LenderProgram(_Strict):
         description="Stable id, lowercase, e.g. 'first-harbor-used-auto'",
     )
     lender: str = Field(min_length=1, max_length=120, description="Lender name as shown")
-    lender_kind: LenderKind = Field(LenderKind.OTHER, description="Kind of lender")
+    lender_kind: LenderKind = Field(LenderKind.OTHER, strict=False, description="Kind of lender")
     version: int = Field(1, ge=1, le=1_000_000, description="Version of this program")
-    effective_from: date = Field(description="First day the program applies")
+    effective_from: date = Field(strict=False, description="First day the program applies")
     effective_to: date | None = Field(
-        None, description="Last day the program applies (inclusive); null means open-ended"
+        None,
+        strict=False,
+        description="Last day the program applies (inclusive); null means open-ended",
     )
-    loan_kind: LoanKind = Field(description="purchase or equity (title) loans")
+    loan_kind: LoanKind = Field(strict=False, description="purchase or equity (title) loans")
     currency: str = Field("USD", pattern=r"^[A-Z]{3}$", description="ISO 4217 currency")
     description: str = Field("", max_length=2000, description="Free text for people")
     credit: CreditPolicy
@@ -413,6 +429,14 @@ class LenderProgram(_Strict):
     affordability: Affordability = Field(default_factory=Affordability)
     vehicle: VehicleRules
     residual: ResidualRule
+
+    @field_validator("effective_from", "effective_to", mode="before")
+    @classmethod
+    def _iso_date(cls, value: object) -> object:
+        # Without this a number would be read as a Unix timestamp.
+        if value is None or isinstance(value, str | date):
+            return value
+        raise ValueError(f"write the date as YYYY-MM-DD (got {value!r})")
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from sqlmodel import col, select
 
 from gateway.api.deps import ContextDep, CurrentLender, SessionDep
+from gateway.api.problems import problem
 from gateway.api.schemas import (
     DeliveryPublic,
     ProgramIssuePublic,
@@ -21,6 +22,7 @@ from gateway.api.schemas import (
 )
 from gateway.db.models import LenderProgramRow, WebhookSubscription
 from gateway.matching import LenderProgram, ProgramError, parse_program
+from gateway.matching.loader import Syntax
 from gateway.services import webhooks
 from gateway.services.programs import store_program
 
@@ -51,6 +53,16 @@ def _issues(exc: ProgramError) -> list[ProgramIssuePublic]:
     ]
 
 
+def _syntax(content_type: str | None) -> Syntax | None:
+    """JSON's grammar for a JSON upload, YAML's for a YAML one; otherwise the text decides."""
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    if media == "application/json" or media.endswith("+json"):
+        return "json"
+    if media in ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml"):
+        return "yaml"
+    return None
+
+
 def _public(row: LenderProgramRow) -> ProgramPublic:
     program = LenderProgram.model_validate(row.document)
     return ProgramPublic(
@@ -68,7 +80,10 @@ def _public(row: LenderProgramRow) -> ProgramPublic:
     "/programs",
     response_model=ProgramPublic,
     status_code=status.HTTP_201_CREATED,
-    responses={422: {"model": ProgramValidation}},
+    responses={
+        413: {"description": "The document is larger than 1 MB"},
+        422: {"model": ProgramValidation},
+    },
     openapi_extra={"requestBody": _PROGRAM_BODY},
 )
 async def upload_program(
@@ -79,33 +94,24 @@ async def upload_program(
 ) -> JSONResponse:
     """Upload a program version (YAML or JSON). It replaces the older active version of the same
     ``program_id``. Errors name the line, the field, the value and the fix."""
-    raw = await request.body()
-    if len(raw) > MAX_PROGRAM_BYTES:
-        return JSONResponse(
-            {
-                "type": "about:blank",
-                "title": "Invalid request",
-                "status": 413,
-                "detail": f"a program may be at most {MAX_PROGRAM_BYTES} bytes",
-            },
-            status_code=413,
-            media_type="application/problem+json",
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > MAX_PROGRAM_BYTES:
+            return problem(413, f"a program may be at most {MAX_PROGRAM_BYTES} bytes", request)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return problem(
+            422, f"the program is not UTF-8 text (byte {exc.start} cannot be decoded)", request
         )
     try:
-        program = parse_program(raw.decode("utf-8", "replace"), source_name="upload")
+        program = parse_program(
+            text, source_name="upload", syntax=_syntax(request.headers.get("content-type"))
+        )
     except ProgramError as exc:
         body = ProgramValidation(valid=False, issues=_issues(exc)).model_dump()
-        return JSONResponse(
-            {
-                "type": "about:blank",
-                "title": "Invalid lender program",
-                "status": 422,
-                "detail": str(exc),
-                **body,
-            },
-            status_code=422,
-            media_type="application/problem+json",
-        )
+        return problem(422, str(exc), request, title="Invalid lender program", **body)
     if dry_run:
         result = ProgramValidation(
             valid=True, program_id=program.program_id, version=str(program.version)

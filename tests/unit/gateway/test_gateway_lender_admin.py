@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -79,6 +80,33 @@ def test_invalid_program_names_line_and_field(context: GatewayContext, client: T
     assert response.headers["content-type"] == "application/problem+json"
     issues = response.json()["issues"]
     assert any(i["line"] == line and "cap_apr" in i["field"] for i in issues), issues
+
+
+def test_uploads_are_read_by_their_content_type_and_refused_as_problems(
+    context: GatewayContext, client: TestClient
+) -> None:
+    key = _key(context)
+    as_json = {**key, "Content-Type": "application/json"}
+    document = json.dumps(parse_program(PROGRAM).model_dump(mode="json"), indent="\t")
+    stored = client.post("/v1/lender/programs", content=document, headers=as_json)
+    assert stored.status_code == 201, stored.text  # tabs are JSON whitespace
+
+    def refused(body: bytes | str, headers: dict[str, str], status: int = 422) -> dict[str, Any]:
+        response = client.post("/v1/lender/programs", content=body, headers=headers)
+        assert response.status_code == status, response.text
+        assert response.headers["content-type"] == "application/problem+json"
+        problem: dict[str, Any] = response.json()
+        assert problem["status"] == status and problem["instance"] == "/v1/lender/programs"
+        assert problem["title"] and problem["detail"]
+        return problem
+
+    trailing = document[: document.rindex("}")].rstrip() + ",\n}"
+    assert "not valid JSON" in refused(trailing, as_json)["issues"][0]["message"]
+    as_yaml = {**key, "Content-Type": "application/yaml"}
+    tagged = PROGRAM.replace("lender: First Harbor Bank", "lender: !!python/name:os.getcwd ''")
+    assert refused(tagged, as_yaml)["issues"][0]["field"] == "lender"
+    assert "UTF-8" in refused(PROGRAM.encode() + b"\xff\xfe", as_yaml)["detail"]
+    assert "1000000 bytes" in refused(b"#" * 1_000_001, as_yaml, 413)["detail"]
 
 
 def test_a_program_id_belongs_to_the_lender_that_stored_it_first(

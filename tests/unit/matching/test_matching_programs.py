@@ -138,6 +138,78 @@ def test_json_programs_load_with_line_numbers(tmp_path: Path) -> None:
     assert issue.line == _line_of(text, '"max_ltv_pct": -5')
 
 
+@pytest.mark.parametrize(
+    ("old", "new", "field", "words"),
+    [
+        # numbers and booleans are not converted from anything else
+        ("version: 2", "version: '2'", "version", ["valid integer", "'2'"]),
+        ("version: 2", "version: true", "version", ["valid integer", "True"]),
+        ("cap_apr: 18.00", "cap_apr: '18.00'", "rate_grid.cap_apr", ["valid number"]),
+        ("min_condition_grade: 2.0", "min_condition_grade: yes", "vehicle.min_condition_grade",
+         ["valid number"]),
+        # a number is not a date (it would be read as a Unix timestamp)
+        ("effective_from: 2026-02-01", "effective_from: 20260201", "effective_from",
+         ["YYYY-MM-DD"]),
+        # a flag or a photo listed twice is a mistake, not a stronger rule
+        ("excluded_flags: [salvage, flood,", "excluded_flags: [salvage, salvage, flood,",
+         "vehicle.excluded_flags", ["salvage listed more than once"]),
+        # tags that build other objects, or that the safe loader cannot build at all
+        ("lender: Lakeshore Community Credit Union", "lender: !!binary TGFrZXNob3Jl", "lender",
+         ["tag"]),
+        ("lender: Lakeshore Community Credit Union",
+         "lender: !!python/object/apply:os.getcwd []", "lender", ["tag"]),
+        ("currency: USD", "<<: {currency: USD}", "", ["merge keys"]),
+    ],
+)  # fmt: skip
+def test_wrong_types_and_yaml_tags_are_refused_where_they_are(
+    old: str, new: str, field: str, words: list[str]
+) -> None:
+    text = _cu_text()
+    assert old in text
+    bad = text.replace(old, new, 1)
+    err = _error(bad)
+    assert [(i.field, i.line) for i in err.issues] == [(field, _line_of(bad, new))]
+    for word in words:
+        assert word in str(err)
+
+
+def _cu_json(indent: str | int = 2) -> str:
+    return json.dumps(load_program(CU).model_dump(mode="json"), indent=indent)
+
+
+def test_json_is_read_with_json_rules() -> None:
+    # Tabs are JSON whitespace (YAML refuses them); JSON's escapes and exponents are JSON's.
+    tabbed = _cu_json("\t").replace(
+        '"lender": "Lakeshore', '"lender": "\\ud83d\\ude97 Lakeshore', 1
+    )
+    program = parse_program(tabbed, source_name="cu.json")
+    assert program.lender.startswith("\U0001f697 Lakeshore")
+    assert program == parse_program(tabbed, source_name="upload")  # valid JSON is JSON
+    text = _cu_json().replace('"min_condition_grade": 2.0', '"min_condition_grade": 20e-1', 1)
+    assert parse_program(text, source_name="cu.json", syntax="json") == load_program(CU)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "at"),
+    [
+        ('"version": 2,', '"version": 2', '"effective_from"'),  # a missing comma: at the next key
+        ('"currency": "USD"', "'currency': 'USD'", "'currency'"),  # single quotes
+        ('"max_ltv_pct": 120.0\n  }\n}', '"max_ltv_pct": 120.0,\n  }\n}', "}"),  # a trailing comma
+    ],
+)  # fmt: skip
+def test_json_syntax_errors_are_json_errors_with_a_position(old: str, new: str, at: str) -> None:
+    text = _cu_json()
+    assert old in text
+    bad = text.replace(old, new, 1)
+    # YAML's flow syntax takes all three without a word.
+    err = _error(bad, "cu.json")
+    assert "not valid JSON" in str(err)
+    lines = bad.splitlines()
+    assert err.line is not None and lines[err.line - 1].lstrip().startswith(at)
+    with pytest.raises(ProgramError, match="not valid JSON"):
+        parse_program(bad, source_name="upload", syntax="json")
+
+
 def test_load_programs_reports_every_bad_file_and_duplicate_ids(tmp_path: Path) -> None:
     (tmp_path / "a.yaml").write_text(_cu_text(), encoding="utf-8")
     (tmp_path / "b.yaml").write_text(_cu_text(), encoding="utf-8")
