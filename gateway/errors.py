@@ -1,6 +1,7 @@
 """Gateway domain errors; ``gateway.api.problems`` maps each to an HTTP status in one place.
 
 GatewayError
+ +-- BadRequestError      the request is malformed (e.g. a cursor that was not ours)
  +-- NotFoundError        the thing does not exist (or the caller may not see it)
  +-- ForbiddenError       the caller's role or organisation may not do this
  +-- InvalidRequestError  the request is well-formed JSON but cannot be done as asked
@@ -16,6 +17,10 @@ class GatewayError(Exception):
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
         self.detail = detail
+
+
+class BadRequestError(GatewayError):
+    pass
 
 
 class NotFoundError(GatewayError):

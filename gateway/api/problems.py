@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway.errors import (
+    BadRequestError,
     ConflictError,
     ForbiddenError,
     GatewayError,
@@ -23,6 +24,7 @@ logger = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
 
 _STATUS: dict[type[GatewayError], int] = {
+    BadRequestError: 400,
     NotFoundError: 404,
     ForbiddenError: 403,
     InvalidRequestError: 422,

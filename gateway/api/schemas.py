@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, Generic, Literal, TypeVar
+from datetime import UTC, datetime
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from edge.protocol.topics import KIOSK_ID_PATTERN
 
 T = TypeVar("T")
+
+
+def as_utc(value: datetime) -> datetime:
+    """``value`` in UTC; a naive value (SQLite gives stored timestamps back naive) is UTC."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(as_utc)]
+"""A timestamp shown as RFC 3339 in UTC (``...Z``), whatever the database gave back."""
+
 CreditBandName = Literal["super_prime", "prime", "near_prime", "subprime", "deep_subprime"]
 
 
@@ -74,8 +84,8 @@ class LoanRequestPublic(BaseModel):
     term_months: int
     currency: str
     applicant: dict[str, str] = Field(description="Masked applicant data")
-    created_at: datetime
-    matched_at: datetime | None
+    created_at: UtcDatetime
+    matched_at: UtcDatetime | None
 
 
 class MatchPublic(BaseModel):
@@ -95,7 +105,7 @@ class MatchPublic(BaseModel):
     peak_ltv: float | None
     rank: int | None
     decision: str
-    created_at: datetime
+    created_at: UtcDatetime
     result: dict[str, Any] = Field(description="Every rule's outcome, with codes and sentences")
 
 
@@ -123,8 +133,8 @@ class DecisionCreate(BaseModel):
 class KioskPublic(BaseModel):
     kiosk_id: str
     state: str
-    state_at: datetime | None
-    last_seen_at: datetime | None
+    state_at: UtcDatetime | None
+    last_seen_at: UtcDatetime | None
     agent_version: str | None
     telemetry: dict[str, Any] | None
 
@@ -160,7 +170,7 @@ class ProgramPublic(BaseModel):
     lender: str
     active: bool
     in_force_today: bool
-    uploaded_at: datetime
+    uploaded_at: UtcDatetime
     document: dict[str, Any]
 
 
@@ -181,7 +191,7 @@ class WebhookPublic(BaseModel):
     id: str
     url: str
     active: bool
-    created_at: datetime
+    created_at: UtcDatetime
 
 
 class WebhookCreated(WebhookPublic):
@@ -194,8 +204,8 @@ class DeliveryPublic(BaseModel):
     match_id: str
     state: str
     attempts: int
-    next_attempt_at: datetime
+    next_attempt_at: UtcDatetime
     last_status: int | None
     last_error: str | None
-    created_at: datetime
-    delivered_at: datetime | None
+    created_at: UtcDatetime
+    delivered_at: UtcDatetime | None

@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, select
 
-from gateway.api.schemas import MatchPublic
+from gateway.api.schemas import MatchPublic, as_utc
 from gateway.db.models import MatchRow
 from gateway.errors import ConflictError, NotFoundError
 from gateway.services.appraisals import match_public
@@ -41,10 +41,12 @@ def pull_matches_json(
         .order_by(table.c.seq)
         .limit(limit + 1)
     )
+    # Stored timestamps are UTC, and SQLite compares them as text without their offset: a bound
+    # given at another offset (or naive, meaning UTC) is compared in UTC.
     if since is not None:
-        query = query.where(table.c.created_at >= since)
+        query = query.where(table.c.created_at >= as_utc(since))
     if until is not None:
-        query = query.where(table.c.created_at < until)
+        query = query.where(table.c.created_at < as_utc(until))
     if eligible is not None:
         query = query.where(table.c.eligible == eligible)
     rows = session.connection().execute(query).all()

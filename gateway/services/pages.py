@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import base64
 
-from gateway.errors import InvalidRequestError
+from gateway.errors import BadRequestError, InvalidRequestError
 
 MAX_LIMIT = 200
+_MAX_KEY = 2**63 - 1  # the keys are BIGINT: a larger one cannot even be compared
 
 
 def encode_cursor(after: int) -> str:
@@ -20,11 +21,12 @@ def decode_cursor(cursor: str | None) -> int:
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         version, value = text.split(":", 1)
-        if version != "v1":
-            raise ValueError(version)
-        return int(value)
+        after = int(value)
+        if version != "v1" or not 0 <= after <= _MAX_KEY:
+            raise ValueError(text)
+        return after
     except (ValueError, UnicodeDecodeError):
-        raise InvalidRequestError(
+        raise BadRequestError(
             "cursor is not valid: pass the next_cursor of the previous page unchanged"
         ) from None
 

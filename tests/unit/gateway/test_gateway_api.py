@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -119,8 +119,45 @@ def test_a_lender_sees_only_its_own_matches_page_by_page(
     assert len(seen) == len(set(seen)) == 7
     eligible = client.get("/v1/lender/matches", headers=headers, params={"eligible": True}).json()
     assert len(eligible["items"]) == 4
-    bad = client.get("/v1/lender/matches", headers=headers, params={"cursor": "garbage!"})
-    assert bad.status_code == 422 and bad.headers["content-type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "garbage!",
+        base64.urlsafe_b64encode(b"v2:3").decode(),
+        base64.urlsafe_b64encode(b"v1:-1").decode(),
+        base64.urlsafe_b64encode(b"v1:" + b"9" * 30).decode(),  # beyond BIGINT: was a 500
+    ],
+)
+def test_a_cursor_that_is_not_ours_is_a_bad_request(
+    context: GatewayContext, client: TestClient, cursor: str
+) -> None:
+    headers = _key(context, Role.LENDER, "Lender A")
+    bad = client.get("/v1/lender/matches", headers=headers, params={"cursor": cursor})
+    assert bad.status_code == 400 and bad.headers["content-type"] == "application/problem+json"
+    assert "next_cursor" in bad.json()["detail"]
+
+
+def test_time_filters_compare_instants_whatever_the_offset(
+    context: GatewayContext, client: TestClient
+) -> None:
+    _matches(context, "Lender A", 4)  # created 4, 3, 2 and 1 minutes ago
+    headers = _key(context, Role.LENDER, "Lender A")
+    now = datetime.now(UTC)
+    east, west = timezone(timedelta(hours=5)), timezone(timedelta(hours=-7))
+
+    def count(**bounds: datetime) -> int:
+        params = {k: v.isoformat() for k, v in bounds.items()}
+        response = client.get("/v1/lender/matches", headers=headers, params=params)
+        assert response.status_code == 200, response.text
+        return len(response.json()["items"])
+
+    cut = now - timedelta(minutes=2, seconds=30)
+    for zone in (UTC, east, west):
+        assert count(since=cut.astimezone(zone)) == 2
+        assert count(until=cut.astimezone(zone)) == 2
+    assert count(since=cut.replace(tzinfo=None)) == 2  # naive means UTC
 
 
 def test_lender_cannot_decide_on_another_lenders_match(
@@ -172,6 +209,10 @@ def test_dealer_starts_an_appraisal_with_encrypted_masked_applicant(
         "credit": "700-749",
     }
     assert "612345" not in response.text and "722" not in response.text
+    # RFC 3339 in UTC, although SQLite hands the stored timestamps back without a zone
+    assert view["loan_requests"][0]["created_at"].endswith("Z")
+    shown = client.get(f"/v1/dealer/appraisals/{view['appraisal_id']}", headers=headers).json()
+    assert shown["loan_requests"][0]["created_at"].endswith("Z")
     with context.session() as s:
         row = s.exec(select(LoanRequestRow)).one()
         assert b"612345" not in row.applicant_sealed and b"722" not in row.applicant_sealed
