@@ -39,7 +39,8 @@ def protocol_markdown() -> str:
         f"Topics live under `{TOPIC_ROOT}/{{kiosk_id}}/`; every message is QoS 1, UTF-8 JSON of "
         f"at most {MAX_PAYLOAD_BYTES} bytes, in the envelope below. Readers ignore fields they "
         "do not know; an unknown schema or major version is a dead letter "
-        '("unsupported schema").',
+        '("unsupported schema"). No string may hold U+0000 (NUL): such a message is a dead '
+        "letter too.",
         "",
         "| topic | direction | retained | schema |",
         "|---|---|---|---|",

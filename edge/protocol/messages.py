@@ -230,6 +230,9 @@ def encode_receipt(
 
 
 _SCHEMA_PEEK = re.compile(rb'"schema"\s*:\s*"([^"\\]{1,64})"')
+# ``\u0000`` escaped in JSON: after an even number of backslashes (an odd one is an escaped
+# backslash followed by the text "u0000").
+_NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 _ENVELOPE_TYPES: dict[str, Any] = {
     name: cast(Any, Envelope)[body_type] for name, (_, body_type) in SCHEMAS.items()
 }
@@ -246,6 +249,10 @@ def decode(topic: str, payload: bytes) -> Envelope[Any]:
         raise PayloadTooLargeError(
             f"payload is {len(payload)} bytes; the limit is {MAX_PAYLOAD_BYTES}"
         )
+    # No field has a use for U+0000, and PostgreSQL text cannot hold it: refused here, the
+    # message is a dead letter instead of a commit that fails. Scanned for first (fast).
+    if b"\x00" in payload or (b"\\u0000" in payload and _NUL_ESCAPE.search(payload)):
+        raise ProtocolError("payload holds a NUL character (U+0000), which no field may contain")
     # One pass in the common case: find the schema without parsing, then validate the bytes.
     # When that fails, or found a "schema" that is not the envelope's (say, a key nested in a
     # body that comes first), parse the whole payload to be sure and to name the problem.

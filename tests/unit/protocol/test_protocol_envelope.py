@@ -204,3 +204,26 @@ def test_fast_receipts_refuse_what_the_models_refuse(
 ) -> None:
     with pytest.raises(ProtocolError):
         encode_receipt(kiosk_id, ids, seq=seq)
+
+
+@pytest.mark.parametrize(
+    "put_nul",
+    [
+        lambda raw: raw["body"].update(config_version="1\u0000"),  # a string value
+        lambda raw: raw["body"].update(model_versions={"val\u0000": "1"}),  # a key
+        lambda raw: raw["body"].update(unknown={"deep": ["\u0000"]}),  # even an ignored field
+    ],
+)
+def test_a_nul_character_anywhere_is_refused(put_nul: object) -> None:
+    # PostgreSQL text cannot hold U+0000: the message must be a dead letter, not a failed commit.
+    raw = json.loads(encode(make_envelope(KIOSK, TelemetryBody(uptime_s=1), seq=1)))
+    put_nul(raw)  # type: ignore[operator]
+    with pytest.raises(ProtocolError, match="NUL"):
+        decode(topic_for(KIOSK, Channel.TELEMETRY), json.dumps(raw).encode())
+
+
+def test_an_escaped_backslash_before_u0000_is_no_nul() -> None:
+    body = TelemetryBody(uptime_s=1, config_version="C:\\u0000")  # the text, not the character
+    payload = encode(make_envelope(KIOSK, body, seq=1))
+    assert b"\\\\u0000" in payload
+    assert decode(topic_for(KIOSK, Channel.TELEMETRY), payload).body == body
