@@ -19,7 +19,7 @@ from gateway.context import GatewayContext
 from gateway.db.models import Appraisal, AppraisalRequest, CommandRow, LoanRequestRow, MatchRow
 from gateway.errors import NotFoundError
 from gateway.services import commands, offers
-from gateway.services.sealing import Sealer, mask_money
+from gateway.services.sealing import Sealer, mask_money, mask_score
 
 logger = logging.getLogger(__name__)
 
@@ -158,9 +158,7 @@ def loan_public(sealer: Sealer, row: LoanRequestRow) -> LoanRequestPublic:
     score = applicant.get("credit_score")
     masked = {
         "monthly_income": mask_money(int(applicant["monthly_income_minor"])),
-        "credit": f"{score // 50 * 50}-{score // 50 * 50 + 49}"
-        if score
-        else str(applicant.get("credit_band")),
+        "credit": mask_score(score) if score else str(applicant.get("credit_band")),
     }
     return LoanRequestPublic(
         id=row.id,

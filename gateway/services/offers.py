@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import update
 from sqlmodel import Session, col, select
@@ -19,10 +20,11 @@ from gateway.matching import (
     MatchResult,
     collateral_from_appraisal,
     match,
+    render_reason,
 )
 from gateway.services import webhooks
 from gateway.services.programs import active_programs
-from gateway.services.sealing import Sealer
+from gateway.services.sealing import Sealer, mask_score
 
 logger = logging.getLogger(__name__)
 
@@ -156,6 +158,24 @@ def match_row(
         monthly_payment_minor=result.monthly_payment_minor,
         peak_ltv=None if result.peak_ltv_pct is None else result.peak_ltv_pct / 100,
         rank=result.rank,
-        result=result.model_dump(),
+        result=masked_result(result),
         created_at=created_at,
     )
+
+
+def masked_result(result: MatchResult) -> dict[str, Any]:
+    """``result`` as it is stored and shown (to dealers, lenders and webhooks): the applicant's
+    exact credit score, personal data, appears only as its 50-point band."""
+    out = result.model_dump()
+    for outcome in out["outcomes"]:
+        params = outcome["params"]
+        if "score" not in params:
+            continue
+        exact = outcome["message"]
+        outcome["params"] = {**params, "score": mask_score(int(params["score"]))}
+        outcome["message"] = render_reason(
+            outcome["code"], {**outcome["params"], "currency": result.currency}
+        )
+        for sentences in (out["reasons"], out["notes"]):
+            sentences[:] = [outcome["message"] if s == exact else s for s in sentences]
+    return out

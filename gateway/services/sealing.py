@@ -39,3 +39,9 @@ def mask_money(minor: int) -> str:
         return "<$1k"
     low = dollars // 1000
     return f"${low}k-${low + 1}k"
+
+
+def mask_score(score: int) -> str:
+    """A credit score as the 50-point band it falls in, e.g. ``"700-749"``."""
+    low = score // 50 * 50
+    return f"{low}-{low + 49}"

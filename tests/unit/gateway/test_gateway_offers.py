@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,9 +15,9 @@ from edge.protocol import Channel, encode, make_envelope, topic_for
 from gateway.api.schemas import AppraisalStart
 from gateway.context import GatewayContext
 from gateway.db import Appraisal, LoanRequestRow, MatchRow, make_engine, migrate
-from gateway.matching import load_programs, sample_programs_dir
+from gateway.matching import Code, load_programs, sample_programs_dir
 from gateway.services import offers
-from gateway.services.appraisals import start_appraisal
+from gateway.services.appraisals import start_appraisal, view_appraisal
 from gateway.services.ingest import Inbound, ingest_batch
 from gateway.services.programs import store_program
 from gateway.services.sealing import Sealer
@@ -35,7 +37,7 @@ def context(tmp_path: Path) -> Iterator[GatewayContext]:
     engine.dispose()
 
 
-def _stored_appraisal_without_matching(context: GatewayContext) -> str:
+def _stored_appraisal_without_matching(context: GatewayContext, credit_score: int = 720) -> str:
     """A dealer's request with a loan, and the kiosk's appraisal committed by ingest: the state
     a gateway killed right after the commit (before its post-commit matching) leaves behind."""
     request = AppraisalStart.model_validate(
@@ -47,7 +49,7 @@ def _stored_appraisal_without_matching(context: GatewayContext) -> str:
                 "down_payment_minor": 0,
                 "term_months": 36,
                 "monthly_income_minor": 600_000,
-                "credit_score": 720,
+                "credit_score": credit_score,
                 "consent": True,
             },
         }
@@ -101,3 +103,32 @@ def test_a_loan_request_claimed_by_another_matcher_is_not_matched_again(
         )
         assert stored > 0 and again == 0
         assert _match_count(first, appraisal_id) == stored
+
+
+EXACT = re.compile(r"\b517\b")  # not inside a UUID or a longer number
+
+
+def test_the_applicants_exact_score_is_never_stored_or_shown_with_a_match(
+    context: GatewayContext,
+) -> None:
+    appraisal_id = _stored_appraisal_without_matching(context, credit_score=517)
+    with context.session() as session:
+        offers.match_pending(session, context.sealer)
+        rows = session.exec(select(MatchRow).where(MatchRow.appraisal_id == appraisal_id)).all()
+        view = view_appraisal(context, session, dealer_org="Dealer A", appraisal_id=appraisal_id)
+    below = [
+        o
+        for r in rows
+        for o in r.result["outcomes"]
+        if o["code"] == Code.CREDIT_SCORE_BELOW_MINIMUM
+    ]
+    assert below, "no sample program refused a 517 score"
+    assert all(o["params"]["score"] == "500-549" for o in below)
+    assert all(o["message"].startswith("A credit score of 500-549 is below") for o in below)
+    # The stored result, the lenders' pull JSON and the dealer's view: no exact score anywhere.
+    for row in rows:
+        assert not EXACT.search(json.dumps(row.result)) and not EXACT.search(row.public_json)
+        assert any("500-549" in reason for reason in row.result["reasons"]) == (
+            any(o in below for o in row.result["outcomes"])
+        )
+    assert not EXACT.search(view.model_dump_json())
