@@ -14,10 +14,13 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edge.protocol import (
+    Channel,
     Condition,
     Dtc,
     Flag,
@@ -28,6 +31,9 @@ from edge.protocol import (
     Vehicle,
     VinSource,
 )
+
+if TYPE_CHECKING:
+    from edge.app import KioskAgent
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +54,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     sim.add_argument("--appraisals", type=int, default=1, help="appraisals per kiosk (default 1)")
     sim.add_argument("--outbox-dir", type=Path, help="where the kiosks' outboxes live")
     sim.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for receipts")
+    sim.add_argument(
+        "--connect-timeout",
+        type=float,
+        default=15.0,
+        help="seconds for the kiosks to reach the broker before giving up (exit 2)",
+    )
     sim.add_argument("--seed", type=int, default=7)
     sim.add_argument(
         "--rate",
@@ -143,8 +155,12 @@ def run(args: argparse.Namespace) -> int:
     from edge.protocol import MqttEndpoint, ProtocolError
     from firmware_config import KioskConfig
 
+    if not getattr(args, "verbose", False):
+        # Each appraisal's steps, times N x M: the progress below says what matters.
+        logging.getLogger("edge.app").setLevel(logging.WARNING)
+
     try:
-        MqttEndpoint.parse(args.broker)
+        broker = MqttEndpoint.parse(args.broker)
     except ProtocolError as exc:
         print(f"error: {exc.reason}", file=sys.stderr)
         return 2
@@ -174,45 +190,145 @@ def run(args: argparse.Namespace) -> int:
             }
         )
         agents.append(KioskAgent(config, reader=vehicles, valuer=valuer))
+    # Messages an earlier run left unreceipted go out again and count towards the finish.
+    backlog = sum(agent.outbox.depth(Channel.APPRAISALS) for agent in agents)
     started = time.monotonic()
     for agent in agents:
-        agent.start(wait_s=30)
+        agent.start(wait_s=None)  # they connect side by side
     try:
-        threads = [
-            threading.Thread(
-                target=_appraise_n, args=(agent, args.appraisals, args.rate), daemon=True
+        connect_s = min(args.connect_timeout, args.timeout)
+        connected = _wait_connected(agents, started + connect_s)
+        if connected == 0:
+            print(
+                f"error: cannot reach the MQTT broker at {broker.redacted()} within"
+                f" {connect_s:.0f} s; check --broker and that the broker is running",
+                file=sys.stderr,
             )
-            for agent in agents
-        ]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        total = args.kiosks * args.appraisals
-        deadline = started + args.timeout
-        for agent in agents:
-            if not agent.wait_until_drained(max(0.0, deadline - time.monotonic())):
-                left = sum(a.outbox.depth() for a in agents)
-                print(
-                    f"error: {left} message(s) still without a receipt after {args.timeout:.0f} s; "
-                    "is the gateway running and connected to this broker?",
-                    file=sys.stderr,
-                )
-                return 1
-        elapsed = time.monotonic() - started
-        print(f"{total} appraisals from {args.kiosks} kiosks receipted in {elapsed:.1f} s")
-        return 0
+            return 2
+        if connected < len(agents):
+            logger.warning(
+                "%d of %d kiosks connected within %.0f s; the others keep trying",
+                connected,
+                len(agents),
+                connect_s,
+            )
+        if backlog:
+            logger.info("%d appraisal(s) from an earlier run wait for their receipts", backlog)
+        return _appraise_and_drain(args, agents, backlog=backlog, started=started)
     finally:
         for agent in agents:
             agent.stop()
 
 
-def _appraise_n(agent: object, count: int, rate: float) -> None:
-    from edge.app import KioskAgent
+def _wait_connected(agents: Sequence[KioskAgent], deadline: float) -> int:
+    """How many kiosks are connected once all are, or at ``deadline``."""
+    while True:
+        connected = sum(agent.uplink.connected for agent in agents)
+        if connected == len(agents) or time.monotonic() >= deadline:
+            return connected
+        time.sleep(0.05)
 
-    assert isinstance(agent, KioskAgent)
+
+def _appraise_and_drain(
+    args: argparse.Namespace, agents: Sequence[KioskAgent], *, backlog: int, started: float
+) -> int:
+    """Run the appraisals and wait for every receipt, showing progress on stderr."""
+    total = args.kiosks * args.appraisals
+    failures: list[BaseException] = []
+    threads = [
+        threading.Thread(
+            target=_appraise_n,
+            args=(agent, args.appraisals, args.rate, failures),
+            name=f"appraise-{agent.config.kiosk_id}",
+            daemon=True,
+        )
+        for agent in agents
+    ]
+    for thread in threads:
+        thread.start()
+    deadline = started + args.timeout
+    with _Progress(backlog + total) as progress:
+        while True:
+            created = sum(len(agent.completed) for agent in agents)
+            pending = sum(agent.outbox.depth(Channel.APPRAISALS) for agent in agents)
+            working = any(thread.is_alive() for thread in threads)
+            progress.update(created=created, receipted=max(0, backlog + created - pending))
+            if not working and all(agent.outbox.depth() == 0 for agent in agents):
+                progress.update(created=created, receipted=backlog + created)
+                break
+            if time.monotonic() >= deadline:
+                left = sum(agent.outbox.depth() for agent in agents)
+                print(
+                    f"error: {left} message(s) ({pending} appraisal(s)) still without a receipt "
+                    f"after {args.timeout:.0f} s; is the gateway running and connected to "
+                    "this broker?",
+                    file=sys.stderr,
+                )
+                return 1
+            time.sleep(0.2)
+    if failures:
+        print(
+            f"error: {len(failures)} kiosk(s) stopped appraising: {failures[0]}; "
+            f"{created} of {total} appraisals were made and receipted",
+            file=sys.stderr,
+        )
+        return 1
+    elapsed = time.monotonic() - started
+    print(f"{total} appraisals from {args.kiosks} kiosks receipted in {elapsed:.1f} s")
+    return 0
+
+
+class _Progress:
+    """A progress bar on a terminal; elsewhere (logs, CI) a line every few seconds."""
+
+    def __init__(self, total: int, *, every_s: float = 5.0) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        self._total = total
+        self._every_s = every_s
+        self._last_line = time.monotonic()
+        self._console = Console(stderr=True)
+        self._bar = Progress(
+            TextColumn("receipted"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[created]}"),
+            console=self._console,
+            disable=not self._console.is_terminal,
+        )
+        self._task = self._bar.add_task("receipted", total=total, created="")
+        self._state = self._printed = (0, 0)
+
+    def __enter__(self) -> _Progress:
+        self._bar.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._bar.stop()
+        if not self._console.is_terminal and self._state != self._printed:
+            self._line()
+
+    def update(self, *, created: int, receipted: int) -> None:
+        self._state = (created, receipted)
+        self._bar.update(self._task, completed=receipted, created=f"({created} created)")
+        if not self._console.is_terminal and time.monotonic() - self._last_line >= self._every_s:
+            self._line()
+
+    def _line(self) -> None:
+        created, receipted = self._state
+        logger.info("%d/%d appraisals receipted (%d created)", receipted, self._total, created)
+        self._last_line = time.monotonic()
+        self._printed = self._state
+
+
+def _appraise_n(agent: KioskAgent, count: int, rate: float, failures: list[BaseException]) -> None:
     started = time.monotonic()
-    for i in range(count):
-        if rate > 0:
-            time.sleep(max(0.0, started + i / rate - time.monotonic()))
-        agent.appraise(hints={})
+    try:
+        for i in range(count):
+            if rate > 0:
+                time.sleep(max(0.0, started + i / rate - time.monotonic()))
+            agent.appraise(hints={})
+    except Exception as exc:  # reported by the caller: the run must not claim every appraisal
+        logger.exception("kiosk %s stopped appraising", agent.config.kiosk_id)
+        failures.append(exc)

@@ -238,9 +238,16 @@ class SqliteOutbox:
         with self._lock:
             self._db.execute("UPDATE outbox SET next_attempt_at = 0")
 
-    def depth(self) -> int:
+    def depth(self, channel: Channel | None = None) -> int:
+        """Messages waiting for their receipt (of one ``channel``, or all)."""
         with self._lock:
-            return int(self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+            if channel is None:
+                row = self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()
+            else:
+                row = self._db.execute(
+                    "SELECT COUNT(*) FROM outbox WHERE channel = ?", (channel.value,)
+                ).fetchone()
+            return int(row[0])
 
     def oldest_age_s(self, *, now: float | None = None) -> float | None:
         now = time.time() if now is None else now
