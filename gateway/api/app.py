@@ -23,12 +23,13 @@ def create_app(context: GatewayContext) -> FastAPI:
     )
     app.state.context = context
     v1 = APIRouter(prefix="/v1")
+    responses = problems.problem_responses
     v1.include_router(health.router)
-    v1.include_router(dealer.router)
-    v1.include_router(lender.router)
-    v1.include_router(lender_admin.router)
-    v1.include_router(ops.router)
-    v1.include_router(photos.router)
-    app.include_router(v1)
+    v1.include_router(dealer.router, responses=responses(401, 403, 404, 422))
+    v1.include_router(lender.router, responses=responses(400, 401, 403, 404, 409, 422))
+    v1.include_router(lender_admin.router, responses=responses(401, 403, 404, 409, 413, 422))
+    v1.include_router(ops.router, responses=responses(401, 403))
+    v1.include_router(photos.router, responses=responses(400, 401, 403, 404, 409, 413, 422))
+    app.include_router(v1, responses=responses(500))
     problems.install(app)
     return app

@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from gateway.api.schemas import Problem, ValidationProblem
 from gateway.errors import (
     BadRequestError,
     ConflictError,
@@ -59,7 +60,39 @@ def problem(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for the problems a route answers with (422 with field errors)."""
+    return {
+        status: {
+            "model": ValidationProblem if status == 422 else Problem,
+            "description": _TITLES.get(status, "Error"),
+        }
+        for status in statuses
+    }
+
+
+def _problem_media_type(schema: dict[str, Any]) -> dict[str, Any]:
+    """Errors are documented as ``application/problem+json``, which is what they are sent as."""
+    for path in schema.get("paths", {}).values():
+        for operation in path.values():
+            for code, response in operation.get("responses", {}).items():
+                content = response.get("content", {})
+                ref = content.get("application/json", {}).get("schema", {}).get("$ref", "")
+                if code[:1] in ("4", "5") and ref.endswith("Problem"):
+                    content[PROBLEM_JSON] = content.pop("application/json")
+    return schema
+
+
 def install(app: FastAPI) -> None:
+    openapi = app.openapi
+
+    def problem_openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = _problem_media_type(openapi())
+        return app.openapi_schema
+
+    app.openapi = problem_openapi  # type: ignore[method-assign]
+
     @app.exception_handler(GatewayError)
     async def _domain(request: Request, exc: GatewayError) -> JSONResponse:
         status = next((s for cls, s in _STATUS.items() if isinstance(exc, cls)), 400)

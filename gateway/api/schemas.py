@@ -23,6 +23,27 @@ UtcDatetime = Annotated[datetime, AfterValidator(as_utc)]
 CreditBandName = Literal["super_prime", "prime", "near_prime", "subprime", "deep_subprime"]
 
 
+class Problem(BaseModel):
+    """An error, as ``application/problem+json`` (RFC 9457)."""
+
+    type: str = Field("about:blank", description="A URI for the kind of problem")
+    title: str = Field(description="A short summary of the kind of problem", examples=["Not found"])
+    status: int = Field(description="The HTTP status code", examples=[404])
+    detail: str = Field(description="What went wrong with this request, and what to do")
+    instance: str | None = Field(None, description="The request path")
+
+
+class FieldProblem(BaseModel):
+    field: str = Field(description="Where: body.x, query.x, path.x", examples=["query.limit"])
+    message: str
+
+
+class ValidationProblem(Problem):
+    """A request whose parameters or body do not validate (422)."""
+
+    errors: list[FieldProblem] = Field(default_factory=list)
+
+
 class Page(BaseModel, Generic[T]):
     items: list[T]
     next_cursor: str | None = Field(None, description="Pass as ?cursor= for the next page")
@@ -179,6 +200,10 @@ class ProgramValidation(BaseModel):
     program_id: str | None = None
     version: str | None = None
     issues: list[ProgramIssuePublic] = Field(default_factory=list)
+
+
+class ProgramProblem(Problem, ProgramValidation):
+    """An invalid program (422): every issue with its line, column, field, value and fix."""
 
 
 class WebhookCreate(BaseModel):

@@ -13,7 +13,9 @@ from gateway.api.deps import ContextDep, CurrentLender, SessionDep
 from gateway.api.problems import problem
 from gateway.api.schemas import (
     DeliveryPublic,
+    Problem,
     ProgramIssuePublic,
+    ProgramProblem,
     ProgramPublic,
     ProgramValidation,
     WebhookCreate,
@@ -81,8 +83,8 @@ def _public(row: LenderProgramRow) -> ProgramPublic:
     response_model=ProgramPublic,
     status_code=status.HTTP_201_CREATED,
     responses={
-        413: {"description": "The document is larger than 1 MB"},
-        422: {"model": ProgramValidation},
+        413: {"model": Problem, "description": "The document is larger than 1 MB"},
+        422: {"model": ProgramProblem, "description": "The program is not valid"},
     },
     openapi_extra={"requestBody": _PROGRAM_BODY},
 )

@@ -268,3 +268,28 @@ def test_revoked_keys_stop_working(context: GatewayContext, client: TestClient) 
         assert client.get("/v1/ops/stats", headers=headers).status_code == 200
         revoke_key(s, prefix=token[:10])
     assert client.get("/v1/ops/stats", headers=headers).status_code == 401
+
+
+def test_openapi_documents_every_routes_errors_as_problems(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    schemas = spec["components"]["schemas"]
+    problem = set(schemas["Problem"]["properties"])
+    assert {"type", "title", "status", "detail", "instance"} <= problem
+    assert "HTTPValidationError" not in schemas  # FastAPI's 422 shape is not what is sent
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            responses = operation["responses"]
+            expected = {"500"} if path == "/v1/health" else {"401", "403", "500"}
+            if operation.get("parameters") or operation.get("requestBody"):
+                expected.add("422")
+            assert expected <= set(responses), (method, path, sorted(responses))
+            for code, response in responses.items():
+                if code[0] in "45" and code != "503":
+                    assert list(response["content"]) == ["application/problem+json"], (path, code)
+    decision = spec["paths"]["/v1/lender/matches/{match_id}/decision"]["post"]["responses"]
+    assert {"404", "409"} <= set(decision)
+    assert "400" in spec["paths"]["/v1/lender/matches"]["get"]["responses"]  # a bad cursor
+    upload = spec["paths"]["/v1/lender/programs"]["post"]["responses"]
+    assert upload["422"]["content"]["application/problem+json"]["schema"]["$ref"].endswith(
+        "ProgramProblem"
+    )
