@@ -54,11 +54,13 @@ def _settings() -> Any:
     except ValidationError as exc:
         for err in exc.errors():
             name = "KIOSKMATCH_" + "_".join(str(p) for p in err["loc"]).upper()
-            print(f"error: {name}: {err['msg']}", file=sys.stderr)
+            message = err["msg"].removeprefix("Value error, ")  # pydantic's prefix says nothing
+            print(f"error: {name}: {message}", file=sys.stderr)
         return None
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from gateway.db import DatabaseUnavailableError
     from gateway.ingest.mqtt import BrokerUnavailableError
     from gateway.runtime import GatewayRuntime, PortInUseError
 
@@ -71,7 +73,7 @@ def _serve(args: argparse.Namespace) -> int:
     runtime = GatewayRuntime(settings)
     try:
         runtime.start()
-    except (BrokerUnavailableError, PortInUseError) as exc:
+    except (BrokerUnavailableError, DatabaseUnavailableError, PortInUseError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         runtime.stop()
         return 2
@@ -92,13 +94,17 @@ def _serve(args: argparse.Namespace) -> int:
 def _open_db() -> Any:
     from sqlmodel import Session
 
-    from gateway.db import make_engine, migrate
+    from gateway.db import DatabaseUnavailableError, make_engine, migrate
 
     settings = _settings()
     if settings is None:
         return None
-    engine = make_engine(settings.resolved_database_url)
-    migrate(engine)
+    try:
+        engine = make_engine(settings.resolved_database_url)
+        migrate(engine)
+    except DatabaseUnavailableError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None
     return Session(engine)
 
 

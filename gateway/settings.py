@@ -16,6 +16,35 @@ from edge.protocol import MqttEndpoint, ProtocolError
 logger = logging.getLogger(__name__)
 
 
+_DATABASE_URL_HELP = (
+    "use sqlite:///relative/path.db, sqlite:////absolute/path.db or "
+    "postgresql://user:password@host:port/database"
+)
+
+
+def _sqlalchemy_url(url: str) -> str:
+    """``url`` for SQLAlchemy: psycopg 3 for PostgreSQL; ``ValueError`` for what we cannot use.
+
+    The message never repeats the URL, which may hold a password.
+    """
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    for plain in ("postgresql://", "postgres://"):
+        if url.startswith(plain):
+            url = "postgresql+psycopg://" + url[len(plain) :]
+    try:
+        drivername = make_url(url).drivername
+    except (ArgumentError, ValueError):
+        raise ValueError(f"not a database URL; {_DATABASE_URL_HELP}") from None
+    if drivername not in ("sqlite", "sqlite+pysqlite", "postgresql+psycopg"):
+        raise ValueError(
+            f"{drivername!r} is not a database kioskmatch runs on (SQLite, or PostgreSQL "
+            f"through psycopg 3); {_DATABASE_URL_HELP}"
+        )
+    return url
+
+
 class Mode(StrEnum):
     DEV = "dev"
     PRODUCTION = "production"
@@ -70,6 +99,13 @@ class GatewaySettings(BaseSettings):
                 raise ValueError(exc.reason) from None
         return value or None
 
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str | None) -> str | None:
+        if value:
+            _sqlalchemy_url(value)
+        return value or None
+
     @model_validator(mode="after")
     def _production_needs_key(self) -> GatewaySettings:
         if self.mode is Mode.PRODUCTION and self.secret_key is None:
@@ -83,11 +119,7 @@ class GatewaySettings(BaseSettings):
     @property
     def resolved_database_url(self) -> str:
         """The SQLAlchemy URL: psycopg 3 for PostgreSQL, SQLite under data_dir by default."""
-        url = self.database_url or f"sqlite:///{self.data_dir / 'kioskmatch.db'}"
-        for plain in ("postgresql://", "postgres://"):
-            if url.startswith(plain):
-                return "postgresql+psycopg://" + url[len(plain) :]
-        return url
+        return _sqlalchemy_url(self.database_url or f"sqlite:///{self.data_dir / 'kioskmatch.db'}")
 
     def resolved_secret_key(self) -> bytes:
         """The data-encryption key; in dev mode one is generated into data_dir with a warning."""

@@ -1,6 +1,6 @@
 """Storage: SQLModel tables, engine set-up and Alembic migrations (SQLite WAL or PostgreSQL)."""
 
-from gateway.db.engine import WalCheckpointer, make_engine, migrate
+from gateway.db.engine import DatabaseUnavailableError, WalCheckpointer, make_engine, migrate
 from gateway.db.models import (
     ApiKey,
     Appraisal,
@@ -19,6 +19,7 @@ __all__ = [
     "Appraisal",
     "AppraisalRequest",
     "CommandRow",
+    "DatabaseUnavailableError",
     "DeadLetter",
     "InboundMessage",
     "Kiosk",

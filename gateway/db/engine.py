@@ -10,11 +10,16 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, event
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlmodel import create_engine
 
 logger = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+
+
+class DatabaseUnavailableError(ConnectionError):
+    """The database cannot be reached (or its SQLite file cannot be opened)."""
 
 
 class RawJSON(str):
@@ -40,7 +45,13 @@ def make_engine(url: str, *, background_checkpoint: bool = False) -> Engine:
     if url.startswith("sqlite"):
         path = url.removeprefix("sqlite:///")
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise DatabaseUnavailableError(
+                    f"cannot create the folder of the SQLite database {path}: {exc}; "
+                    "check KIOSKMATCH_DATABASE_URL (or KIOSKMATCH_DATA_DIR)"
+                ) from exc
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": 30},
@@ -110,8 +121,20 @@ def alembic_config(url: str) -> Config:
 
 
 def migrate(engine: Engine) -> None:
-    """Apply pending migrations to the database ``engine`` points at."""
+    """Apply pending migrations to the database ``engine`` points at.
+
+    Raises ``DatabaseUnavailableError`` (naming the database, not its password) when it cannot
+    be reached: this is the first thing every gateway command does with it.
+    """
     cfg = alembic_config(engine.url.render_as_string(hide_password=False))
+    try:
+        engine.connect().close()
+    except (OperationalError, InterfaceError) as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        raise DatabaseUnavailableError(
+            f"cannot reach the database at {engine.url.render_as_string(hide_password=True)}: "
+            f"{reason}; check KIOSKMATCH_DATABASE_URL and that the database is running"
+        ) from exc
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
