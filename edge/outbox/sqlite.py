@@ -178,6 +178,8 @@ class SqliteOutbox:
             0
         ]
         if total <= self.max_bytes:
+            # Within budget, and this write went through: whatever raised the alarm is over.
+            self.disk_alarm = False
             return
         excess = total - self.max_bytes
         rows = self._db.execute(
@@ -196,6 +198,13 @@ class SqliteOutbox:
                 "outbox over %d bytes: dropped the %d oldest telemetry messages",
                 self.max_bytes,
                 len(dropped),
+            )
+        if excess > 0 and not self.disk_alarm:
+            logger.error(
+                "outbox at %s is over its %d-byte budget with messages it never drops "
+                "(appraisals, events): check the kiosk's connection to the broker",
+                self.path,
+                self.max_bytes,
             )
         self.disk_alarm = excess > 0
 

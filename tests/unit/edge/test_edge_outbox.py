@@ -150,3 +150,15 @@ def test_old_telemetry_is_dropped_but_appraisals_are_kept(tmp_path: Path) -> Non
     new = box.put(Channel.TELEMETRY, TelemetryBody(uptime_s=2))
     left = {i.message_id for i in box.due(limit=100)}
     assert left == {appraisal.message_id, new.message_id} and old.message_id not in left
+
+
+def test_the_budget_alarm_rises_and_clears_again(tmp_path: Path) -> None:
+    box = _outbox(tmp_path, "alarm.db", max_bytes=10_000)
+    queued = []
+    while not box.disk_alarm:  # appraisals are never dropped: past the budget, the alarm
+        queued.append(box.put(Channel.APPRAISALS, appraisal_body()).message_id)
+        assert len(queued) < 100, "the alarm never rose"
+    assert box.depth(Channel.APPRAISALS) == len(queued)
+    box.ack(queued)  # receipted: the outbox is empty again
+    box.put(Channel.TELEMETRY, TelemetryBody(uptime_s=1))
+    assert not box.disk_alarm
