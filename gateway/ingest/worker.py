@@ -8,11 +8,13 @@ nothing twice (the message_ids are known and are receipted again).
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
@@ -34,6 +36,26 @@ from gateway.services.ingest import Inbound, IngestOutcome, ingest_batch
 logger = logging.getLogger(__name__)
 
 RECEIPT_CHUNK = 1000  # message ids per receipt; keeps a receipt far below the 256 KiB limit
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a batch is decoded and stored.
+
+    Under load a batch holds hundreds of decoded reports (dozens of objects each) until its
+    commit, then frees them all at once by reference counting. A collection in between walks
+    them for nothing and promotes them to older generations that later collections walk again;
+    that was about a sixth of the gateway's CPU per appraisal (``benchmarks/ingest.py``). The
+    pause is process-wide and lasts one batch; the collector runs again right after it.
+    """
+    if not gc.isenabled():  # already off (paused, or by whoever runs us): leave it so
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 @dataclass(frozen=True)
@@ -152,7 +174,7 @@ class IngestWorker:
         delay = 0.5
         while True:
             try:
-                with self._session_factory() as session:
+                with collector_paused(), self._session_factory() as session:
                     outcome = ingest_batch(
                         session, [p.inbound for p in batch], photo_index=self._photo_index
                     )

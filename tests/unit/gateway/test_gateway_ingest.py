@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import gc
 import json
 from collections.abc import Iterator
 from datetime import timedelta
@@ -31,6 +32,7 @@ from gateway.db import (
     make_engine,
     migrate,
 )
+from gateway.ingest.worker import collector_paused
 from gateway.services.commands import deliver, issue_command
 from gateway.services.ingest import Inbound, ingest_batch
 from gateway.services.ops import stats
@@ -190,3 +192,23 @@ def test_unknown_message_ids_are_new_across_batches(engine: Engine) -> None:
         out = ingest_batch(s, msgs)
         assert (out.stored, out.duplicates) == (2, 3)
         assert len(s.exec(select(Appraisal)).all()) == 5
+
+
+def test_collector_is_paused_for_a_batch_and_back_after_it_even_on_failure() -> None:
+    assert gc.isenabled()
+    with collector_paused():
+        assert not gc.isenabled()
+        with collector_paused():  # nested: the inner one leaves the outer pause alone
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError), collector_paused():
+        raise RuntimeError("the database went away")
+    assert gc.isenabled()
+    gc.disable()  # whoever runs us turned it off: we do not turn it on
+    try:
+        with collector_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
