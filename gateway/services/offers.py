@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import text, update
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import Select
 
@@ -118,6 +118,7 @@ def match_loan_request(
     if getattr(claimed, "rowcount", 1) != 1:
         session.rollback()
         return 0
+    serialise_match_inserts(session)
     session.add_all(rows)
     webhooks.enqueue(session, rows, now=now)  # committed with the matches: none is lost
     loan.matched_at = now
@@ -132,6 +133,24 @@ def match_loan_request(
         len(results),
     )
     return len(results)
+
+
+# Any constant shared by every gateway process on one database ("kmma").
+_MATCH_INSERT_LOCK = 0x6B6D6D61
+
+
+def serialise_match_inserts(session: Session) -> None:
+    """Make this transaction's matches become visible in ``seq`` order with everyone else's.
+
+    A lender's pull cursor moves by ``seq``. On PostgreSQL a ``seq`` is taken at INSERT but seen
+    at COMMIT: with two gateway workers, a transaction holding seq 7 could commit after one
+    holding seq 8, and a lender who had pulled 8 would never see 7. A transaction-scoped
+    advisory lock, taken before the rows are inserted and released by the commit, makes
+    inserting and committing matches one at a time (each holds it for a few milliseconds).
+    SQLite needs nothing: it has one writer at a time.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MATCH_INSERT_LOCK})
 
 
 def match_row(
