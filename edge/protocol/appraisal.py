@@ -13,7 +13,11 @@ from typing import Annotated, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 currency code")]
-MinorUnits = Annotated[int, Field(ge=0, description="Money in integer minor units (cents)")]
+INT64_MAX = 2**63 - 1
+"""The largest integer SQLite and PostgreSQL (BIGINT) store: the bound of those reaching columns."""
+MinorUnits = Annotated[
+    int, Field(ge=0, le=INT64_MAX, description="Money in integer minor units (cents)")
+]
 
 
 class WireModel(BaseModel):

@@ -16,9 +16,16 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Generic, TypeVar, cast
 
-from pydantic import AwareDatetime, Field, ValidationError, field_serializer, model_validator
+from pydantic import (
+    AwareDatetime,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_serializer,
+    model_validator,
+)
 
-from edge.protocol.appraisal import AppraisalBody, WireModel
+from edge.protocol.appraisal import INT64_MAX, AppraisalBody, WireModel
 from edge.protocol.errors import PayloadTooLargeError, ProtocolError, UnsupportedSchemaError
 from edge.protocol.topics import KIOSK_ID_PATTERN, Channel, ParsedTopic, parse_topic
 
@@ -34,6 +41,9 @@ UUIDStr = Annotated[
 
 
 class TelemetryBody(WireModel):
+    # Stored as JSON, which has no NaN or Infinity (PostgreSQL's JSON column refuses them).
+    model_config = WireModel.model_config | ConfigDict(allow_inf_nan=False)
+
     uptime_s: float = Field(ge=0)
     cpu_percent: float | None = Field(None, ge=0)
     memory_percent: float | None = Field(None, ge=0, le=100)
@@ -99,7 +109,7 @@ class Envelope(WireModel, Generic[BodyT]):
     schema_: str = Field(alias="schema", pattern=r"^kioskmatch\.[a-z]+/[0-9]+$")
     message_id: UUIDStr
     kiosk_id: str = Field(pattern=KIOSK_ID_PATTERN)
-    seq: int | None = Field(None, ge=0)
+    seq: int | None = Field(None, ge=0, le=INT64_MAX)
     created_at: AwareDatetime
     body: BodyT
 
@@ -211,8 +221,8 @@ def encode_receipt(
         raise ProtocolError(f"{bad!r} is not a lower-case UUID")
     if not _KIOSK_ID.fullmatch(kiosk_id):
         raise ProtocolError(f"{kiosk_id!r} is not a kiosk id")
-    if seq < 0:
-        raise ProtocolError("seq must not be negative")
+    if not 0 <= seq <= INT64_MAX:
+        raise ProtocolError(f"seq must be from 0 to {INT64_MAX}")
     envelope = {
         "schema": SCHEMA_FOR_CHANNEL[Channel.RECEIPTS],
         "message_id": message_id or new_id(),

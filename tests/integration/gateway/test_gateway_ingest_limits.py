@@ -1,50 +1,99 @@
-"""Ingest on PostgreSQL refuses what PostgreSQL cannot store as a dead letter, never a crash."""
+"""What a database cannot store is a dead letter (receipted), never a crashed ingest.
+
+Payloads that pass JSON parsing but that SQLite or PostgreSQL would refuse at commit: a NUL in a
+string (PostgreSQL text), an integer past 64 bits (both), an infinite float in telemetry (the
+PostgreSQL JSON column). The worker retries only connection errors, so any other failed commit
+would stop ingest altogether.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
+from sqlalchemy import Engine
 from sqlmodel import Session, func, select
 
-from edge.protocol import Channel, EventBody, EventKind, encode, make_envelope, topic_for
+from edge.protocol import (
+    Channel,
+    EventBody,
+    EventKind,
+    TelemetryBody,
+    encode,
+    make_envelope,
+    topic_for,
+)
 from gateway.db import Appraisal, DeadLetter, make_engine, migrate
 from gateway.services.ingest import Inbound, ingest_batch
 from gateway.settings import GatewaySettings
 from tests.support.factories import appraisal_body
-from tests.support.services import Postgres
 
-pytestmark = pytest.mark.postgres
-
-KIOSK = "pg-kiosk-1"
+KIOSK = "limits-kiosk-1"
 
 
-@pytest.mark.parametrize("channel", [Channel.APPRAISALS, Channel.EVENTS])
-def test_a_nul_character_is_a_dead_letter(postgres_db: Postgres, channel: Channel) -> None:
-    engine = make_engine(GatewaySettings(database_url=postgres_db.url).resolved_database_url)
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def engine(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Engine]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'gw.db'}"
+    else:
+        url = GatewaySettings(
+            database_url=request.getfixturevalue("postgres_db").url
+        ).resolved_database_url
+    engine = make_engine(url)
     migrate(engine)
-    body = (
-        appraisal_body(vin="1G1\u0000ZB5ST7")  # a text column
-        if channel is Channel.APPRAISALS
-        else EventBody(kind=EventKind.INSPECTION_PROGRESS, detail="retake\u0000")
-    )
-    bad = make_envelope(KIOSK, body, seq=1)
+    yield engine
+    engine.dispose()
+
+
+def _edit(channel: Channel, body: Any, change: Callable[[dict[str, Any]], None]) -> bytes:
+    raw = json.loads(encode(make_envelope(KIOSK, body, seq=1)))
+    change(raw)
+    return json.dumps(raw).encode().replace(b'"INFINITY"', b"Infinity")
+
+
+CASES = {
+    "nul in a VIN": (Channel.APPRAISALS, appraisal_body(vin="1G1\u0000ZB5ST7"), lambda r: None),
+    "nul in an event": (
+        Channel.EVENTS,
+        EventBody(kind=EventKind.INSPECTION_PROGRESS, detail="retake\u0000"),
+        lambda r: None,
+    ),
+    "seq past 64 bits": (
+        Channel.TELEMETRY,
+        TelemetryBody(uptime_s=1),
+        lambda r: r.update(seq=2**63),
+    ),
+    "value past 64 bits": (
+        Channel.APPRAISALS,
+        appraisal_body(),
+        lambda r: r["body"]["valuation"].update(value_minor=2**64),
+    ),
+    "infinite telemetry": (
+        Channel.TELEMETRY,
+        TelemetryBody(uptime_s=1),
+        lambda r: r["body"].update(temperature_c="INFINITY"),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_what_the_database_cannot_hold_is_a_dead_letter(engine: Engine, case: str) -> None:
+    channel, body, change = CASES[case]
+    bad = _edit(channel, body, change)
     good = make_envelope(KIOSK, appraisal_body(), seq=2)
-    try:
-        with Session(engine) as session:
-            outcome = ingest_batch(
-                session,
-                [
-                    Inbound(topic_for(KIOSK, channel), encode(bad)),
-                    Inbound(topic_for(KIOSK, Channel.APPRAISALS), encode(good)),
-                ],
-            )
-            assert (outcome.dead_letters, outcome.stored) == (1, 1)
-            # Receipted, so the kiosk lets go of a message that resending would never help.
-            assert outcome.receipts == {KIOSK: [bad.message_id, good.message_id]}
-            letter = session.exec(select(DeadLetter)).one()
-            assert "NUL" in letter.reason
-            assert json.loads(letter.payload)["message_id"] == bad.message_id
-            assert session.exec(select(func.count()).select_from(Appraisal)).one() == 1
-    finally:
-        engine.dispose()
+    with Session(engine) as session:
+        outcome = ingest_batch(
+            session,
+            [
+                Inbound(topic_for(KIOSK, channel), bad),
+                Inbound(topic_for(KIOSK, Channel.APPRAISALS), encode(good)),
+            ],
+        )
+        assert (outcome.dead_letters, outcome.stored) == (1, 1)
+        # Receipted, so the kiosk lets go of a message that resending would never help.
+        bad_id = json.loads(bad)["message_id"]
+        assert outcome.receipts == {KIOSK: [bad_id, good.message_id]}
+        assert json.loads(session.exec(select(DeadLetter)).one().payload)["message_id"] == bad_id
+        assert session.exec(select(func.count()).select_from(Appraisal)).one() == 1
