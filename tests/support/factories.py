@@ -71,3 +71,21 @@ def appraisal_body(
         ),
     )
     return body.model_copy(update=overrides) if overrides else body
+
+
+def stored_match(lender_org: str, **fields: Any) -> Any:
+    """A stored match row of ``lender_org`` (a ``gateway.db.MatchRow``), eligible by default."""
+    from gateway.db import MatchRow
+
+    values: dict[str, Any] = {
+        "id": new_id(),
+        "appraisal_id": new_id(),
+        "loan_request_id": new_id(),
+        "lender_org": lender_org,
+        "program_id": "p",
+        "program_version": "1",
+        "eligible": True,
+        "result": {},
+        "created_at": datetime.now(UTC),
+    }
+    return MatchRow(**{**values, **fields})

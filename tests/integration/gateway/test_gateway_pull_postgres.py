@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import json
 import threading
-from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from edge.protocol import new_id
 from gateway.db import MatchRow, make_engine, migrate
 from gateway.services.lenders import pull_matches_json
 from gateway.services.offers import serialise_match_inserts
 from gateway.settings import GatewaySettings
+from tests.support.factories import stored_match
 from tests.support.services import Postgres
 
 pytestmark = pytest.mark.postgres
@@ -23,17 +22,8 @@ LENDER = "Harbor Bank"
 
 
 def _row() -> MatchRow:
-    return MatchRow(
-        id=new_id(),
-        appraisal_id=new_id(),
-        loan_request_id=new_id(),
-        lender_org=LENDER,
-        program_id="harbor-used",
-        program_version="1",
-        eligible=True,
-        result={},
-        created_at=datetime.now(UTC),
-    )
+    row: MatchRow = stored_match(LENDER)
+    return row
 
 
 def _pull(engine: Engine, cursor: str | None = None) -> dict[str, object]:

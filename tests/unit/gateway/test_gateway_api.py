@@ -9,13 +9,13 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import select
 
-from edge.protocol import new_id
 from gateway.api.app import create_app
 from gateway.api.schemas import MatchPublic, Page
 from gateway.context import GatewayContext
 from gateway.db import CommandRow, LoanRequestRow, MatchRow, make_engine, migrate
 from gateway.services.keys import Role, create_key
 from gateway.services.sealing import Sealer
+from tests.support.factories import stored_match
 
 
 class FakeLink:
@@ -55,13 +55,8 @@ def _matches(context: GatewayContext, lender: str, n: int) -> None:
     with context.session() as s:
         for i in range(n):
             s.add(
-                MatchRow(
-                    id=new_id(),
-                    appraisal_id=new_id(),
-                    loan_request_id=new_id(),
-                    lender_org=lender,
-                    program_id="p",
-                    program_version="1",
+                stored_match(
+                    lender,
                     eligible=i % 2 == 0,
                     result={"i": i},
                     created_at=datetime.now(UTC) - timedelta(minutes=n - i),

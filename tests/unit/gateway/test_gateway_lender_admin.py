@@ -14,7 +14,6 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import select
 
-from edge.protocol import new_id
 from gateway.api.app import create_app
 from gateway.context import GatewayContext
 from gateway.db import MatchRow, make_engine, migrate
@@ -24,6 +23,7 @@ from gateway.services import webhooks
 from gateway.services.keys import Role, create_key
 from gateway.services.programs import active_programs
 from gateway.services.sealing import Sealer
+from tests.support.factories import stored_match
 
 PROGRAM = (sample_programs_dir() / "first-harbor-bank-used-auto.yaml").read_text()
 
@@ -150,18 +150,7 @@ def test_programs_of_two_lenders_under_one_id_stored_earlier_do_not_stop_matchin
 
 def _match(context: GatewayContext, lender: str) -> MatchRow:
     with context.session() as s:
-        row = MatchRow(
-            id=new_id(),
-            appraisal_id=new_id(),
-            loan_request_id=new_id(),
-            lender_org=lender,
-            program_id="p",
-            program_version="1",
-            eligible=True,
-            apr_percent=7.5,
-            result={"reasons": []},
-            created_at=datetime.now(UTC),
-        )
+        row: MatchRow = stored_match(lender, apr_percent=7.5, result={"reasons": []})
         s.add(row)
         webhooks.enqueue(s, [row])
         s.commit()
