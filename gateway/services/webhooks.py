@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 import httpx
+from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from edge.protocol import new_id
@@ -32,6 +33,8 @@ MAX_ATTEMPTS = 12
 FIRST_RETRY_S = 10.0
 MAX_RETRY_S = 3600.0
 TOLERANCE_S = 300
+# A delivery being sent is its sender's for this long: well beyond one attempt's HTTP timeout.
+CLAIM_S = 120.0
 
 
 def sign(secret: str, body: bytes, *, timestamp: int | None = None) -> str:
@@ -156,52 +159,94 @@ def deliver_due(
     now: datetime | None = None,
     limit: int = 50,
 ) -> int:
-    """Attempt every due delivery once; returns how many were attempted."""
+    """Attempt every due delivery once; returns how many were attempted.
+
+    Each delivery is claimed in a commit of its own before it is sent (its next attempt moved
+    :data:`CLAIM_S` ahead), and its outcome is committed right after: two gateway processes on
+    one database never send the same delivery at once, and a crash in the middle of a send
+    leaves that delivery due again once the claim lapses, the attempt counted.
+    """
     now = now or datetime.now(UTC)
     due = session.exec(
-        select(WebhookDelivery)
+        select(WebhookDelivery.id)
         .where(WebhookDelivery.state == "pending", col(WebhookDelivery.next_attempt_at) <= now)
         .order_by(col(WebhookDelivery.next_attempt_at))
         .limit(limit)
     ).all()
-    for delivery in due:
-        sub = session.get(WebhookSubscription, delivery.subscription_id)
-        if sub is None or not sub.active:
-            delivery.state = "failed"
-            delivery.last_error = "the subscription was removed"
-            continue
-        secret = str(sealer.open(sub.secret_sealed)["secret"])
-        body = delivery.payload.encode()
-        delivery.attempts += 1
-        try:
-            response = client.post(
-                sub.url,
-                content=body,
-                headers={"Content-Type": "application/json", SIGNATURE_HEADER: sign(secret, body)},
-            )
-            delivery.last_status = response.status_code
-            ok = 200 <= response.status_code < 300
-            delivery.last_error = None if ok else f"HTTP {response.status_code}"
-        except httpx.HTTPError as exc:
-            ok = False
-            delivery.last_status = None
-            delivery.last_error = f"{type(exc).__name__}: {exc}"[:500]
-        if ok:
-            delivery.state = "delivered"
-            delivery.delivered_at = now
-        elif delivery.attempts >= MAX_ATTEMPTS:
-            delivery.state = "failed"
-            logger.warning(
-                "webhook delivery %s to %s failed %d times (%s); kept for the lender to retry",
-                delivery.id,
-                sub.url,
-                delivery.attempts,
-                delivery.last_error,
-            )
-        else:
-            delivery.next_attempt_at = now + backoff(delivery.attempts)
+    session.rollback()  # end the read: each claim below is its own short write
+    attempted = 0
+    for delivery_id in due:
+        delivery = _claim(session, delivery_id, now)
+        if delivery is not None:
+            _attempt(session, sealer, client, delivery, now)
+            session.commit()
+            attempted += 1
+    return attempted
+
+
+def _claim(session: Session, delivery_id: str, now: datetime) -> WebhookDelivery | None:
+    """The delivery, counted as attempted and claimed by us; ``None`` when someone else has it."""
+    claimed = session.execute(
+        update(WebhookDelivery)
+        .where(
+            col(WebhookDelivery.id) == delivery_id,
+            col(WebhookDelivery.state) == "pending",
+            col(WebhookDelivery.next_attempt_at) <= now,
+        )
+        .values(
+            next_attempt_at=now + timedelta(seconds=CLAIM_S),
+            attempts=col(WebhookDelivery.attempts) + 1,
+        )
+    )
     session.commit()
-    return len(due)
+    if getattr(claimed, "rowcount", 0) != 1:
+        return None
+    return session.get(WebhookDelivery, delivery_id)
+
+
+def _attempt(
+    session: Session,
+    sealer: Sealer,
+    client: httpx.Client,
+    delivery: WebhookDelivery,
+    now: datetime,
+) -> None:
+    """Send a claimed delivery once and record what happened (not committed)."""
+    sub = session.get(WebhookSubscription, delivery.subscription_id)
+    if sub is None or not sub.active:
+        delivery.state = "failed"
+        delivery.last_error = "the subscription was removed"
+        return
+    secret = str(sealer.open(sub.secret_sealed)["secret"])
+    body = delivery.payload.encode()
+    try:
+        response = client.post(
+            sub.url,
+            content=body,
+            headers={"Content-Type": "application/json", SIGNATURE_HEADER: sign(secret, body)},
+        )
+        delivery.last_status = response.status_code
+        ok = 200 <= response.status_code < 300
+        delivery.last_error = None if ok else f"HTTP {response.status_code}"
+    except httpx.HTTPError as exc:
+        ok = False
+        delivery.last_status = None
+        delivery.last_error = f"{type(exc).__name__}: {exc}"[:500]
+    if ok:
+        delivery.state = "delivered"
+        delivery.delivered_at = now
+    elif delivery.attempts >= MAX_ATTEMPTS:
+        delivery.state = "failed"
+        logger.warning(
+            "webhook delivery %s to %s failed %d times (%s); kept for the lender to retry",
+            delivery.id,
+            sub.url,
+            delivery.attempts,
+            delivery.last_error,
+        )
+    else:
+        delivery.next_attempt_at = now + backoff(delivery.attempts)
+    session.add(delivery)
 
 
 def list_deliveries(

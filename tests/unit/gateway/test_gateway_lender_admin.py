@@ -3,6 +3,7 @@ from __future__ import annotations
 import base64
 import json
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -212,6 +213,37 @@ def test_deliveries_retry_with_backoff_then_are_kept(
     with context.session() as s:
         webhooks.deliver_due(s, context.sealer, http)
         assert s.exec(select(WebhookDelivery)).one().state == "delivered"
+
+
+def test_two_gateways_never_send_one_delivery_twice(context: GatewayContext) -> None:
+    with context.session() as s:
+        webhooks.subscribe(s, context.sealer, lender_org="L", url="https://lender.test/hook")
+    ids = {_match(context, "L").id for _ in range(4)}
+    sent: list[str] = []
+    both_in = threading.Barrier(2)
+
+    def slow_receiver(request: httpx.Request) -> httpx.Response:
+        sent.append(json.loads(request.content)["match"]["id"])
+        time.sleep(0.2)  # long enough for the other gateway to look at the same rows
+        return httpx.Response(204)
+
+    def gateway() -> None:
+        with (
+            context.session() as s,
+            httpx.Client(transport=httpx.MockTransport(slow_receiver)) as http,
+        ):
+            both_in.wait(5)
+            webhooks.deliver_due(s, context.sealer, http)
+
+    threads = [threading.Thread(target=gateway) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sorted(sent) == sorted(ids)  # each match once, none twice
+    with context.session() as s:
+        rows = s.exec(select(WebhookDelivery)).all()
+        assert {(r.state, r.attempts) for r in rows} == {("delivered", 1)}
 
 
 def test_delivery_to_a_real_http_receiver(context: GatewayContext) -> None:
