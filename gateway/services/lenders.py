@@ -6,7 +6,8 @@ import json
 from datetime import datetime
 
 from sqlalchemy import select as sa_select
-from sqlmodel import Session, select
+from sqlalchemy import update
+from sqlmodel import Session, col, select
 
 from gateway.api.schemas import MatchPublic, as_utc
 from gateway.db.models import MatchRow
@@ -60,13 +61,32 @@ def pull_matches_json(
 
 
 def decide(session: Session, *, lender_org: str, match_id: str, decision: str) -> MatchPublic:
-    row = session.exec(select(MatchRow).where(MatchRow.id == match_id)).first()
+    """Accept or decline a pending offer; the same decision again is a no-op.
+
+    The change is one conditional UPDATE (pending → decision), so of two decisions sent at
+    once exactly one wins and the other gets a conflict, on any database and any number of
+    gateway processes; a decision never overwrites another.
+    """
+    changed = session.execute(
+        update(MatchRow)
+        .where(
+            col(MatchRow.id) == match_id,
+            col(MatchRow.lender_org) == lender_org,
+            col(MatchRow.eligible) == True,  # noqa: E712
+            col(MatchRow.decision) == "pending",
+        )
+        .values(decision=decision)
+    )
+    session.commit()
+    row = session.exec(
+        select(MatchRow)
+        .where(MatchRow.id == match_id)
+        .execution_options(populate_existing=True)  # what is stored now, not what we had read
+    ).first()
     if row is None or row.lender_org != lender_org:
         raise NotFoundError(f"match {match_id} does not exist for lender {lender_org!r}")
     if not row.eligible:
         raise ConflictError("this match is not eligible: there is no offer to accept or decline")
-    if row.decision not in ("pending", decision):
+    if getattr(changed, "rowcount", 0) != 1 and row.decision != decision:
         raise ConflictError(f"this match was already {row.decision}")
-    row.decision = decision
-    session.commit()
     return match_public(row)

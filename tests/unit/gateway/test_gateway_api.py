@@ -13,6 +13,8 @@ from gateway.api.app import create_app
 from gateway.api.schemas import MatchPublic, Page
 from gateway.context import GatewayContext
 from gateway.db import CommandRow, LoanRequestRow, MatchRow, make_engine, migrate
+from gateway.errors import ConflictError
+from gateway.services import lenders
 from gateway.services.keys import Role, create_key
 from gateway.services.sealing import Sealer
 from tests.support.factories import stored_match
@@ -177,6 +179,25 @@ def test_lender_cannot_decide_on_another_lenders_match(
         f"/v1/lender/matches/{match_id}/decision", headers=b, json={"decision": "declined"}
     )
     assert again.status_code == 409
+
+
+def test_of_two_decisions_at_once_one_wins_and_the_other_is_a_conflict(
+    context: GatewayContext,
+) -> None:
+    _matches(context, "Lender B", 1)
+    with context.session() as slow, context.session() as fast:
+        # The slow request has read the match while it was still pending ...
+        match = slow.exec(select(MatchRow)).one()
+        assert match.decision == "pending"
+        # ... when another request declines it.
+        lenders.decide(fast, lender_org="Lender B", match_id=match.id, decision="declined")
+        with pytest.raises(ConflictError, match="already declined"):
+            lenders.decide(slow, lender_org="Lender B", match_id=match.id, decision="accepted")
+        assert (
+            lenders.decide(slow, lender_org="Lender B", match_id=match.id, decision="declined")
+        ).decision == "declined"  # the same decision again is no conflict
+    with context.session() as s:
+        assert s.exec(select(MatchRow.decision)).one() == "declined"
 
 
 def test_dealer_starts_an_appraisal_with_encrypted_masked_applicant(
