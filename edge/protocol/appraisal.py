@@ -90,9 +90,9 @@ class MaskedArea(WireModel):
 
 
 class PhotoRecord(WireModel):
-    view: str
+    view: str = Field(max_length=32)
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-    phash: str | None = None
+    phash: str | None = Field(None, max_length=16, description="64-bit perceptual hash, hex")
     passed: bool
     reasons: list[str] = Field(default_factory=list)
     metrics: dict[str, float] = Field(default_factory=dict)

@@ -55,7 +55,7 @@ class TelemetryBody(WireModel):
     model_versions: dict[str, str] = Field(default_factory=dict)
     config_version: str | None = None
     obd_adapter_state: str | None = None
-    agent_version: str | None = None
+    agent_version: str | None = Field(None, max_length=64)
 
 
 class EventKind(StrEnum):
@@ -82,7 +82,7 @@ class KioskState(StrEnum):
 
 class StatusBody(WireModel):
     state: KioskState
-    agent_version: str | None = None
+    agent_version: str | None = Field(None, max_length=64)
 
 
 class CommandKind(StrEnum):

@@ -59,7 +59,8 @@ class Appraisal(SQLModel, table=True):
     appraisal_id: str = Field(primary_key=True, max_length=36)
     message_id: str = Field(unique=True, max_length=36)
     kiosk_id: str = Field(index=True, max_length=64)
-    vin: str | None = Field(default=None, index=True, max_length=17)
+    # As read, so not always 17 characters (the report's vin_valid says whether it is a VIN).
+    vin: str | None = Field(default=None, index=True)
     status: str = Field(max_length=32)
     value_minor: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     currency: str = Field(default="USD", max_length=3)
@@ -84,7 +85,7 @@ class AppraisalPhoto(SQLModel, table=True):
     sha256: str = Field(index=True, max_length=64)
     view: str = Field(max_length=32)
     phash: str | None = Field(default=None, max_length=16)
-    vin: str | None = Field(default=None, max_length=17)
+    vin: str | None = None  # as read, like Appraisal.vin
 
 
 class DeadLetter(SQLModel, table=True):

@@ -2,8 +2,8 @@
 
 Payloads that pass JSON parsing but that SQLite or PostgreSQL would refuse at commit: a NUL in a
 string (PostgreSQL text), an integer past 64 bits (both), an infinite float in telemetry (the
-PostgreSQL JSON column). The worker retries only connection errors, so any other failed commit
-would stop ingest altogether.
+PostgreSQL JSON column), a string longer than its column (PostgreSQL). The worker retries only
+connection errors, so any other failed commit would stop ingest altogether.
 """
 
 from __future__ import annotations
@@ -20,6 +20,9 @@ from edge.protocol import (
     Channel,
     EventBody,
     EventKind,
+    KioskState,
+    PhotoRecord,
+    StatusBody,
     TelemetryBody,
     encode,
     make_envelope,
@@ -70,6 +73,21 @@ CASES = {
         appraisal_body(),
         lambda r: r["body"]["valuation"].update(value_minor=2**64),
     ),
+    "a long agent version": (
+        Channel.TELEMETRY,
+        TelemetryBody(uptime_s=1),
+        lambda r: r["body"].update(agent_version="9" * 65),
+    ),
+    "a long photo view": (
+        Channel.APPRAISALS,
+        appraisal_body(photos=[PhotoRecord(view="front", sha256="a" * 64, passed=True)]),
+        lambda r: r["body"]["photos"][0].update(view="v" * 33),
+    ),
+    "a long phash": (
+        Channel.APPRAISALS,
+        appraisal_body(photos=[PhotoRecord(view="front", sha256="a" * 64, passed=True)]),
+        lambda r: r["body"]["photos"][0].update(phash="f" * 17),
+    ),
     "infinite telemetry": (
         Channel.TELEMETRY,
         TelemetryBody(uptime_s=1),
@@ -97,3 +115,31 @@ def test_what_the_database_cannot_hold_is_a_dead_letter(engine: Engine, case: st
         assert outcome.receipts == {KIOSK: [bad_id, good.message_id]}
         assert json.loads(session.exec(select(DeadLetter)).one().payload)["message_id"] == bad_id
         assert session.exec(select(func.count()).select_from(Appraisal)).one() == 1
+
+
+def test_a_long_status_agent_version_is_a_dead_letter(engine: Engine) -> None:
+    raw = json.loads(encode(make_envelope(KIOSK, StatusBody(state=KioskState.ONLINE), seq=None)))
+    raw["body"]["agent_version"] = "9" * 65
+    with Session(engine) as session:
+        outcome = ingest_batch(
+            session, [Inbound(topic_for(KIOSK, Channel.STATUS), json.dumps(raw).encode())]
+        )
+        assert outcome.dead_letters == 1
+
+
+def test_a_vin_as_read_is_stored_whatever_its_length(engine: Engine) -> None:
+    # A clone adapter's extra legacy frame: 20 characters, flagged invalid on the kiosk. The
+    # report keeps what was read; the appraisal must not be refused (or crash the commit).
+    body = appraisal_body(vin="1G1ZB5ST7KF123456ABC")
+    with Session(engine) as session:
+        outcome = ingest_batch(
+            session,
+            [
+                Inbound(
+                    topic_for(KIOSK, Channel.APPRAISALS), encode(make_envelope(KIOSK, body, seq=1))
+                )
+            ],
+        )
+        assert (outcome.dead_letters, outcome.new_appraisals) == (0, [body.appraisal_id])
+        stored = session.get(Appraisal, body.appraisal_id)
+        assert stored is not None and stored.vin == "1G1ZB5ST7KF123456ABC"
