@@ -8,11 +8,15 @@ connection errors, so any other failed commit would stop ingest altogether.
 
 from __future__ import annotations
 
+import copy
 import json
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import Engine
 from sqlmodel import Session, func, select
 
@@ -143,3 +147,74 @@ def test_a_vin_as_read_is_stored_whatever_its_length(engine: Engine) -> None:
         assert (outcome.dead_letters, outcome.new_appraisals) == (0, [body.appraisal_id])
         stored = session.get(Appraisal, body.appraisal_id)
         assert stored is not None and stored.vin == "1G1ZB5ST7KF123456ABC"
+
+
+def _samples() -> dict[Channel, dict[str, Any]]:
+    photo = PhotoRecord(
+        view="front", sha256="a" * 64, phash="0" * 16, passed=True, metrics={"blur": 1.0}
+    )
+    bodies: dict[Channel, Any] = {
+        Channel.APPRAISALS: appraisal_body(photos=[photo]),
+        Channel.TELEMETRY: TelemetryBody(
+            uptime_s=1, cpu_percent=5, temperature_c=40, agent_version="1", config_version="1"
+        ),
+        Channel.EVENTS: EventBody(kind=EventKind.COMMAND_DONE, command_id=str(uuid.uuid4())),
+        Channel.STATUS: StatusBody(state=KioskState.ONLINE, agent_version="1"),
+    }
+    return {
+        channel: json.loads(
+            encode(make_envelope(KIOSK, body, seq=None if channel is Channel.STATUS else 1))
+        )
+        for channel, body in bodies.items()
+    }
+
+
+SAMPLES = _samples()
+
+
+def _leaves(value: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            yield from _leaves(inner, (*path, key))
+    elif isinstance(value, list):
+        for index, inner in enumerate(value[:2]):
+            yield from _leaves(inner, (*path, index))
+    else:
+        yield path
+
+
+extremes = st.one_of(
+    st.integers(min_value=2**62, max_value=2**80),
+    st.integers(min_value=-(2**80), max_value=-1),
+    st.sampled_from(["NaN", "Infinity", "-Infinity", "1e400"]).map(lambda t: ("raw", t)),
+    st.text(max_size=300),
+    st.text(alphabet=st.sampled_from("0aZ\u0000é\u202e"), min_size=60, max_size=70),
+    st.none(),
+)
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(data=st.data())
+def test_no_payload_makes_ingest_raise(engine: Engine, data: st.DataObject) -> None:
+    """Valid envelopes with one value pushed to an extreme: stored or a dead letter, no error."""
+    channel = data.draw(st.sampled_from(sorted(SAMPLES)))
+    raw = copy.deepcopy(SAMPLES[channel])
+    raw["message_id"] = str(uuid.uuid4())
+    if channel is Channel.APPRAISALS:
+        raw["body"]["appraisal_id"] = str(uuid.uuid4())
+    path = data.draw(st.sampled_from(sorted(_leaves(raw), key=repr)))
+    value = data.draw(extremes)
+    target = raw
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = "RAW-TOKEN" if isinstance(value, tuple) else value
+    payload = json.dumps(raw).encode()
+    if isinstance(value, tuple):
+        payload = payload.replace(b'"RAW-TOKEN"', value[1].encode())
+    with Session(engine) as session:
+        outcome = ingest_batch(session, [Inbound(topic_for(KIOSK, channel), payload)])
+    assert outcome.stored + outcome.dead_letters == 1
