@@ -38,11 +38,18 @@ def collect_program_files(paths: Iterable[Path]) -> list[Path]:
 
 
 def store_program(session: Session, program: LenderProgram, *, lender_org: str) -> LenderProgramRow:
-    """Store ``program`` for ``lender_org``; it replaces older active versions of the same id.
+    """Store a new version of a lender's program (an identical copy of a stored one is a no-op).
+
+    Versions only go up: a version lower than one already stored, or a stored version with
+    different content, is refused (:class:`ConflictError`), so a lender's versions always mean
+    one document each. Several versions may be active at once (a rate sheet is often published
+    before the day it takes effect): on any day the highest version in force applies (see
+    :func:`active_programs`). An older version the new one covers for the rest of its days is
+    retired (``active`` false).
 
     A ``program_id`` belongs to the lender that first stored it: matches are attributed to
-    lenders by program id, so another lender's program under the same id is refused
-    (:class:`ConflictError`) rather than taking over or clashing with the owner's.
+    lenders by program id, so another lender's program under the same id is refused rather than
+    taking over or clashing with the owner's.
     """
     owner = session.exec(
         select(LenderProgramRow.lender_org)
@@ -57,27 +64,67 @@ def store_program(session: Session, program: LenderProgram, *, lender_org: str) 
             f"program_id {program.program_id!r} is already used by another lender; "
             "choose a program_id of your own (e.g. prefixed with your name)"
         )
-    older = session.exec(
+    stored = session.exec(
         select(LenderProgramRow).where(
             LenderProgramRow.lender_org == lender_org,
             LenderProgramRow.program_id == program.program_id,
-            LenderProgramRow.active == True,  # noqa: E712  (SQL expression)
         )
     ).all()
-    for row in older:
-        row.active = False
+    document = program.model_dump(mode="json")
+    for row in stored:
+        if int(row.version) != program.version:
+            continue
+        if row.document == document:
+            return row
+        raise ConflictError(
+            f"version {program.version} of program {program.program_id!r} is already stored "
+            "with other content; give the changed program a higher version"
+        )
+    newest = max((int(r.version) for r in stored), default=0)
+    if program.version < newest:
+        raise ConflictError(
+            f"version {program.version} of program {program.program_id!r} is older than the "
+            f"stored version {newest}; give the program a version above {newest}"
+        )
+    today = datetime.now(UTC).date()
+    for row in stored:
+        if row.active and _covers(program, LenderProgram.model_validate(row.document), today):
+            row.active = False
+            session.add(row)
     row = LenderProgramRow(
         lender_org=lender_org,
         program_id=program.program_id,
         version=str(program.version),
         active=True,
-        document=program.model_dump(mode="json"),
+        document=document,
         uploaded_at=datetime.now(UTC),
     )
     session.add(row)
     session.commit()
     session.refresh(row)
     return row
+
+
+def _covers(new: LenderProgram, old: LenderProgram, today: date) -> bool:
+    """Whether ``new`` is in force on every remaining day of ``old`` (from today on)."""
+    starts = max(old.effective_from, today)
+    if new.effective_from > starts:
+        return False
+    if new.effective_to is None:
+        return True
+    return old.effective_to is not None and new.effective_to >= old.effective_to
+
+
+def is_stored(session: Session, program: LenderProgram, *, lender_org: str) -> bool:
+    """Whether this very version, with this content, is stored for ``lender_org`` already."""
+    rows = session.exec(
+        select(LenderProgramRow.document).where(
+            LenderProgramRow.lender_org == lender_org,
+            LenderProgramRow.program_id == program.program_id,
+            LenderProgramRow.version == str(program.version),
+        )
+    ).all()
+    return program.model_dump(mode="json") in rows
 
 
 def store_program_file(session: Session, path: Path, *, lender_org: str | None) -> LenderProgramRow:
@@ -117,7 +164,7 @@ def active_programs(session: Session, *, on: date, lender_org: str | None = None
         cached = _cache.get(key)
     if cached is not None:
         return cached
-    in_force = []
+    in_force: dict[str, tuple[LenderProgramRow, LenderProgram]] = {}
     owners: dict[str, str] = {}
     for row in rows:
         program = LenderProgram.model_validate(row.document)
@@ -134,12 +181,16 @@ def active_programs(session: Session, *, on: date, lender_org: str | None = None
                 owners[program.program_id],
             )
             continue
-        in_force.append((row, program))
+        # Of a program's versions in force that day, the highest applies.
+        current = in_force.get(program.program_id)
+        if current is None or program.version > current[1].version:
+            in_force[program.program_id] = (row, program)
+    chosen = sorted(in_force.values(), key=lambda pair: pair[0].id or 0)
     result = ActivePrograms(
-        rows=tuple(r for r, _ in in_force),
-        programs=tuple(p for _, p in in_force),
-        compiled=compile_programs([p for _, p in in_force]),
-        org_of={p.program_id: r.lender_org for r, p in in_force},
+        rows=tuple(r for r, _ in chosen),
+        programs=tuple(p for _, p in chosen),
+        compiled=compile_programs([p for _, p in chosen]),
+        org_of={p.program_id: r.lender_org for r, p in chosen},
     )
     with _cache_lock:
         _cache.clear()  # one entry: the set in force changes rarely

@@ -26,7 +26,7 @@ from gateway.db.models import LenderProgramRow, WebhookSubscription
 from gateway.matching import LenderProgram, ProgramError, parse_program
 from gateway.matching.loader import Syntax
 from gateway.services import webhooks
-from gateway.services.programs import store_program
+from gateway.services.programs import is_stored, store_program
 
 router = APIRouter(prefix="/lender", tags=["lender"])
 
@@ -83,6 +83,14 @@ def _public(row: LenderProgramRow) -> ProgramPublic:
     response_model=ProgramPublic,
     status_code=status.HTTP_201_CREATED,
     responses={
+        200: {
+            "description": "Validated only (``dry_run``), or this very version was stored already"
+        },
+        409: {
+            "model": Problem,
+            "description": "The program_id is another lender's, or the version is lower than a "
+            "stored one, or equal to one stored with other content",
+        },
         413: {"model": Problem, "description": "The document is larger than 1 MB"},
         422: {"model": ProgramProblem, "description": "The program is not valid"},
     },
@@ -94,8 +102,10 @@ async def upload_program(
     lender: CurrentLender,
     dry_run: Annotated[bool, Query(description="validate only; store nothing")] = False,
 ) -> JSONResponse:
-    """Upload a program version (YAML or JSON). It replaces the older active version of the same
-    ``program_id``. Errors name the line, the field, the value and the fix."""
+    """Upload a program version (YAML or JSON): 201 when stored, 200 when this very version was
+    stored already. Versions only go up (409 for a lower one, or for a stored version with other
+    content); on any day the highest version in force applies, so a version may be published
+    before its ``effective_from``. Errors name the line, the field, the value and the fix."""
     raw = bytearray()
     async for chunk in request.stream():
         raw += chunk
@@ -119,8 +129,9 @@ async def upload_program(
             valid=True, program_id=program.program_id, version=str(program.version)
         )
         return JSONResponse(result.model_dump(), status_code=200)
+    known = is_stored(session, program, lender_org=lender.org)
     row = store_program(session, program, lender_org=lender.org)
-    return JSONResponse(_public(row).model_dump(mode="json"), status_code=201)
+    return JSONResponse(_public(row).model_dump(mode="json"), status_code=200 if known else 201)
 
 
 @router.get("/programs", response_model=list[ProgramPublic])

@@ -58,9 +58,14 @@ def test_upload_validate_and_list_programs(context: GatewayContext, client: Test
     assert stored.status_code == 201, stored.text
     assert stored.json()["program_id"] == "first-harbor-bank-used-auto"
     again = client.post("/v1/lender/programs", content=PROGRAM, headers=headers)
-    assert again.status_code == 201
+    assert again.status_code == 200  # this very version is stored already: nothing changes
+    assert again.json() == stored.json()
+    newer = client.post(
+        "/v1/lender/programs", content=PROGRAM.replace("version: 4", "version: 5"), headers=headers
+    )
+    assert newer.status_code == 201
     listed = client.get("/v1/lender/programs", headers=headers).json()
-    assert len(listed) == 1  # the newer upload replaced the older active version
+    assert [p["version"] for p in listed] == ["5"]  # it covers every day of version 4
     everything = client.get(
         "/v1/lender/programs", headers=headers, params={"include_inactive": True}
     )
@@ -156,6 +161,36 @@ def _match(context: GatewayContext, lender: str) -> MatchRow:
         webhooks.enqueue(s, [row])
         s.commit()
         return row
+
+
+def test_versions_only_go_up_and_the_highest_in_force_applies(
+    context: GatewayContext, client: TestClient
+) -> None:
+    headers = {**_key(context), "Content-Type": "application/yaml"}
+
+    def upload(version: int, effective_from: str = "2026-01-01", **swap: str) -> Any:
+        text = PROGRAM.replace("version: 4", f"version: {version}").replace(
+            "effective_from: 2026-01-01", f"effective_from: {effective_from}"
+        )
+        for old, new in swap.items():
+            text = text.replace(old, new)
+        return client.post("/v1/lender/programs", content=text, headers=headers)
+
+    assert upload(4).status_code == 201
+    changed = upload(4, **{"max_ltv_pct: 130": "max_ltv_pct: 135"})
+    assert changed.status_code == 409
+    assert "higher version" in changed.json()["detail"]
+    # Next year's sheet, published ahead: this year's version still applies until then.
+    assert upload(6, effective_from="2027-01-01").status_code == 201
+    lower = upload(5)
+    assert lower.status_code == 409 and "older than the stored version 6" in lower.json()["detail"]
+    listed = client.get("/v1/lender/programs", headers=headers).json()
+    assert sorted(p["version"] for p in listed) == ["4", "6"]
+    with context.session() as s:
+        for day, version in ((date(2026, 12, 31), 4), (date(2027, 1, 1), 6)):
+            in_force = active_programs(s, on=day)
+            assert [p.version for p in in_force.programs] == [version]
+            assert in_force.org_of == {"first-harbor-bank-used-auto": "First Harbor Bank"}
 
 
 def test_signature_round_trip_and_tampering() -> None:
