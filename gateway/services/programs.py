@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 from sqlmodel import Session, col, select
 
@@ -74,7 +75,7 @@ def store_program(session: Session, program: LenderProgram, *, lender_org: str) 
     for row in stored:
         if int(row.version) != program.version:
             continue
-        if row.document == document:
+        if _same_document(row.document, document):
             return row
         raise ConflictError(
             f"version {program.version} of program {program.program_id!r} is already stored "
@@ -124,7 +125,19 @@ def is_stored(session: Session, program: LenderProgram, *, lender_org: str) -> b
             LenderProgramRow.version == str(program.version),
         )
     ).all()
-    return program.model_dump(mode="json") in rows
+    document = program.model_dump(mode="json")
+    return any(_same_document(stored, document) for stored in rows)
+
+
+def _same_document(stored: dict[str, Any], document: dict[str, Any]) -> bool:
+    """Whether a stored program is ``document``, read through today's model (a field added
+    since it was stored, with its default, is no difference)."""
+    if stored == document:
+        return True
+    try:
+        return LenderProgram.model_validate(stored).model_dump(mode="json") == document
+    except ValueError:
+        return False
 
 
 def store_program_file(session: Session, path: Path, *, lender_org: str | None) -> LenderProgramRow:
