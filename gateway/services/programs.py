@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -129,7 +129,7 @@ def is_stored(session: Session, program: LenderProgram, *, lender_org: str) -> b
     return any(_same_document(stored, document) for stored in rows)
 
 
-def _same_document(stored: dict[str, Any], document: dict[str, Any]) -> bool:
+def _same_document(stored: Mapping[str, Any], document: dict[str, Any]) -> bool:
     """Whether a stored program is ``document``, read through today's model (a field added
     since it was stored, with its default, is no difference)."""
     if stored == document:
