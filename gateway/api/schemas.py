@@ -174,6 +174,7 @@ class Health(BaseModel):
     status: Literal["ok", "degraded"]
     database: bool
     broker: bool
+    ingest: bool = Field(description="The threads that store what kiosks send are running")
 
 
 class ProgramIssuePublic(BaseModel):

@@ -31,7 +31,7 @@ from edge.protocol import (
 )
 from gateway.ingest.mqtt import MqttConnection, TlsFiles, monotonic_seq
 from gateway.services.fraud import PhotoIndex
-from gateway.services.ingest import Inbound, IngestOutcome, ingest_batch
+from gateway.services.ingest import Inbound, IngestOutcome, ingest_batch, refuse
 
 logger = logging.getLogger(__name__)
 
@@ -138,6 +138,11 @@ class IngestWorker:
     def connected(self) -> bool:
         return self.connection.connected
 
+    @property
+    def ingesting(self) -> bool:
+        """Whether the ingest (and post-commit) threads are running."""
+        return bool(self._threads) and all(t.is_alive() for t in self._threads)
+
     def publish(self, topic: str, payload: bytes) -> None:
         self.connection.publish(topic, payload)
 
@@ -171,26 +176,9 @@ class IngestWorker:
                 self._process(batch)
 
     def _process(self, batch: list[_Pending]) -> None:
-        delay = 0.5
-        while True:
-            try:
-                with collector_paused(), self._session_factory() as session:
-                    outcome = ingest_batch(
-                        session, [p.inbound for p in batch], photo_index=self._photo_index
-                    )
-                break
-            except OperationalError as exc:
-                # The database is down or locked: keep the batch (unacknowledged) and retry.
-                if self._stop.is_set():
-                    return
-                logger.error(
-                    "cannot commit %d messages (%s); retrying in %.1f s",
-                    len(batch),
-                    exc.orig,
-                    delay,
-                )
-                time.sleep(delay)
-                delay = min(delay * 2, 30.0)
+        outcome = self._commit(batch)
+        if outcome is None:
+            return  # stopping: the batch stays unacknowledged with the broker
         self._send_receipts(outcome)
         self.connection.ack_many([p.mid for p in batch if p.qos == 1])
         for pending in batch:
@@ -199,6 +187,62 @@ class IngestWorker:
         if self._after_commit is not None and (outcome.new_appraisals or outcome.kiosks_online):
             self._committed.append(outcome)
             self._has_committed.set()
+
+    def _commit(self, batch: list[_Pending]) -> IngestOutcome | None:
+        """Commit a batch: what ``ingest_batch`` returns, or ``None`` when stopping first.
+
+        A database that is down or locked (``OperationalError``) is waited for, the batch kept.
+        Any other refusal from the database (a value the protocol let through but a column
+        cannot hold, a driver bug) must not end ingest: the batch is committed one message at a
+        time, and a message the database still refuses becomes a dead letter with the reason.
+        """
+        delay = 0.5
+        while True:
+            try:
+                with collector_paused(), self._session_factory() as session:
+                    return ingest_batch(
+                        session, [p.inbound for p in batch], photo_index=self._photo_index
+                    )
+            except OperationalError as exc:
+                # The database is down or locked: keep the batch (unacknowledged) and retry.
+                logger.error(
+                    "cannot commit %d messages (%s); retrying in %.1f s",
+                    len(batch),
+                    exc.orig,
+                    delay,
+                )
+            except Exception as exc:
+                if len(batch) > 1:
+                    logger.warning(
+                        "the database refused a batch of %d messages (%s); committing them one "
+                        "by one",
+                        len(batch),
+                        exc,
+                    )
+                    merged = IngestOutcome()
+                    for pending in batch:
+                        one = self._commit([pending])
+                        if one is None:
+                            return None
+                        merged.merge(one)
+                    return merged
+                refused = self._refuse(batch[0].inbound, exc)
+                if refused is not None:
+                    return refused
+            if self._stop.wait(delay):
+                return None
+            delay = min(delay * 2, 30.0)
+
+    def _refuse(self, inbound: Inbound, exc: Exception) -> IngestOutcome | None:
+        """A message the database refused, kept as a dead letter; ``None`` if even that fails."""
+        reason = f"the database refused it: {type(exc).__name__}: {exc}"
+        logger.error("dead letter on %s: %s", inbound.topic[:200], reason)
+        try:
+            with self._session_factory() as session:
+                return refuse(session, inbound, reason)
+        except Exception:
+            logger.exception("cannot store the dead letter either; retrying")
+            return None
 
     def _run_after_commit(self) -> None:
         """Matching and command delivery for what was committed, off the ingest thread.

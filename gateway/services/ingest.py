@@ -83,6 +83,16 @@ class IngestOutcome:
     duplicates: int = 0
     dead_letters: int = 0
 
+    def merge(self, other: IngestOutcome) -> None:
+        """Add ``other``'s receipts and counts to this outcome."""
+        for kiosk, ids in other.receipts.items():
+            self.receipts[kiosk].extend(ids)
+        self.new_appraisals += other.new_appraisals
+        self.kiosks_online += other.kiosks_online
+        self.stored += other.stored
+        self.duplicates += other.duplicates
+        self.dead_letters += other.dead_letters
+
 
 def ingest_batch(
     session: Session, batch: Sequence[Inbound], *, photo_index: PhotoIndex | None = None
@@ -104,15 +114,21 @@ def ingest_batch(
             return outcome
         merged = IngestOutcome()
         for item in batch:
-            one = ingest_batch(session, [item], photo_index=photo_index)
-            for kiosk, ids in one.receipts.items():
-                merged.receipts[kiosk].extend(ids)
-            merged.new_appraisals += one.new_appraisals
-            merged.kiosks_online += one.kiosks_online
-            merged.stored += one.stored
-            merged.duplicates += one.duplicates
-            merged.dead_letters += one.dead_letters
+            merged.merge(ingest_batch(session, [item], photo_index=photo_index))
         return merged
+
+
+def refuse(session: Session, item: Inbound, reason: str) -> IngestOutcome:
+    """Keep ``item`` as a dead letter with ``reason``, committed, and receipt it when possible.
+
+    For a message the database itself refused (the protocol let it through): kept, not lost,
+    and not redelivered forever.
+    """
+    session.rollback()
+    outcome = IngestOutcome()
+    _dead_letter(session, item, reason.replace("\x00", "\\0")[:2000], outcome)
+    session.commit()
+    return outcome
 
 
 def _table(model: type[SQLModel]) -> Table:

@@ -12,7 +12,9 @@ router = APIRouter(tags=["health"])
 
 @router.get("/health", response_model=Health, responses={503: {"model": Health}})
 def health(context: ContextDep) -> JSONResponse:
-    """200 once the database and the broker connection are up; 503 otherwise. Needs no key."""
+    """200 once the database, the broker connection and ingest are up; 503 otherwise.
+
+    Needs no key."""
     try:
         with context.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
@@ -20,6 +22,9 @@ def health(context: ContextDep) -> JSONResponse:
     except Exception:  # any failure means "not up" to a script waiting on this
         database = False
     broker = context.link is not None and context.link.connected
-    ok = database and broker
-    body = Health(status="ok" if ok else "degraded", database=database, broker=broker)
+    ingest = context.link is not None and context.link.ingesting
+    ok = database and broker and ingest
+    body = Health(
+        status="ok" if ok else "degraded", database=database, broker=broker, ingest=ingest
+    )
     return JSONResponse(body.model_dump(), status_code=200 if ok else 503)

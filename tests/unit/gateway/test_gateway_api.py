@@ -24,6 +24,7 @@ class FakeLink:
     def __init__(self) -> None:
         self.sent: list[tuple[str, bytes]] = []
         self.connected = True
+        self.ingesting = True
 
     def publish(self, topic: str, payload: bytes) -> None:
         self.sent.append((topic, payload))

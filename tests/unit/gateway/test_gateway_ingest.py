@@ -5,9 +5,11 @@ import json
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine
+from sqlalchemy.exc import DataError
 from sqlmodel import Session, select
 
 from edge.protocol import (
@@ -16,6 +18,7 @@ from edge.protocol import (
     EventBody,
     EventKind,
     KioskState,
+    MqttEndpoint,
     StatusBody,
     TelemetryBody,
     encode,
@@ -32,7 +35,8 @@ from gateway.db import (
     make_engine,
     migrate,
 )
-from gateway.ingest.worker import collector_paused
+from gateway.ingest import worker as worker_module
+from gateway.ingest.worker import IngestWorker, collector_paused
 from gateway.services.commands import deliver, issue_command
 from gateway.services.ingest import Inbound, ingest_batch
 from gateway.services.ops import stats
@@ -212,3 +216,32 @@ def test_collector_is_paused_for_a_batch_and_back_after_it_even_on_failure() -> 
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_a_message_the_database_refuses_is_a_dead_letter_and_ingest_goes_on(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, poison, last = (_appraisal_msg(seq=n) for n in (1, 2, 3))
+    real = ingest_batch
+
+    def picky(session: Session, batch: list[Inbound], **kw: Any) -> Any:
+        if any(item.payload == poison[0].payload for item in batch):
+            raise DataError("INSERT INTO appraisal ...", None, Exception("value too long"))
+        return real(session, batch, **kw)
+
+    monkeypatch.setattr(worker_module, "ingest_batch", picky)
+    worker = IngestWorker(
+        MqttEndpoint.parse("mqtt://127.0.0.1:1"), session_factory=lambda: Session(engine)
+    )  # never connected: only its commit path is used
+    assert not worker.ingesting
+    batch = [worker_module._Pending(n, 1, msg[0]) for n, msg in enumerate((first, poison, last))]
+    outcome = worker._commit(batch)
+    assert outcome is not None
+    assert (outcome.stored, outcome.dead_letters) == (2, 1)
+    # Every message is receipted, so no kiosk resends it forever, and nothing is lost:
+    assert outcome.receipts == {KIOSK: [first[1], poison[1], last[1]]}
+    with Session(engine) as s:
+        assert {a.appraisal_id for a in s.exec(select(Appraisal))} == {first[2], last[2]}
+        letter = s.exec(select(DeadLetter)).one()
+        assert letter.message_id == poison[1] and letter.payload == poison[0].payload
+        assert "the database refused it: DataError" in letter.reason
