@@ -68,10 +68,16 @@ def _matches(context: GatewayContext, lender: str, n: int) -> None:
         s.commit()
 
 
-def test_health_needs_no_key(client: TestClient) -> None:
+def test_health_needs_no_key(context: GatewayContext, client: TestClient) -> None:
     response = client.get("/v1/health")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database": True, "broker": True}
+    assert response.json() == {"status": "ok", "database": True, "broker": True, "ingest": True}
+    link = context.link
+    assert isinstance(link, FakeLink)
+    link.ingesting = False  # the ingest thread died: the broker being up is not health
+    response = client.get("/v1/health")
+    assert response.status_code == 503
+    assert response.json()["status"] == "degraded" and response.json()["ingest"] is False
 
 
 def test_health_is_503_without_broker(context: GatewayContext, client: TestClient) -> None:
