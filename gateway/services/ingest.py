@@ -258,8 +258,6 @@ class _Writes:
                     for kiosk_id, seen in sorted(self.seen.items())
                 ],
             )
-        if self.duplicates:
-            conn.execute(_DUPLICATE, self.duplicates)
         for model, rows in (
             (InboundMessage, self.inbound),
             (Appraisal, self.appraisals),
@@ -269,6 +267,8 @@ class _Writes:
             if rows:
                 # Core executemany: no per-row ORM bookkeeping for rows nobody reads back.
                 conn.execute(insert(_table(model)), rows)
+        if self.duplicates:  # after the inserts: a copy may follow its original in one batch
+            conn.execute(_DUPLICATE, self.duplicates)
 
 
 def _ensure_kiosks(session: Session, kiosk_ids: set[str]) -> dict[str, int | None]:

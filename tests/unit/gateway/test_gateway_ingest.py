@@ -77,6 +77,10 @@ def test_appraisal_is_stored_once_and_receipted_every_time(engine: Engine) -> No
         assert rows[0].report["vehicle"]["vin"] == "1G1ZB5ST7KF123456"
         counts = stats(s)
         assert (counts.appraisals, counts.duplicates_ignored) == (1, 2)
+        # Copies that arrive in the same batch as their original count too.
+        fresh, _, _ = _appraisal_msg(seq=2)
+        assert ingest_batch(s, [fresh, fresh, fresh]).duplicates == 2
+        assert stats(s).duplicates_ignored == 4
 
 
 @pytest.mark.parametrize(
