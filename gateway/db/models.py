@@ -98,6 +98,13 @@ class DeadLetter(SQLModel, table=True):
     reason: str = Field(sa_column=Column(Text, nullable=False))
     payload: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     received_at: datetime = _ts(nullable=False)
+    digest: str | None = Field(
+        default=None,
+        max_length=64,
+        index=True,
+        description="SHA-256 of topic and payload: the same message delivered again is this row",
+    )
+    duplicates: int = Field(default=0, description="Deliveries of the same message since")
 
 
 class ApiKey(SQLModel, table=True):

@@ -8,6 +8,7 @@ returns and acknowledge the MQTT messages.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
@@ -32,7 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql as postgresql_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, SQLModel
+from sqlmodel import Session, SQLModel, col
 
 from edge.protocol import (
     AppraisalBody,
@@ -347,6 +348,22 @@ def _ingest(
 
 def _dead_letter(session: Session, item: Inbound, reason: str, outcome: IngestOutcome) -> None:
     kiosk_id, message_id = _salvage_ids(item)
+    # Receipt it so the kiosk lets go: resending an invalid message would never help.
+    if kiosk_id and message_id:
+        outcome.receipts[kiosk_id].append(message_id)
+    digest = hashlib.sha256(item.topic.encode() + b"\0" + item.payload).hexdigest()
+    # The same bytes on the same topic are the same message delivered again (a broker resends
+    # what was not acknowledged before a restart): counted on its row, not kept twice.
+    seen = (
+        session.execute(select(DeadLetter).where(col(DeadLetter.digest) == digest).limit(1))
+        .scalars()
+        .first()
+    )
+    if seen is not None:
+        seen.duplicates += 1
+        session.add(seen)
+        outcome.duplicates += 1
+        return
     logger.warning("dead letter on %s: %s", item.topic[:200], reason)
     session.add(
         DeadLetter(
@@ -356,12 +373,10 @@ def _dead_letter(session: Session, item: Inbound, reason: str, outcome: IngestOu
             reason=reason,
             payload=item.payload,
             received_at=item.received_at,
+            digest=digest,
         )
     )
     outcome.dead_letters += 1
-    # Receipt it so the kiosk lets go: resending an invalid message would never help.
-    if kiosk_id and message_id:
-        outcome.receipts[kiosk_id].append(message_id)
 
 
 def _salvage_ids(item: Inbound) -> tuple[str | None, str | None]:

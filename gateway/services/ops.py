@@ -16,7 +16,9 @@ def stats(session: Session) -> Stats:
     return Stats(
         appraisals=count(select(func.count()).select_from(Appraisal)),
         dead_letters=count(select(func.count()).select_from(DeadLetter)),
-        duplicates_ignored=count(select(func.coalesce(func.sum(InboundMessage.duplicates), 0))),
+        # Valid messages delivered again, and invalid ones (kept once as a dead letter).
+        duplicates_ignored=count(select(func.coalesce(func.sum(InboundMessage.duplicates), 0)))
+        + count(select(func.coalesce(func.sum(DeadLetter.duplicates), 0))),
         kiosks_online=count(select(func.count()).select_from(Kiosk).where(Kiosk.state == "online")),
         kiosks=count(select(func.count()).select_from(Kiosk)),
         matches=count(select(func.count()).select_from(MatchRow)),

@@ -108,6 +108,26 @@ def test_malformed_payloads_become_dead_letters(
         assert letters[0].payload == payload and letters[0].kiosk_id == KIOSK
 
 
+def test_an_invalid_message_delivered_again_is_one_dead_letter(engine: Engine) -> None:
+    env = make_envelope("someone-else", TelemetryBody(uptime_s=1), seq=5)
+    bad = Inbound(topic_for(KIOSK, Channel.TELEMETRY), encode(env))
+    garbage = Inbound(topic_for(KIOSK, Channel.APPRAISALS), b"{not json")
+    with Session(engine) as s:
+        first = ingest_batch(s, [bad, garbage, bad])  # a copy in the same batch
+        again = ingest_batch(s, [garbage, bad])  # the broker redelivers after a restart
+        assert (first.dead_letters, first.duplicates) == (2, 1)
+        assert (again.dead_letters, again.duplicates) == (0, 2)
+        # Every delivery is receipted, so the kiosk lets go of it whichever one it gets.
+        assert again.receipts == {KIOSK: [env.message_id]}
+        letters = s.exec(select(DeadLetter)).all()
+        assert sorted(letter.duplicates for letter in letters) == [1, 2]
+        counts = stats(s)
+        assert (counts.dead_letters, counts.duplicates_ignored) == (2, 3)
+        # Other bytes on the same topic are another message.
+        other = Inbound(topic_for(KIOSK, Channel.APPRAISALS), b"{not json either")
+        assert ingest_batch(s, [other]).dead_letters == 1
+
+
 def test_wrong_kiosk_in_body_is_a_dead_letter_but_receipted(engine: Engine) -> None:
     env = make_envelope("someone-else", TelemetryBody(uptime_s=1), seq=5)
     msg = Inbound(topic_for(KIOSK, Channel.TELEMETRY), encode(env))
