@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 import ssl
 import struct
 import threading
@@ -10,6 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -32,6 +34,66 @@ class TlsFiles:
 
 
 MessageHandler = Callable[[mqtt.MQTTMessage], None]
+
+_READ_AHEAD = 256 * 1024  # bytes asked of the kernel per read: dozens of appraisals at once
+
+
+class ReadAheadSocket:
+    """A plain TCP socket whose reads are served from one large ``recv`` at a time.
+
+    paho reads each packet with three or more ``recv`` calls (the type byte, each byte of the
+    length, then the rest): several system calls per message, each dropping and retaking the
+    interpreter lock that the ingest thread also wants. Under load the gateway's network thread
+    spent more time there than on anything else. Through this wrapper one system call brings in
+    whatever the kernel holds, and paho's small reads are slices of it. ``pending`` tells paho
+    that bytes are buffered (the hook it uses for TLS records), so it reads them before it
+    waits in ``select`` again. TLS sockets are not wrapped: OpenSSL buffers its records already.
+    """
+
+    __slots__ = ("_buffer", "_position", "_sock")
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self._buffer = b""
+        self._position = 0
+
+    def recv(self, size: int) -> bytes:
+        """Up to ``size`` bytes: buffered ones first, else one read of all the kernel has."""
+        start = self._position
+        if start >= len(self._buffer):
+            data = self._sock.recv(max(size, _READ_AHEAD))  # raises when nothing is there
+            if len(data) <= size:
+                return data
+            self._buffer, self._position = data, size
+            return data[:size]
+        self._position = start + size
+        return self._buffer[start : start + size]
+
+    def pending(self) -> int:
+        """Bytes read from the kernel that paho has not taken yet."""
+        return max(0, len(self._buffer) - self._position)
+
+    def send(self, data: bytes | bytearray) -> int:
+        return self._sock.send(data)
+
+    def close(self) -> None:
+        self._buffer, self._position = b"", 0
+        self._sock.close()
+
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
+    def setblocking(self, flag: bool) -> None:
+        self._sock.setblocking(flag)
+
+
+class _Client(mqtt.Client):
+    """paho's client, its plain TCP socket wrapped in a :class:`ReadAheadSocket`."""
+
+    def _create_socket(self) -> Any:
+        sock = super()._create_socket()
+        # Exactly a TCP socket: TLS (SSLSocket), WebSocket and proxy sockets stay as paho made them.
+        return ReadAheadSocket(sock) if type(sock) is socket.socket else sock
 
 _PUBACK = struct.Struct("!BBH")  # fixed header (type, remaining length 2), packet id
 
@@ -63,7 +125,7 @@ class MqttConnection:
         self._connected = threading.Event()
         self._stopping = False
         self._keepalive = keepalive
-        client = mqtt.Client(
+        client = _Client(
             CallbackAPIVersion.VERSION2,
             client_id=client_id,
             clean_session=False,
