@@ -7,6 +7,7 @@ from sqlmodel import Session, col, select
 
 from gateway.api.schemas import KioskPublic, Stats
 from gateway.db.models import Appraisal, CommandRow, DeadLetter, InboundMessage, Kiosk, MatchRow
+from gateway.services.pages import check_limit, decode_text_cursor, encode_text_cursor
 
 
 def stats(session: Session) -> Stats:
@@ -30,9 +31,17 @@ def stats(session: Session) -> Stats:
     )
 
 
-def kiosks(session: Session) -> list[KioskPublic]:
-    rows = session.exec(select(Kiosk).order_by(col(Kiosk.kiosk_id))).all()
-    return [
+def kiosks(
+    session: Session, *, limit: int = 50, cursor: str | None = None
+) -> tuple[list[KioskPublic], str | None]:
+    """A page of the fleet, by kiosk id, and the cursor of the next page."""
+    limit = check_limit(limit)
+    query = select(Kiosk)
+    after = decode_text_cursor(cursor)
+    if after is not None:
+        query = query.where(col(Kiosk.kiosk_id) > after)
+    rows = session.exec(query.order_by(col(Kiosk.kiosk_id)).limit(limit + 1)).all()
+    page = [
         KioskPublic(
             kiosk_id=k.kiosk_id,
             state=k.state,
@@ -41,5 +50,6 @@ def kiosks(session: Session) -> list[KioskPublic]:
             agent_version=k.agent_version,
             telemetry=k.telemetry,
         )
-        for k in rows
+        for k in rows[:limit]
     ]
+    return page, encode_text_cursor(rows[limit - 1].kiosk_id) if len(rows) > limit else None

@@ -1,4 +1,5 @@
-"""Opaque cursors for ``?limit=&cursor=`` pagination over a monotonically increasing key."""
+"""Opaque cursors for ``?limit=&cursor=`` pagination: after an increasing integer key (matches,
+programs) or after a text key (kiosk ids, or a timestamp and id for newest-first lists)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,26 @@ def decode_cursor(cursor: str | None) -> int:
         if version != "v1" or not 0 <= after <= _MAX_KEY:
             raise ValueError(text)
         return after
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequestError(
+            "cursor is not valid: pass the next_cursor of the previous page unchanged"
+        ) from None
+
+
+def encode_text_cursor(after: str) -> str:
+    return base64.urlsafe_b64encode(f"t1:{after}".encode()).decode().rstrip("=")
+
+
+def decode_text_cursor(cursor: str | None) -> str | None:
+    """The text key to continue after; ``None`` for the first page."""
+    if not cursor:
+        return None
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        version, value = text.split(":", 1)
+        if version != "t1" or not value or len(value) > 512:
+            raise ValueError(text)
+        return value
     except (ValueError, UnicodeDecodeError):
         raise BadRequestError(
             "cursor is not valid: pass the next_cursor of the previous page unchanged"

@@ -18,12 +18,13 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 import httpx
-from sqlalchemy import update
+from sqlalchemy import and_, or_, update
 from sqlmodel import Session, col, select
 
 from edge.protocol import new_id
 from gateway.db.models import MatchRow, WebhookDelivery, WebhookSubscription
-from gateway.errors import InvalidRequestError, NotFoundError
+from gateway.errors import BadRequestError, InvalidRequestError, NotFoundError
+from gateway.services.pages import check_limit, decode_text_cursor, encode_text_cursor
 from gateway.services.sealing import Sealer
 
 logger = logging.getLogger(__name__)
@@ -250,14 +251,42 @@ def _attempt(
 
 
 def list_deliveries(
-    session: Session, *, lender_org: str, state: str | None = None, limit: int = 50
-) -> list[WebhookDelivery]:
+    session: Session,
+    *,
+    lender_org: str,
+    state: str | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> tuple[list[WebhookDelivery], str | None]:
+    """A page of a lender's deliveries, newest first, and the cursor of the next page."""
+    limit = check_limit(limit)
     query = select(WebhookDelivery).where(WebhookDelivery.lender_org == lender_org)
     if state is not None:
         query = query.where(WebhookDelivery.state == state)
-    return list(
-        session.exec(query.order_by(col(WebhookDelivery.created_at).desc()).limit(limit)).all()
+    after = decode_text_cursor(cursor)
+    if after is not None:
+        stamp, _, last_id = after.partition("|")
+        try:
+            at = datetime.fromisoformat(stamp)
+        except ValueError:
+            raise BadRequestError(
+                "cursor is not valid: pass the next_cursor of the previous page unchanged"
+            ) from None
+        created = col(WebhookDelivery.created_at)
+        query = query.where(
+            or_(created < at, and_(created == at, col(WebhookDelivery.id) < last_id))
+        )
+    rows = list(
+        session.exec(
+            query.order_by(
+                col(WebhookDelivery.created_at).desc(), col(WebhookDelivery.id).desc()
+            ).limit(limit + 1)
+        ).all()
     )
+    if len(rows) <= limit:
+        return rows, None
+    last = rows[limit - 1]
+    return rows[:limit], encode_text_cursor(f"{last.created_at.isoformat()}|{last.id}")
 
 
 def retry(session: Session, *, lender_org: str, delivery_id: str) -> WebhookDelivery:

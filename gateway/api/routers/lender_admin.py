@@ -13,6 +13,7 @@ from gateway.api.deps import ContextDep, CurrentLender, SessionDep
 from gateway.api.problems import problem
 from gateway.api.schemas import (
     DeliveryPublic,
+    Page,
     Problem,
     ProgramIssuePublic,
     ProgramProblem,
@@ -26,6 +27,12 @@ from gateway.db.models import LenderProgramRow, WebhookSubscription
 from gateway.matching import LenderProgram, ProgramError, parse_program
 from gateway.matching.loader import Syntax
 from gateway.services import webhooks
+from gateway.services.pages import (
+    decode_cursor,
+    decode_text_cursor,
+    encode_cursor,
+    encode_text_cursor,
+)
 from gateway.services.programs import is_stored, store_program
 
 router = APIRouter(prefix="/lender", tags=["lender"])
@@ -134,20 +141,25 @@ async def upload_program(
     return JSONResponse(_public(row).model_dump(mode="json"), status_code=200 if known else 201)
 
 
-@router.get("/programs", response_model=list[ProgramPublic])
+@router.get("/programs", response_model=Page[ProgramPublic])
 def list_programs(
     session: SessionDep,
     lender: CurrentLender,
     include_inactive: bool = False,
-) -> list[ProgramPublic]:
-    """Your programs (active versions; every version with ``include_inactive``)."""
-    query = select(LenderProgramRow).where(LenderProgramRow.lender_org == lender.org)
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: str | None = None,
+) -> Page[ProgramPublic]:
+    """Your programs in the order stored (active versions; every version with
+    ``include_inactive``)."""
+    query = select(LenderProgramRow).where(
+        LenderProgramRow.lender_org == lender.org,
+        col(LenderProgramRow.id) > decode_cursor(cursor),
+    )
     if not include_inactive:
         query = query.where(LenderProgramRow.active == True)  # noqa: E712
-    rows = session.exec(
-        query.order_by(col(LenderProgramRow.program_id), col(LenderProgramRow.id))
-    ).all()
-    return [_public(r) for r in rows]
+    rows = session.exec(query.order_by(col(LenderProgramRow.id)).limit(limit + 1)).all()
+    next_cursor = encode_cursor(rows[limit - 1].id or 0) if len(rows) > limit else None
+    return Page[ProgramPublic](items=[_public(r) for r in rows[:limit]], next_cursor=next_cursor)
 
 
 @router.post("/webhooks", response_model=WebhookCreated, status_code=status.HTTP_201_CREATED)
@@ -161,14 +173,25 @@ def create_webhook(
     )
 
 
-@router.get("/webhooks", response_model=list[WebhookPublic])
-def list_webhooks(session: SessionDep, lender: CurrentLender) -> list[WebhookPublic]:
-    rows = session.exec(
-        select(WebhookSubscription).where(WebhookSubscription.lender_org == lender.org)
-    ).all()
-    return [
-        WebhookPublic(id=r.id, url=r.url, active=r.active, created_at=r.created_at) for r in rows
-    ]
+@router.get("/webhooks", response_model=Page[WebhookPublic])
+def list_webhooks(
+    session: SessionDep,
+    lender: CurrentLender,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: str | None = None,
+) -> Page[WebhookPublic]:
+    query = select(WebhookSubscription).where(WebhookSubscription.lender_org == lender.org)
+    after = decode_text_cursor(cursor)
+    if after is not None:
+        query = query.where(col(WebhookSubscription.id) > after)
+    rows = session.exec(query.order_by(col(WebhookSubscription.id)).limit(limit + 1)).all()
+    return Page[WebhookPublic](
+        items=[
+            WebhookPublic(id=r.id, url=r.url, active=r.active, created_at=r.created_at)
+            for r in rows[:limit]
+        ],
+        next_cursor=encode_text_cursor(rows[limit - 1].id) if len(rows) > limit else None,
+    )
 
 
 @router.delete("/webhooks/{subscription_id}", status_code=status.HTTP_204_NO_CONTENT)
@@ -176,16 +199,22 @@ def delete_webhook(subscription_id: str, session: SessionDep, lender: CurrentLen
     webhooks.unsubscribe(session, lender_org=lender.org, subscription_id=subscription_id)
 
 
-@router.get("/webhooks/deliveries", response_model=list[DeliveryPublic])
+@router.get("/webhooks/deliveries", response_model=Page[DeliveryPublic])
 def list_deliveries(
     session: SessionDep,
     lender: CurrentLender,
     state: Literal["pending", "delivered", "failed"] | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-) -> list[DeliveryPublic]:
-    """Recent deliveries, newest first; ``state=failed`` lists those kept after every retry."""
-    rows = webhooks.list_deliveries(session, lender_org=lender.org, state=state, limit=limit)
-    return [DeliveryPublic.model_validate(r, from_attributes=True) for r in rows]
+    cursor: str | None = None,
+) -> Page[DeliveryPublic]:
+    """Deliveries, newest first; ``state=failed`` lists those kept after every retry."""
+    rows, next_cursor = webhooks.list_deliveries(
+        session, lender_org=lender.org, state=state, limit=limit, cursor=cursor
+    )
+    return Page[DeliveryPublic](
+        items=[DeliveryPublic.model_validate(r, from_attributes=True) for r in rows],
+        next_cursor=next_cursor,
+    )
 
 
 @router.post("/webhooks/deliveries/{delivery_id}/retry", response_model=DeliveryPublic)

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Query
 
 from gateway.api.deps import CurrentOps, SessionDep
-from gateway.api.schemas import KioskPublic, Stats
+from gateway.api.schemas import KioskPublic, Page, Stats
 from gateway.services import ops
 
 router = APIRouter(prefix="/ops", tags=["ops"])
@@ -15,7 +17,13 @@ def stats(session: SessionDep, _ops: CurrentOps) -> Stats:
     return ops.stats(session)
 
 
-@router.get("/kiosks", response_model=list[KioskPublic])
-def kiosks(session: SessionDep, _ops: CurrentOps) -> list[KioskPublic]:
-    """Every kiosk's presence and latest heartbeat."""
-    return ops.kiosks(session)
+@router.get("/kiosks", response_model=Page[KioskPublic])
+def kiosks(
+    session: SessionDep,
+    _ops: CurrentOps,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: str | None = None,
+) -> Page[KioskPublic]:
+    """The fleet by kiosk id: each kiosk's presence and latest heartbeat."""
+    items, next_cursor = ops.kiosks(session, limit=limit, cursor=cursor)
+    return Page[KioskPublic](items=items, next_cursor=next_cursor)

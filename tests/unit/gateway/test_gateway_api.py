@@ -269,7 +269,10 @@ def test_ops_stats(context: GatewayContext, client: TestClient) -> None:
     headers = _key(context, Role.OPS, "ops")
     stats = client.get("/v1/ops/stats", headers=headers).json()
     assert stats["appraisals"] == 0 and stats["kiosks_online"] == 0
-    assert client.get("/v1/ops/kiosks", headers=headers).json() == []
+    assert client.get("/v1/ops/kiosks", headers=headers).json() == {
+        "items": [],
+        "next_cursor": None,
+    }
 
 
 @pytest.mark.parametrize("org", ["", " leading space", "x" * 129, "semi;colon"])

@@ -18,7 +18,7 @@ from sqlmodel import select
 from gateway.api.app import create_app
 from gateway.context import GatewayContext
 from gateway.db import MatchRow, make_engine, migrate
-from gateway.db.models import LenderProgramRow, WebhookDelivery
+from gateway.db.models import Kiosk, LenderProgramRow, WebhookDelivery
 from gateway.matching import parse_program, sample_programs_dir
 from gateway.services import webhooks
 from gateway.services.keys import Role, create_key
@@ -53,7 +53,7 @@ def test_upload_validate_and_list_programs(context: GatewayContext, client: Test
         "/v1/lender/programs", params={"dry_run": True}, content=PROGRAM, headers=headers
     )
     assert dry.status_code == 200 and dry.json()["valid"] is True
-    assert client.get("/v1/lender/programs", headers=headers).json() == []
+    assert client.get("/v1/lender/programs", headers=headers).json()["items"] == []
     stored = client.post("/v1/lender/programs", content=PROGRAM, headers=headers)
     assert stored.status_code == 201, stored.text
     assert stored.json()["program_id"] == "first-harbor-bank-used-auto"
@@ -64,14 +64,14 @@ def test_upload_validate_and_list_programs(context: GatewayContext, client: Test
         "/v1/lender/programs", content=PROGRAM.replace("version: 4", "version: 5"), headers=headers
     )
     assert newer.status_code == 201
-    listed = client.get("/v1/lender/programs", headers=headers).json()
+    listed = client.get("/v1/lender/programs", headers=headers).json()["items"]
     assert [p["version"] for p in listed] == ["5"]  # it covers every day of version 4
     everything = client.get(
         "/v1/lender/programs", headers=headers, params={"include_inactive": True}
     )
-    assert len(everything.json()) == 2
+    assert len(everything.json()["items"]) == 2
     other = _key(context, "Another Lender")
-    assert client.get("/v1/lender/programs", headers=other).json() == []
+    assert client.get("/v1/lender/programs", headers=other).json()["items"] == []
 
 
 def test_invalid_program_names_line_and_field(context: GatewayContext, client: TestClient) -> None:
@@ -127,7 +127,7 @@ def test_a_program_id_belongs_to_the_lender_that_stored_it_first(
     assert clash.status_code == 409, clash.text
     assert clash.headers["content-type"] == "application/problem+json"
     assert "first-harbor-bank-used-auto" in clash.json()["detail"]
-    assert client.get("/v1/lender/programs", headers=other).json() == []
+    assert client.get("/v1/lender/programs", headers=other).json()["items"] == []
     with context.session() as s:
         assert [p.program_id for p in active_programs(s, on=date(2026, 6, 1)).programs] == [
             "first-harbor-bank-used-auto"
@@ -184,13 +184,62 @@ def test_versions_only_go_up_and_the_highest_in_force_applies(
     assert upload(6, effective_from="2027-01-01").status_code == 201
     lower = upload(5)
     assert lower.status_code == 409 and "older than the stored version 6" in lower.json()["detail"]
-    listed = client.get("/v1/lender/programs", headers=headers).json()
+    listed = client.get("/v1/lender/programs", headers=headers).json()["items"]
     assert sorted(p["version"] for p in listed) == ["4", "6"]
     with context.session() as s:
         for day, version in ((date(2026, 12, 31), 4), (date(2027, 1, 1), 6)):
             in_force = active_programs(s, on=day)
             assert [p.version for p in in_force.programs] == [version]
             assert in_force.org_of == {"first-harbor-bank-used-auto": "First Harbor Bank"}
+
+
+def test_every_list_is_a_page_followed_by_its_cursor(
+    context: GatewayContext, client: TestClient
+) -> None:
+    lender = _key(context)
+    with context.session() as s:
+        ops_key = {"Authorization": f"Bearer {create_key(s, role=Role.OPS, org='ops')[0]}"}
+        for n in range(5):
+            s.add(Kiosk(kiosk_id=f"dlr-001-k{n}"))
+            webhooks.subscribe(
+                s, context.sealer, lender_org="First Harbor Bank", url=f"https://l.test/{n}"
+            )
+        s.commit()
+    for n in range(5):
+        text = PROGRAM.replace("first-harbor-bank-used-auto", f"first-harbor-{n}")
+        assert client.post(
+            "/v1/lender/programs",
+            content=text,
+            headers={**lender, "Content-Type": "application/yaml"},
+        ).is_success
+    for _ in range(2):
+        _match(context, "First Harbor Bank")  # each queues a delivery to the 5 subscriptions
+
+    def walk(path: str, headers: dict[str, str], key: str) -> list[str]:
+        seen: list[str] = []
+        cursor = None
+        while True:
+            params = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+            page = client.get(path, params=params, headers=headers)
+            assert page.status_code == 200, page.text
+            body = page.json()
+            assert set(body) == {"items", "next_cursor"} and len(body["items"]) <= 2
+            seen += [item[key] for item in body["items"]]
+            cursor = body["next_cursor"]
+            if cursor is None:
+                return seen
+
+    kiosks = walk("/v1/ops/kiosks", ops_key, "kiosk_id")
+    assert kiosks == [f"dlr-001-k{n}" for n in range(5)]
+    programs = walk("/v1/lender/programs", lender, "program_id")
+    assert programs == [f"first-harbor-{n}" for n in range(5)]
+    hooks = walk("/v1/lender/webhooks", lender, "url")
+    assert sorted(hooks) == [f"https://l.test/{n}" for n in range(5)]
+    deliveries = walk("/v1/lender/webhooks/deliveries", lender, "id")
+    assert len(deliveries) == len(set(deliveries)) == 10
+    bad = client.get("/v1/ops/kiosks", params={"cursor": "nonsense"}, headers=ops_key)
+    assert bad.status_code == 400
+    assert bad.headers["content-type"].startswith("application/problem+json")
 
 
 def test_signature_round_trip_and_tampering() -> None:
@@ -238,7 +287,7 @@ def test_deliveries_retry_with_backoff_then_are_kept(
     assert json.loads(request.content)["match"]["id"] == match.id
     failed = client.get(
         "/v1/lender/webhooks/deliveries", params={"state": "failed"}, headers=headers
-    ).json()
+    ).json()["items"]
     assert [d["match_id"] for d in failed] == [match.id]
     retried = client.post(
         f"/v1/lender/webhooks/deliveries/{failed[0]['id']}/retry", headers=headers
