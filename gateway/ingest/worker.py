@@ -150,7 +150,8 @@ class IngestWorker:
         return self._next_seq()
 
     def _enqueue(self, msg: mqtt.MQTTMessage) -> None:
-        self._inbox.append(_Pending(msg.mid, msg.qos, Inbound(msg.topic, bytes(msg.payload))))
+        inbound = Inbound(msg.topic, bytes(msg.payload), retained=bool(msg.retain))
+        self._inbox.append(_Pending(msg.mid, msg.qos, inbound))
         if not self._arrived.is_set():
             self._arrived.set()
 

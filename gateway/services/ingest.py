@@ -73,6 +73,9 @@ class Inbound:
     topic: str
     payload: bytes
     received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    # Sent by the broker because we (re)subscribed, not by the kiosk (a retained status):
+    # seeing it again after a restart is no duplicate delivery.
+    retained: bool = False
 
 
 @dataclass
@@ -318,8 +321,9 @@ def _ingest(
         )
     for item, env in valid:
         if env.message_id in known:
-            outcome.duplicates += 1
-            writes.duplicates.append({"b_message_id": env.message_id})
+            if not item.retained:
+                outcome.duplicates += 1
+                writes.duplicates.append({"b_message_id": env.message_id})
         else:
             known.add(env.message_id)
             writes.inbound.append(
@@ -360,9 +364,10 @@ def _dead_letter(session: Session, item: Inbound, reason: str, outcome: IngestOu
         .first()
     )
     if seen is not None:
-        seen.duplicates += 1
-        session.add(seen)
-        outcome.duplicates += 1
+        if not item.retained:
+            seen.duplicates += 1
+            session.add(seen)
+            outcome.duplicates += 1
         return
     logger.warning("dead letter on %s: %s", item.topic[:200], reason)
     session.add(

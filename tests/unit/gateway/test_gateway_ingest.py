@@ -154,6 +154,20 @@ def test_status_updates_presence_and_old_status_is_ignored(engine: Engine) -> No
         assert s.get(Kiosk, KIOSK).state == "online"  # type: ignore[union-attr]
 
 
+def test_a_retained_status_sent_again_on_resubscribe_is_no_duplicate(engine: Engine) -> None:
+    env = make_envelope(KIOSK, StatusBody(state=KioskState.ONLINE), seq=None)
+    topic = topic_for(KIOSK, Channel.STATUS)
+    with Session(engine) as s:
+        assert ingest_batch(s, [Inbound(topic, encode(env))]).stored == 1
+        # The gateway restarts and subscribes again: the broker hands it the retained status.
+        again = ingest_batch(s, [Inbound(topic, encode(env), retained=True)])
+        assert (again.stored, again.duplicates) == (0, 0)
+        assert stats(s).duplicates_ignored == 0
+        # The kiosk itself sending it twice is a duplicate.
+        assert ingest_batch(s, [Inbound(topic, encode(env))]).duplicates == 1
+        assert stats(s).duplicates_ignored == 1
+
+
 def test_out_of_order_seq_is_stored_and_counted(engine: Engine) -> None:
     a, _, _ = _appraisal_msg(seq=10)
     b, _, _ = _appraisal_msg(seq=9)
