@@ -219,6 +219,7 @@ class IngestWorker:
                         "by one",
                         len(batch),
                         exc,
+                        exc_info=True,
                     )
                     merged = IngestOutcome()
                     for pending in batch:
