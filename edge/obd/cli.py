@@ -120,6 +120,8 @@ def _read_obd(args: argparse.Namespace) -> int:
 
 def _summary(reading: Any) -> str:
     """A short human-readable view of a reading."""
+    from edge.obd.reading import FieldStatus
+
     lines = [f"Port:        {reading.port}  ({reading.protocol.name or 'protocol unknown'})"]
     adapter = reading.adapter
     lines.append(
@@ -143,12 +145,22 @@ def _summary(reading: Any) -> str:
     mil = reading.mil_on.value
     lines.append(f"MIL:         {'ON' if mil else 'off' if mil is not None else '?'}")
     codes = ", ".join(f"{d.code} ({d.kind}{', ' + d.ecu if d.ecu else ''})" for d in reading.dtcs)
-    lines.append(f"DTCs:        {codes or 'none'}")
-    readiness = reading.readiness.value or {}
-    incomplete = [name for name, state in readiness.items() if state == "incomplete"]
-    lines.append(
-        f"Monitors:    {'incomplete: ' + ', '.join(incomplete) if incomplete else 'ready'}"
-    )
+    # "none" only for the kinds the car actually answered: an unread mode is not a clean one.
+    unread = [
+        f"{kind} {read.status.value}"
+        for kind, read in reading.dtc_reads.items()
+        if read.status not in (FieldStatus.OK, FieldStatus.UNSUPPORTED, FieldStatus.NO_DATA)
+    ]
+    not_known = f"  (not known: {', '.join(unread)})" if unread else ""
+    lines.append(f"DTCs:        {codes or 'none'}{not_known}")
+    readiness = reading.readiness.value
+    if readiness is None:
+        lines.append(f"Monitors:    ? ({reading.readiness.status.value})")
+    else:
+        incomplete = [name for name, state in readiness.items() if state == "incomplete"]
+        lines.append(
+            f"Monitors:    {'incomplete: ' + ', '.join(incomplete) if incomplete else 'ready'}"
+        )
     since = [
         f"{reading.warmups_since_clear.value} warm-ups"
         if reading.warmups_since_clear.value is not None

@@ -324,6 +324,19 @@ class _ReadPlan:
     def _have_bitmap(self, base: int) -> bool:
         return base in self._bitmaps_read
 
+    def _unread_bitmap(self, pid: int) -> int | None:
+        """The bitmap left unread that would say whether ``pid`` is supported, or None when
+        the bitmaps read settle it (each bitmap's last bit says whether the next one exists)."""
+        target = ((pid - 1) // 0x20) * 0x20
+        base = 0x00
+        while base < target:
+            if not self._have_bitmap(base):
+                return base
+            if base + 0x20 not in self.supported:
+                return None  # the chain ends here: every later PID is unsupported
+            base += 0x20
+        return None if self._have_bitmap(target) else target
+
     def _absorb_bitmaps(self, parsed: ParsedResponse) -> bool:
         values, _problems = decode_mode01(parsed)
         found = False
@@ -446,6 +459,15 @@ class _ReadPlan:
         if self.stopped and (pid in self.supported or pid == 0x01):
             return _not(FieldStatus.NOT_READ, source, "the read stopped before this PID")
         if pid not in self.supported and pid != 0x01:
+            unread = self._unread_bitmap(pid)
+            if unread is not None:
+                # Not knowing whether the car has a PID is not the car saying it has not.
+                return _not(
+                    FieldStatus.NOT_READ,
+                    source,
+                    f"the supported-PID bitmap 0x{unread:02X} was not read"
+                    + (" (the read stopped before it)" if self.stopped else ""),
+                )
             return _not(
                 FieldStatus.UNSUPPORTED, source, "not in the vehicle's supported-PID bitmap"
             )

@@ -12,6 +12,7 @@ import pytest
 
 from edge.obd import read_vehicle, start_simulator
 from edge.obd.cli import register, register_kiosk
+from edge.obd.scenario import load_scenario
 
 
 def run_cli(argv: list[str]) -> int:
@@ -55,6 +56,22 @@ def test_read_obd_human_summary(capsys: pytest.CaptureFixture[str]) -> None:
     assert "1G1ZB5ST0KF123456" in out
     assert "MIL:         ON" in out
     assert "P0420 (permanent, 7E8)" in out
+
+
+def test_read_obd_human_summary_of_a_partial_read_claims_nothing_unread(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Pulled out after 0100, 0101 and 0902 and 03: pending and permanent codes and the
+    # since-clear PIDs were never read; the summary must not call them clean.
+    car = load_scenario("malibu_2019")
+    adapter = car.adapter.model_copy(update={"unplug_after_requests": 2, "unplug_mode": "close"})
+    with start_simulator(car.model_copy(update={"adapter": adapter}), latency_s=0) as sim:
+        assert run_cli(["kiosk", "read-obd", "--port", sim.port, "--timeout", "20"]) == 0
+    out = capsys.readouterr().out
+    assert "Monitors:    ? (not_read)" in out
+    assert "not known: stored not_read, pending not_read, permanent not_read" in out
+    assert "Odometer:    not_read" in out
+    assert "PARTIAL" in out
 
 
 def test_read_obd_missing_adapter_is_exit_2_naming_port(

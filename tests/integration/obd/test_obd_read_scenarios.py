@@ -20,6 +20,7 @@ from edge.obd import (
     start_simulator,
 )
 from edge.obd.elm import ElmLink
+from edge.obd.scenario import Scenario, load_scenario
 from edge.obd.session import KioskOBD
 
 # Short per-request timeouts keep the fault scenarios quick; latency 0 except the slow test.
@@ -176,6 +177,33 @@ def test_unplugged_mid_read_is_partial_with_reason(transport: str) -> None:
     assert reading.vin == "1G1ZB5ST0KF123456"  # what was read before is kept
     assert reading.dtc_reads["permanent"].status is FieldStatus.NOT_READ
     assert reading.has_vehicle_data
+
+
+def unplugged_after(requests: int) -> Scenario:
+    """The walking-skeleton car whose adapter is pulled out after ``requests`` OBD answers."""
+    car = load_scenario("malibu_2019")
+    adapter = car.adapter.model_copy(
+        update={"unplug_after_requests": requests, "unplug_mode": "close"}
+    )
+    return car.model_copy(update={"name": f"unplugged_after_{requests}", "adapter": adapter})
+
+
+def test_pids_behind_an_unread_bitmap_are_not_read_not_unsupported() -> None:
+    # Unplugged right after the connect's 0100: the 0x20.. bitmaps never came back, so whether
+    # the car has 0x21, 0x30, 0xA6... is unknown; "unsupported" would send the inspector to the
+    # dashboard for a reason that is not true and hide that the read was cut short.
+    with start_simulator(unplugged_after(1), latency_s=0) as sim:
+        reading = read_vehicle(sim.port, timeout=20.0, options=FAST)
+    assert reading.partial
+    for field in (
+        reading.odometer_km,
+        reading.warmups_since_clear,
+        reading.distance_since_clear_km,
+        reading.minutes_since_clear,
+        reading.distance_with_mil_km,
+    ):
+        assert field.status is FieldStatus.NOT_READ, field
+        assert "bitmap 0x20" in (field.detail or "")
 
 
 def test_silent_adapter_mid_read_is_partial_not_a_hang() -> None:
