@@ -276,7 +276,7 @@ def _print_appraisal(console: Console, report: dict[str, Any]) -> None:
 
 
 def _print_offers(console: Console, view: dict[str, Any]) -> int:
-    loan = view["loan_requests"][0]
+    loan = view["loan_requests"][-1]  # the offers shown are for the latest request
     applicant = ", ".join(f"{k} {v}" for k, v in loan["applicant"].items())
     table = Table(
         title=f"Offers: {_money(loan['amount_minor'])} price, {_money(loan['down_payment_minor'])} "

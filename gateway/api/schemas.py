@@ -96,19 +96,6 @@ class AppraisalStart(BaseModel):
     loan_request: LoanRequestCreate | None = None
 
 
-class LoanRequestPublic(BaseModel):
-    id: str
-    appraisal_id: str
-    loan_kind: str
-    amount_minor: int
-    down_payment_minor: int
-    term_months: int
-    currency: str
-    applicant: dict[str, str] = Field(description="Masked applicant data")
-    created_at: UtcDatetime
-    matched_at: UtcDatetime | None
-
-
 class MatchPublic(BaseModel):
     id: str
     seq: int
@@ -130,6 +117,26 @@ class MatchPublic(BaseModel):
     result: dict[str, Any] = Field(description="Every rule's outcome, with codes and sentences")
 
 
+class LoanRequestPublic(BaseModel):
+    id: str
+    appraisal_id: str
+    loan_kind: str
+    amount_minor: int
+    down_payment_minor: int
+    term_months: int
+    currency: str
+    applicant: dict[str, str] = Field(description="Masked applicant data")
+    created_at: UtcDatetime
+    matched_at: UtcDatetime | None
+    offers: list[MatchPublic] = Field(
+        default_factory=list,
+        description="Every lender's offer or refusal for this request: offers first, best first",
+    )
+    apr_spread: float | None = Field(
+        None, description="Max minus min APR of this request's eligible offers"
+    )
+
+
 class AppraisalPublic(BaseModel):
     appraisal_id: str
     kiosk_id: str
@@ -139,9 +146,17 @@ class AppraisalPublic(BaseModel):
     gateway_flags: list[dict[str, Any]] = Field(
         default_factory=list, description="Flags raised across appraisals (photo reuse, rollback)"
     )
-    loan_requests: list[LoanRequestPublic] = Field(default_factory=list)
-    offers: list[MatchPublic] = Field(default_factory=list)
-    apr_spread: float | None = Field(None, description="Max minus min APR of eligible offers")
+    loan_requests: list[LoanRequestPublic] = Field(
+        default_factory=list, description="Oldest first, each with its own offers and APR spread"
+    )
+    offers: list[MatchPublic] = Field(
+        default_factory=list,
+        description="The offers and refusals for the latest loan request (one customer's terms: "
+        "ranks and the spread compare like with like)",
+    )
+    apr_spread: float | None = Field(
+        None, description="Max minus min APR of the latest loan request's eligible offers"
+    )
 
 
 class DecisionCreate(BaseModel):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from sqlmodel import Session, col, select
@@ -81,7 +82,10 @@ def attach_loan_request(
     appraisal = session.get(Appraisal, appraisal_id)
     if appraisal is not None:
         offers.match_loan_request(session, context.sealer, loan=row, appraisal=appraisal)
-    return loan_public(context.sealer, row)
+    matches = session.exec(
+        select(MatchRow).where(MatchRow.loan_request_id == row.id).order_by(col(MatchRow.seq))
+    ).all()
+    return loan_public(context.sealer, row, matches)
 
 
 def view_appraisal(
@@ -98,11 +102,16 @@ def view_appraisal(
     matches = session.exec(
         select(MatchRow).where(MatchRow.appraisal_id == appraisal_id).order_by(col(MatchRow.seq))
     ).all()
-    offers_public = sorted(
-        (match_public(m) for m in matches),
-        key=lambda m: (not m.eligible, m.rank if m.rank is not None else 10**6, m.lender),
-    )
-    aprs = [m.apr_percent for m in offers_public if m.eligible and m.apr_percent is not None]
+    by_request: dict[str, list[MatchRow]] = {}
+    for m in matches:
+        by_request.setdefault(m.loan_request_id, []).append(m)
+    # Each loan request is its own customer's terms: ranks and the APR spread only compare
+    # offers made for the same request (a second request with another score or down payment
+    # would otherwise interleave its ranks and widen the spread).
+    loans_public = [
+        loan_public(context.sealer, loan, by_request.get(loan.id, [])) for loan in loans
+    ]
+    latest = loans_public[-1] if loans_public else None
     return AppraisalPublic(
         appraisal_id=appraisal_id,
         kiosk_id=req.kiosk_id,
@@ -110,9 +119,9 @@ def view_appraisal(
         command_state=command.state if command else None,
         report=appraisal.report if appraisal else None,
         gateway_flags=appraisal.gateway_flags if appraisal else [],
-        loan_requests=[loan_public(context.sealer, loan) for loan in loans],
-        offers=offers_public,
-        apr_spread=round(max(aprs) - min(aprs), 3) if aprs else None,
+        loan_requests=loans_public,
+        offers=latest.offers if latest else [],
+        apr_spread=latest.apr_spread if latest else None,
     )
 
 
@@ -153,13 +162,21 @@ def _add_loan_request(
     return row
 
 
-def loan_public(sealer: Sealer, row: LoanRequestRow) -> LoanRequestPublic:
+def loan_public(
+    sealer: Sealer, row: LoanRequestRow, matches: Sequence[MatchRow] = ()
+) -> LoanRequestPublic:
+    """A loan request as shown (applicant masked) with its offers, offers first, best first."""
     applicant = sealer.open(row.applicant_sealed)
     score = applicant.get("credit_score")
     masked = {
         "monthly_income": mask_money(int(applicant["monthly_income_minor"])),
         "credit": mask_score(score) if score else str(applicant.get("credit_band")),
     }
+    shown = sorted(
+        (match_public(m) for m in matches),
+        key=lambda m: (not m.eligible, m.rank if m.rank is not None else 10**6, m.lender),
+    )
+    aprs = [m.apr_percent for m in shown if m.eligible and m.apr_percent is not None]
     return LoanRequestPublic(
         id=row.id,
         appraisal_id=row.appraisal_id,
@@ -171,6 +188,8 @@ def loan_public(sealer: Sealer, row: LoanRequestRow) -> LoanRequestPublic:
         applicant=masked,
         created_at=row.created_at,
         matched_at=row.matched_at,
+        offers=shown,
+        apr_spread=round(max(aprs) - min(aprs), 3) if aprs else None,
     )
 
 

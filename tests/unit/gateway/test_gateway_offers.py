@@ -7,17 +7,18 @@ import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlmodel import Session, func, select
 
-from edge.protocol import Channel, encode, make_envelope, topic_for
-from gateway.api.schemas import AppraisalStart
+from edge.protocol import Channel, PhotoRecord, encode, make_envelope, topic_for
+from gateway.api.schemas import AppraisalStart, LoanRequestCreate
 from gateway.context import GatewayContext
 from gateway.db import Appraisal, LoanRequestRow, MatchRow, make_engine, migrate
 from gateway.matching import Code, load_programs, sample_programs_dir
 from gateway.services import offers
-from gateway.services.appraisals import start_appraisal, view_appraisal
+from gateway.services.appraisals import attach_loan_request, start_appraisal, view_appraisal
 from gateway.services.ingest import Inbound, ingest_batch
 from gateway.services.programs import store_program
 from gateway.services.sealing import Sealer
@@ -37,7 +38,9 @@ def context(tmp_path: Path) -> Iterator[GatewayContext]:
     engine.dispose()
 
 
-def _stored_appraisal_without_matching(context: GatewayContext, credit_score: int = 720) -> str:
+def _stored_appraisal_without_matching(
+    context: GatewayContext, credit_score: int = 720, down_payment_minor: int = 0, **body: Any
+) -> str:
     """A dealer's request with a loan, and the kiosk's appraisal committed by ingest: the state
     a gateway killed right after the commit (before its post-commit matching) leaves behind."""
     request = AppraisalStart.model_validate(
@@ -46,7 +49,7 @@ def _stored_appraisal_without_matching(context: GatewayContext, credit_score: in
             "vehicle": {"model": "Malibu", "trim": "LS Sedan 4D"},
             "loan_request": {
                 "amount_minor": 900_000,
-                "down_payment_minor": 0,
+                "down_payment_minor": down_payment_minor,
                 "term_months": 36,
                 "monthly_income_minor": 600_000,
                 "credit_score": credit_score,
@@ -56,8 +59,8 @@ def _stored_appraisal_without_matching(context: GatewayContext, credit_score: in
     )
     with context.session() as session:
         view = start_appraisal(context, session, dealer_org="Dealer A", request=request)
-        body = appraisal_body(appraisal_id=view.appraisal_id)
-        env = make_envelope(KIOSK, body, seq=1)
+        report = appraisal_body(appraisal_id=view.appraisal_id, **body)
+        env = make_envelope(KIOSK, report, seq=1)
         outcome = ingest_batch(
             session, [Inbound(topic_for(KIOSK, Channel.APPRAISALS), encode(env))]
         )
@@ -132,3 +135,47 @@ def test_the_applicants_exact_score_is_never_stored_or_shown_with_a_match(
             any(o in below for o in row.result["outcomes"])
         )
     assert not EXACT.search(view.model_dump_json())
+
+
+def test_each_loan_request_is_ranked_and_spread_on_its_own(context: GatewayContext) -> None:
+    """A second request on the same car (another customer's score, another down payment) gets
+    its own ranking and APR spread; the two customers' APRs are never compared."""
+    photos = [
+        PhotoRecord(view=view, sha256=f"{i:064x}", phash=f"{i:016x}", passed=True)
+        for i, view in enumerate(
+            ("front", "rear", "left", "right", "interior", "dashboard", "vin_plate"), start=1
+        )
+    ]
+    appraisal_id = _stored_appraisal_without_matching(
+        context, credit_score=780, down_payment_minor=200_000, photos=photos
+    )
+    second = LoanRequestCreate.model_validate(
+        {
+            "amount_minor": 900_000,
+            "down_payment_minor": 200_000,
+            "term_months": 36,
+            "monthly_income_minor": 600_000,
+            "credit_score": 640,
+            "consent": True,
+        }
+    )
+    with context.session() as session:
+        offers.match_pending(session, context.sealer)
+        attached = attach_loan_request(
+            context, session, dealer_org="Dealer A", appraisal_id=appraisal_id, request=second
+        )
+        view = view_appraisal(context, session, dealer_org="Dealer A", appraisal_id=appraisal_id)
+    first, latest = view.loan_requests
+    assert latest.id == attached.id and attached.offers  # matched at once: the car is in
+    for loan in (first, latest):
+        assert loan.offers and {o.loan_request_id for o in loan.offers} == {loan.id}
+        ranks = [o.rank for o in loan.offers if o.eligible]
+        assert ranks == list(range(1, len(ranks) + 1))
+        aprs = [o.apr_percent for o in loan.offers if o.eligible and o.apr_percent is not None]
+        assert loan.apr_spread == (round(max(aprs) - min(aprs), 3) if aprs else None)
+    # The top level shows the latest request: what the dealer is quoting now.
+    assert [o.id for o in view.offers] == [o.id for o in latest.offers]
+    assert view.apr_spread == latest.apr_spread
+    first_aprs = {o.apr_percent for o in first.offers if o.eligible}
+    latest_aprs = {o.apr_percent for o in latest.offers if o.eligible}
+    assert first_aprs != latest_aprs  # the two customers really are priced apart
