@@ -10,6 +10,8 @@ reasons, shows a lender pulling its matches, and keeps serving until Ctrl-C.
 from __future__ import annotations
 
 import argparse
+import fcntl
+import itertools
 import logging
 import shutil
 import signal
@@ -17,7 +19,7 @@ import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import httpx
 from rich.console import Console
@@ -60,13 +62,45 @@ def _money(minor: int | None) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    console = Console()
+    data_dir, lock = claim_data_dir(args.data_dir)
+    if data_dir != args.data_dir:
+        console.print(
+            f"[yellow]another demo is running in {args.data_dir}[/]; this one uses {data_dir}"
+        )
+    if data_dir.exists():
+        shutil.rmtree(data_dir)  # the demo starts from nothing every time
+    try:
+        return _run(args, console, data_dir)
+    finally:
+        lock.close()
+
+
+def claim_data_dir(base: Path) -> tuple[Path, IO[str]]:
+    """``base``, or ``base-2``, ``base-3``... : the first folder no running demo holds, with the
+    lock that holds it for this run (released when the file is closed or the process ends).
+
+    The demo wipes its folder when it starts; a second demo started beside a running one (the
+    gateway moves to the next free port for just that case) must not delete the first one's
+    database, kiosk outbox and photos from under it.
+    """
+    base.parent.mkdir(parents=True, exist_ok=True)
+    for n in itertools.count(1):
+        candidate = base if n == 1 else base.with_name(f"{base.name}-{n}")
+        lock = candidate.with_name(f"{candidate.name}.lock").open("a")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            continue
+        return candidate, lock
+    raise AssertionError("unreachable")
+
+
+def _run(args: argparse.Namespace, console: Console, data_dir: Path) -> int:
     from edge.obd import start_simulator
     from gateway.settings import GatewaySettings
 
-    console = Console()
-    data_dir: Path = args.data_dir
-    if data_dir.exists():
-        shutil.rmtree(data_dir)  # the demo starts from nothing every time
     settings = GatewaySettings(data_dir=data_dir)
     stop = threading.Event()
     if threading.current_thread() is threading.main_thread():
