@@ -5,7 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+)
 
 from edge.protocol.topics import KIOSK_ID_PATTERN
 
@@ -63,29 +70,59 @@ class VehicleHints(BaseModel):
 
 
 class LoanRequestCreate(BaseModel):
-    """A loan request. Income and credit are personal data: encrypted at rest, masked when shown."""
+    """A loan request. Income and credit are personal data: encrypted at rest, masked when shown.
+
+    Each rule names its own field in a 422 (``body.consent``, ``body.credit_band``, ...), so an
+    integrator's form can mark the field to fix.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     loan_kind: Literal["purchase", "equity"] = "purchase"
-    amount_minor: int = Field(gt=0, le=10_000_000_00, description="Amount requested, in cents")
-    down_payment_minor: int = Field(0, ge=0, le=10_000_000_00)
+    amount_minor: int = Field(
+        gt=0,
+        le=10_000_000_00,
+        description="In cents. Purchase: the car's selling price. Equity: the cash wanted",
+    )
+    down_payment_minor: int = Field(
+        0, ge=0, le=10_000_000_00, description="Cash and trade-in equity put down, in cents"
+    )
     term_months: int = Field(ge=6, le=96)
     currency: str = Field("USD", pattern=r"^[A-Z]{3}$")
     monthly_income_minor: int = Field(gt=0, le=10_000_000_00, description="Gross monthly income")
     credit_score: int | None = Field(None, ge=300, le=850, description="FICO-style score")
     credit_band: CreditBandName | None = Field(
-        None, description="Used when no score is given; priced at the band's lowest score"
+        None,
+        validate_default=True,
+        description="Used when no score is given; priced at the band's lowest score",
     )
     consent: bool = Field(description="The applicant agreed to share this data with lenders")
 
-    @model_validator(mode="after")
-    def _check(self) -> LoanRequestCreate:
-        if not self.consent:
+    @field_validator("down_payment_minor")
+    @classmethod
+    def _leaves_something_to_finance(cls, value: int, info: ValidationInfo) -> int:
+        amount = info.data.get("amount_minor")
+        if amount is not None and value >= amount:
+            raise ValueError(
+                f"the down payment ({value}) must be less than amount_minor ({amount}): "
+                "nothing would be left to finance"
+            )
+        return value
+
+    @field_validator("credit_band")
+    @classmethod
+    def _score_or_band(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # credit_score is absent from info.data when it failed its own checks: one error is enough.
+        if value is None and "credit_score" in info.data and info.data["credit_score"] is None:
+            raise ValueError("give credit_score (300-850) or credit_band")
+        return value
+
+    @field_validator("consent")
+    @classmethod
+    def _consented(cls, value: bool) -> bool:
+        if not value:
             raise ValueError("the applicant's consent is required to share their data with lenders")
-        if self.credit_score is None and self.credit_band is None:
-            raise ValueError("give credit_score or credit_band")
-        return self
+        return value
 
 
 class AppraisalStart(BaseModel):

@@ -17,6 +17,7 @@ from gateway.errors import ConflictError
 from gateway.services import lenders
 from gateway.services.keys import Role, create_key
 from gateway.services.sealing import Sealer
+from kioskmatch.demo import DEMO_LOAN
 from tests.support.factories import stored_match
 
 
@@ -263,6 +264,52 @@ def test_loan_request_needs_consent(context: GatewayContext, client: TestClient)
     response = client.post("/v1/dealer/appraisals", headers=headers, json=body)
     assert response.status_code == 422
     assert "consent" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "words"),
+    [
+        ({"consent": False}, "consent", "consent is required"),
+        ({"credit_score": None}, "credit_band", "give credit_score"),
+        ({"down_payment_minor": 1_250_000}, "down_payment_minor", "nothing would be left"),
+        ({"down_payment_minor": 2_000_000}, "down_payment_minor", "must be less than"),
+        ({"credit_score": 900}, "credit_score", "less than or equal to 850"),
+    ],
+)
+def test_an_invalid_loan_request_names_its_field(
+    context: GatewayContext,
+    client: TestClient,
+    change: dict[str, object],
+    field: str,
+    words: str,
+) -> None:
+    headers = _key(context, Role.DEALER, "Dealer A")
+    loan = {k: v for k, v in {**DEMO_LOAN, **change}.items() if v is not None}
+    started = client.post(
+        "/v1/dealer/appraisals",
+        headers=headers,
+        json={"kiosk_id": "dlr-001-k1", "loan_request": loan},
+    )
+    attached = client.post(
+        f"/v1/dealer/appraisals/{_started(client, headers)}/loan-requests",
+        headers=headers,
+        json=loan,
+    )
+    for response, where in ((started, f"body.loan_request.{field}"), (attached, f"body.{field}")):
+        assert response.status_code == 422, response.text
+        assert response.headers["content-type"] == "application/problem+json"
+        problem = response.json()
+        assert [(e["field"], words in e["message"]) for e in problem["errors"]] == [(where, True)]
+        assert problem["detail"].startswith(where)
+
+
+def _started(client: TestClient, headers: dict[str, str]) -> str:
+    response = client.post(
+        "/v1/dealer/appraisals", headers=headers, json={"kiosk_id": "dlr-001-k1"}
+    )
+    assert response.status_code == 201, response.text
+    appraisal_id: str = response.json()["appraisal_id"]
+    return appraisal_id
 
 
 def test_ops_stats(context: GatewayContext, client: TestClient) -> None:
