@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -24,7 +25,7 @@ from gateway.matching import (
 )
 from gateway.services import webhooks
 from gateway.services.programs import active_programs
-from gateway.services.sealing import Sealer, mask_score
+from gateway.services.sealing import Sealer, income_band, mask_score
 
 logger = logging.getLogger(__name__)
 
@@ -105,6 +106,7 @@ def match_loan_request(
             loan_request_id=loan.id,
             lender_org=programs.org_of[result.program_id],
             created_at=now,
+            monthly_income_minor=request.monthly_income_minor,
         )
         for result in results
     ]
@@ -160,6 +162,7 @@ def match_row(
     loan_request_id: str,
     lender_org: str,
     created_at: datetime,
+    monthly_income_minor: int | None = None,
 ) -> MatchRow:
     """The stored form of one program's verdict (LTV as a fraction, the whole result kept)."""
     return MatchRow(
@@ -177,24 +180,52 @@ def match_row(
         monthly_payment_minor=result.monthly_payment_minor,
         peak_ltv=None if result.peak_ltv_pct is None else result.peak_ltv_pct / 100,
         rank=result.rank,
-        result=masked_result(result),
+        result=masked_result(result, monthly_income_minor=monthly_income_minor),
         created_at=created_at,
     )
 
 
-def masked_result(result: MatchResult) -> dict[str, Any]:
-    """``result`` as it is stored and shown (to dealers, lenders and webhooks): the applicant's
-    exact credit score, personal data, appears only as its 50-point band."""
+def masked_result(
+    result: MatchResult, *, monthly_income_minor: int | None = None
+) -> dict[str, Any]:
+    """``result`` as it is stored and shown (to dealers, lenders and webhooks), without the
+    applicant's personal data: the exact credit score appears only as its 50-point band, and a
+    payment-to-income ratio (``pti_pct`` and the refusal's params) only as the range the masked
+    income band allows, e.g. ``"10.6%-21.3%"`` (the exact ratio beside the exact payment would
+    give the income to the cent).
+
+    ``monthly_income_minor`` places the ratio in the applicant's income band; without it the
+    band is the one the ratio itself points to."""
     out = result.model_dump()
+    if out.get("pti_pct") is not None and result.monthly_payment_minor is not None:
+        out["pti_pct"] = _pti_range(
+            result.monthly_payment_minor, out["pti_pct"], monthly_income_minor
+        )
     for outcome in out["outcomes"]:
         params = outcome["params"]
-        if "score" not in params:
+        masked = dict(params)
+        if "score" in params:
+            masked["score"] = mask_score(int(params["score"]))
+        if "pti_pct" in params and "payment_minor" in params:
+            masked["pti_pct"] = _pti_range(
+                int(params["payment_minor"]), float(params["pti_pct"]), monthly_income_minor
+            )
+        if masked == params:
             continue
         exact = outcome["message"]
-        outcome["params"] = {**params, "score": mask_score(int(params["score"]))}
-        outcome["message"] = render_reason(
-            outcome["code"], {**outcome["params"], "currency": result.currency}
-        )
+        outcome["params"] = masked
+        outcome["message"] = render_reason(outcome["code"], {**masked, "currency": result.currency})
         for sentences in (out["reasons"], out["notes"]):
             sentences[:] = [outcome["message"] if s == exact else s for s in sentences]
     return out
+
+
+def _pti_range(payment_minor: int, pti_pct: float, income_minor: int | None) -> str:
+    """The payment-to-income ratio as the range the applicant's masked income band allows."""
+    if income_minor is None:
+        income_minor = round(payment_minor * 100 / pti_pct) if pti_pct > 0 else 0
+    low, high = income_band(income_minor)
+    least = math.floor(payment_minor * 1000 / high) / 10
+    if low == 0:
+        return f"over {least:.1f}%"
+    return f"{least:.1f}%-{math.ceil(payment_minor * 1000 / low) / 10:.1f}%"

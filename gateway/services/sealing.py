@@ -32,13 +32,21 @@ class Sealer:
         return data
 
 
-def mask_money(minor: int) -> str:
-    """A range instead of a figure, e.g. for income in logs and responses."""
+def income_band(minor: int) -> tuple[int, int]:
+    """The band :func:`mask_money` shows for ``minor``, in cents: ``(low, high)`` (low 0: <$1k)."""
     dollars = minor // 100
     if dollars < 1000:
+        return 0, 1000 * 100
+    low = dollars // 1000 * 1000
+    return low * 100, (low + 1000) * 100
+
+
+def mask_money(minor: int) -> str:
+    """A range instead of a figure, e.g. for income in logs and responses."""
+    low, high = income_band(minor)
+    if low == 0:
         return "<$1k"
-    low = dollars // 1000
-    return f"${low}k-${low + 1}k"
+    return f"${low // 100_000}k-${high // 100_000}k"
 
 
 def mask_score(score: int) -> str:

@@ -39,7 +39,11 @@ def context(tmp_path: Path) -> Iterator[GatewayContext]:
 
 
 def _stored_appraisal_without_matching(
-    context: GatewayContext, credit_score: int = 720, down_payment_minor: int = 0, **body: Any
+    context: GatewayContext,
+    credit_score: int = 720,
+    down_payment_minor: int = 0,
+    monthly_income_minor: int = 600_000,
+    **body: Any,
 ) -> str:
     """A dealer's request with a loan, and the kiosk's appraisal committed by ingest: the state
     a gateway killed right after the commit (before its post-commit matching) leaves behind."""
@@ -51,7 +55,7 @@ def _stored_appraisal_without_matching(
                 "amount_minor": 900_000,
                 "down_payment_minor": down_payment_minor,
                 "term_months": 36,
-                "monthly_income_minor": 600_000,
+                "monthly_income_minor": monthly_income_minor,
                 "credit_score": credit_score,
                 "consent": True,
             },
@@ -137,17 +141,20 @@ def test_the_applicants_exact_score_is_never_stored_or_shown_with_a_match(
     assert not EXACT.search(view.model_dump_json())
 
 
+def _all_photos() -> list[PhotoRecord]:
+    """Every view the sample lenders require, passed."""
+    views = ("front", "rear", "left", "right", "interior", "dashboard", "vin_plate")
+    return [
+        PhotoRecord(view=view, sha256=f"{i:064x}", phash=f"{i:016x}", passed=True)
+        for i, view in enumerate(views, start=1)
+    ]
+
+
 def test_each_loan_request_is_ranked_and_spread_on_its_own(context: GatewayContext) -> None:
     """A second request on the same car (another customer's score, another down payment) gets
     its own ranking and APR spread; the two customers' APRs are never compared."""
-    photos = [
-        PhotoRecord(view=view, sha256=f"{i:064x}", phash=f"{i:016x}", passed=True)
-        for i, view in enumerate(
-            ("front", "rear", "left", "right", "interior", "dashboard", "vin_plate"), start=1
-        )
-    ]
     appraisal_id = _stored_appraisal_without_matching(
-        context, credit_score=780, down_payment_minor=200_000, photos=photos
+        context, credit_score=780, down_payment_minor=200_000, photos=_all_photos()
     )
     second = LoanRequestCreate.model_validate(
         {
@@ -179,3 +186,37 @@ def test_each_loan_request_is_ranked_and_spread_on_its_own(context: GatewayConte
     first_aprs = {o.apr_percent for o in first.offers if o.eligible}
     latest_aprs = {o.apr_percent for o in latest.offers if o.eligible}
     assert first_aprs != latest_aprs  # the two customers really are priced apart
+
+
+def test_a_refusal_for_payment_to_income_does_not_give_away_the_income(
+    context: GatewayContext,
+) -> None:
+    """The exact ratio beside the exact payment is the income to the cent (payment / ratio);
+    shown, it is only the range the applicant's masked income band ($1k-$2k) allows."""
+    income = 123_456
+    appraisal_id = _stored_appraisal_without_matching(
+        context, down_payment_minor=200_000, monthly_income_minor=income, photos=_all_photos()
+    )
+    with context.session() as session:
+        offers.match_pending(session, context.sealer)
+        rows = session.exec(select(MatchRow).where(MatchRow.appraisal_id == appraisal_id)).all()
+        view = view_appraisal(context, session, dealer_org="Dealer A", appraisal_id=appraisal_id)
+    refused = [
+        (row, o) for row in rows for o in row.result["outcomes"] if o["code"] == Code.PTI_EXCEEDED
+    ]
+    assert refused, "no sample program refused a payment of this share of income"
+    for row, outcome in refused:
+        payment = outcome["params"]["payment_minor"]
+        exact = payment * 100 / income
+        low, high = (float(p) for p in outcome["params"]["pti_pct"].rstrip("%").split("%-"))
+        assert low <= exact <= high
+        # no narrower than the band: the incomes it allows run from about $1k to about $2k
+        assert payment * 100 / high <= 100_000 * 1.01 and payment * 100 / low >= 200_000 * 0.99
+        for shown in (json.dumps(row.result), row.public_json, view.model_dump_json()):
+            assert f"{exact:.1f}%" not in shown and f"{exact:.2f}" not in shown
+    # Offers carry the ratio too (pti_pct): the same range, never the figure.
+    for row in rows:
+        if row.monthly_payment_minor is not None:
+            exact = row.monthly_payment_minor * 100 / income
+            assert f"{exact:.2f}" not in json.dumps(row.result) + row.public_json
+            assert isinstance(row.result["pti_pct"], str) and "%-" in row.result["pti_pct"]
