@@ -31,6 +31,7 @@ from edge.protocol import (
     Vehicle,
     VinSource,
 )
+from kioskmatch.progress import CliProgress
 
 if TYPE_CHECKING:
     from edge.app import KioskAgent
@@ -247,14 +248,14 @@ def _appraise_and_drain(
     for thread in threads:
         thread.start()
     deadline = started + args.timeout
-    with _Progress(backlog + total) as progress:
+    with CliProgress(backlog + total, "appraisals receipted", logger) as progress:
         while True:
             created = sum(len(agent.completed) for agent in agents)
             pending = sum(agent.outbox.depth(Channel.APPRAISALS) for agent in agents)
             working = any(thread.is_alive() for thread in threads)
-            progress.update(created=created, receipted=max(0, backlog + created - pending))
+            progress.update(max(0, backlog + created - pending), note=f"({created} created)")
             if not working and all(agent.outbox.depth() == 0 for agent in agents):
-                progress.update(created=created, receipted=backlog + created)
+                progress.update(backlog + created, note=f"({created} created)")
                 break
             if time.monotonic() >= deadline:
                 left = sum(agent.outbox.depth() for agent in agents)
@@ -276,50 +277,6 @@ def _appraise_and_drain(
     elapsed = time.monotonic() - started
     print(f"{total} appraisals from {args.kiosks} kiosks receipted in {elapsed:.1f} s")
     return 0
-
-
-class _Progress:
-    """A progress bar on a terminal; elsewhere (logs, CI) a line every few seconds."""
-
-    def __init__(self, total: int, *, every_s: float = 5.0) -> None:
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-        self._total = total
-        self._every_s = every_s
-        self._last_line = time.monotonic()
-        self._console = Console(stderr=True)
-        self._bar = Progress(
-            TextColumn("receipted"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[created]}"),
-            console=self._console,
-            disable=not self._console.is_terminal,
-        )
-        self._task = self._bar.add_task("receipted", total=total, created="")
-        self._state = self._printed = (0, 0)
-
-    def __enter__(self) -> _Progress:
-        self._bar.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self._bar.stop()
-        if not self._console.is_terminal and self._state != self._printed:
-            self._line()
-
-    def update(self, *, created: int, receipted: int) -> None:
-        self._state = (created, receipted)
-        self._bar.update(self._task, completed=receipted, created=f"({created} created)")
-        if not self._console.is_terminal and time.monotonic() - self._last_line >= self._every_s:
-            self._line()
-
-    def _line(self) -> None:
-        created, receipted = self._state
-        logger.info("%d/%d appraisals receipted (%d created)", receipted, self._total, created)
-        self._last_line = time.monotonic()
-        self._printed = self._state
 
 
 def _appraise_n(agent: KioskAgent, count: int, rate: float, failures: list[BaseException]) -> None:

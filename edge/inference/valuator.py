@@ -43,6 +43,10 @@ def _default_models_dir() -> Path:
     return MODELS_DIR
 
 
+# No car has covered more; past this an odometer (or a CSV's mileage) is a data error.
+MAX_ODOMETER_KM = 3_000_000
+
+
 class ValuationRequest(BaseModel):
     """What the kiosk knows about the car. Distances in km; the runtime converts to miles."""
 
@@ -53,7 +57,7 @@ class ValuationRequest(BaseModel):
     trim: str | None = None
     body: str | None = Field(None, description="e.g. 'Sedan 4D'; checked against the catalogue")
     model_year: int | None = Field(None, ge=1980, le=2100)
-    odometer_km: float | None = Field(None, ge=0, le=3_000_000)
+    odometer_km: float | None = Field(None, ge=0, le=MAX_ODOMETER_KM)
     options: dict[str, bool] = Field(
         default_factory=dict, description="cruise, sound, leather; other keys are ignored"
     )
@@ -206,6 +210,17 @@ class Valuator:
         for i in known:
             if not math.isfinite(rows[i].miles) or rows[i].miles < 0:
                 raise InputError(f"mileage {rows[i].miles} is not a non-negative number")
+        max_miles = MAX_ODOMETER_KM / self._vspec.km_per_mile
+        for i in [i for i in known if rows[i].miles > max_miles]:
+            out[i] = Quote(
+                ValuationStatus.MANUAL,
+                self.model_version,
+                reason=f"mileage {rows[i].miles:,.0f} mi is not plausible (more than"
+                f" {max_miles:,.0f} mi): check the odometer reading",
+            )
+        known = [i for i in known if rows[i].miles <= max_miles]
+        if not known:
+            return out
         trim = np.array([matches[i].entry.index for i in known], dtype=np.int32)  # type: ignore[union-attr]
         feats = np.array(
             [
@@ -221,6 +236,15 @@ class Valuator:
         hi_m = self._vspec.miles_range[1]
         for j, i in enumerate(known):
             value, lo80, hi80, lo90, hi90 = (float(v) for v in prices[j])
+            if not (math.isfinite(value) and value >= 1.0 and math.isfinite(hi90)):
+                # So far past the data that the model's price has collapsed: no number to give.
+                out[i] = Quote(
+                    ValuationStatus.MANUAL,
+                    self.model_version,
+                    reason=f"mileage {rows[i].miles:,.0f} mi is too far beyond the model's data"
+                    f" ({self._vspec.miles_range[1]:,.0f} mi) to price",
+                )
+                continue
             flags: tuple[str, ...] = ()
             if rows[i].miles > hi_m:
                 # Outside the data: keep the point value, widen the range, say so. The graph's
