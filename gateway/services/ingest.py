@@ -52,6 +52,7 @@ from gateway.db.engine import RawJSON
 from gateway.db.models import (
     Appraisal,
     AppraisalPhoto,
+    AppraisalRequest,
     CommandRow,
     DeadLetter,
     InboundMessage,
@@ -144,6 +145,7 @@ _NO_FLAGS = RawJSON("[]")  # most appraisals: no need to serialise an empty list
 _INBOUND = _table(InboundMessage)
 _KIOSK = _table(Kiosk)
 _APPRAISAL = _table(Appraisal)
+_REQUEST = _table(AppraisalRequest)
 
 # One statement per batch for every kiosk heard from. Computed in the database, so two workers
 # sharing a subscription never move a kiosk's last seq (or last seen) backwards, nor lose a count.
@@ -183,6 +185,9 @@ _KNOWN_KIOSKS = select(_KIOSK.c.kiosk_id, _KIOSK.c.last_seq).where(
 )
 _KNOWN_APPRAISALS = select(_APPRAISAL.c.appraisal_id).where(
     _APPRAISAL.c.appraisal_id.in_(bindparam("ids", expanding=True))
+)
+_REQUESTED_ON = select(_REQUEST.c.appraisal_id, _REQUEST.c.kiosk_id).where(
+    _REQUEST.c.appraisal_id.in_(bindparam("ids", expanding=True))
 )
 _DUPLICATE = (
     update(_INBOUND)
@@ -304,6 +309,7 @@ def _ingest(
             valid.append((item, decode(item.topic, item.payload)))
         except ProtocolError as exc:
             _dead_letter(session, item, exc.reason, outcome)
+    valid = _answered_by_the_kiosk_asked(session, valid, outcome)
     if not valid:
         return outcome
 
@@ -348,6 +354,36 @@ def _ingest(
             row["gateway_flags"] = found if found else _NO_FLAGS
     writes.flush()
     return outcome
+
+
+def _answered_by_the_kiosk_asked(
+    session: Session, valid: list[tuple[Inbound, Envelope[Any]]], outcome: IngestOutcome
+) -> list[tuple[Inbound, Envelope[Any]]]:
+    """``valid`` without appraisals that a dealer asked of another kiosk (those become dead
+    letters): a kiosk cannot answer, or overwrite, an appraisal requested on someone else's."""
+    ids = [env.body.appraisal_id for _, env in valid if isinstance(env.body, AppraisalBody)]
+    if not ids:
+        return valid
+    asked: dict[str, str] = {
+        appraisal_id: kiosk_id
+        for appraisal_id, kiosk_id in session.connection().execute(_REQUESTED_ON, {"ids": ids})
+    }
+    if not asked:
+        return valid
+    kept = []
+    for item, env in valid:
+        body = env.body
+        if isinstance(body, AppraisalBody) and asked.get(body.appraisal_id, env.kiosk_id) != (
+            env.kiosk_id
+        ):
+            reason = (
+                f"appraisal {body.appraisal_id} was requested on kiosk "
+                f"{asked[body.appraisal_id]}, not on {env.kiosk_id}"
+            )
+            _dead_letter(session, item, reason, outcome)
+            continue
+        kept.append((item, env))
+    return kept
 
 
 def _dead_letter(session: Session, item: Inbound, reason: str, outcome: IngestOutcome) -> None:
@@ -432,7 +468,7 @@ def _apply(writes: _Writes, item: Inbound, env: Envelope[Any], outcome: IngestOu
             }
         )
     elif isinstance(body, EventBody):
-        _apply_event(writes.session, body)
+        _apply_event(writes.session, env.kiosk_id, body)
 
 
 def _store_appraisal(
@@ -496,7 +532,7 @@ def _apply_status(
         outcome.kiosks_online.append(env.kiosk_id)
 
 
-def _apply_event(session: Session, body: EventBody) -> None:
+def _apply_event(session: Session, kiosk_id: str, body: EventBody) -> None:
     new_state = {
         EventKind.COMMAND_ACCEPTED: "accepted",
         EventKind.COMMAND_REJECTED: "rejected",
@@ -507,6 +543,15 @@ def _apply_event(session: Session, body: EventBody) -> None:
         return  # progress events are history only
     command = session.get(CommandRow, body.command_id)
     if command is None:
+        return
+    if command.kiosk_id != kiosk_id:
+        # Kept in the history, but only the kiosk a command was sent to can move it on.
+        logger.warning(
+            "kiosk %s reported on command %s, which was sent to kiosk %s; ignored",
+            kiosk_id,
+            command.command_id,
+            command.kiosk_id,
+        )
         return
     # done/rejected/failed are final; an accepted arriving late must not undo them.
     if command.state in {"done", "rejected", "failed"} and new_state == "accepted":

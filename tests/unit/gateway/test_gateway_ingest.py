@@ -28,6 +28,7 @@ from edge.protocol import (
 )
 from gateway.db import (
     Appraisal,
+    AppraisalRequest,
     CommandRow,
     DeadLetter,
     InboundMessage,
@@ -225,6 +226,59 @@ def test_commands_wait_for_online_then_follow_events(engine: Engine) -> None:
         )
         s.refresh(row)
         assert row.state == "done"
+
+
+def test_only_the_kiosk_asked_moves_a_command_or_answers_an_appraisal(engine: Engine) -> None:
+    other = "dlr-002-k9"
+    with Session(engine, expire_on_commit=False) as s:
+        command = issue_command(
+            s, kiosk_id=KIOSK, kind=CommandKind.START_APPRAISAL, params={}, ttl=timedelta(minutes=5)
+        )
+        appraisal_id = appraisal_body().appraisal_id
+        s.add(
+            AppraisalRequest(
+                appraisal_id=appraisal_id,
+                dealer_org="Dealer A",
+                kiosk_id=KIOSK,
+                command_id=command.command_id,
+                created_at=utc_now(),
+            )
+        )
+        s.commit()
+        # Another kiosk reports the command failed, and answers the appraisal itself ...
+        failed = make_envelope(
+            other, EventBody(kind=EventKind.COMMAND_FAILED, command_id=command.command_id), seq=1
+        )
+        impostor = make_envelope(other, appraisal_body(appraisal_id=appraisal_id), seq=2)
+        outcome = ingest_batch(
+            s,
+            [
+                Inbound(topic_for(other, Channel.EVENTS), encode(failed)),
+                Inbound(topic_for(other, Channel.APPRAISALS), encode(impostor)),
+            ],
+        )
+        s.refresh(command)
+        assert command.state == "pending"
+        assert outcome.dead_letters == 1 and outcome.new_appraisals == []
+        assert sorted(outcome.receipts[other]) == sorted([failed.message_id, impostor.message_id])
+        letter = s.exec(select(DeadLetter)).one()
+        assert f"requested on kiosk {KIOSK}, not on {other}" in letter.reason
+        # ... while the kiosk asked does both.
+        answer = make_envelope(KIOSK, appraisal_body(appraisal_id=appraisal_id), seq=1)
+        done = make_envelope(
+            KIOSK, EventBody(kind=EventKind.COMMAND_DONE, command_id=command.command_id), seq=2
+        )
+        outcome = ingest_batch(
+            s,
+            [
+                Inbound(topic_for(KIOSK, Channel.APPRAISALS), encode(answer)),
+                Inbound(topic_for(KIOSK, Channel.EVENTS), encode(done)),
+            ],
+        )
+        assert outcome.new_appraisals == [appraisal_id]
+        s.refresh(command)
+        assert command.state == "done"
+        assert s.get(Appraisal, appraisal_id).kiosk_id == KIOSK  # type: ignore[union-attr]
 
 
 def test_unknown_message_ids_are_new_across_batches(engine: Engine) -> None:
