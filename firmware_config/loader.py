@@ -35,16 +35,26 @@ class ConfigError(ValueError):
         super().__init__("\n".join(str(i) for i in issues))
 
 
-def _lines(node: yaml.Node, path: tuple[str, ...], out: dict[tuple[str, ...], int]) -> None:
+def _lines(
+    node: yaml.Node,
+    path: tuple[str, ...],
+    out: dict[tuple[str, ...], int],
+    duplicates: list[tuple[tuple[str, ...], int, int]],
+) -> None:
     out[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
         for key_node, value_node in node.value:
             key = str(key_node.value)
-            out[(*path, key)] = key_node.start_mark.line + 1
-            _lines(value_node, (*path, key), out)
+            line = key_node.start_mark.line + 1
+            if key in seen and key != "<<":
+                duplicates.append(((*path, key), seen[key], line))
+            seen[key] = line
+            out[(*path, key)] = line
+            _lines(value_node, (*path, key), out, duplicates)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            _lines(item, (*path, str(i)), out)
+            _lines(item, (*path, str(i)), out, duplicates)
 
 
 def _read(path: Path) -> tuple[dict[str, Any], dict[tuple[str, ...], int]]:
@@ -54,14 +64,30 @@ def _read(path: Path) -> tuple[dict[str, Any], dict[tuple[str, ...], int]]:
         raise ConfigError(
             [ConfigIssue(str(path), None, "(file)", None, f"cannot read: {exc.strerror}")]
         ) from None
+    except UnicodeDecodeError as exc:
+        line = exc.object[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            [
+                ConfigIssue(
+                    str(path),
+                    line,
+                    "(file)",
+                    None,
+                    f"not UTF-8 text (byte {exc.object[exc.start]:#04x} on line {line}): save it"
+                    " as UTF-8, or check this is the configuration file",
+                )
+            ]
+        ) from None
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
+        # PyYAML names the stream "<unicode string>"; the issue already names the file.
+        reason = str(exc).replace('in "<unicode string>", ', "at ")
         raise ConfigError(
-            [ConfigIssue(str(path), line, "(syntax)", None, f"not valid YAML: {exc}")]
+            [ConfigIssue(str(path), line, "(syntax)", None, f"not valid YAML: {reason}")]
         ) from None
     if data is None:
         return {}, {}
@@ -70,15 +96,40 @@ def _read(path: Path) -> tuple[dict[str, Any], dict[tuple[str, ...], int]]:
             [ConfigIssue(str(path), 1, "(root)", data, "the file must hold a mapping of keys")]
         )
     lines: dict[tuple[str, ...], int] = {}
+    duplicates: list[tuple[tuple[str, ...], int, int]] = []
     if node is not None:
-        _lines(node, (), lines)
+        _lines(node, (), lines, duplicates)
+    if duplicates:
+        # YAML keeps only the last of two equal keys: one of the two settings would be lost.
+        raise ConfigError(
+            [
+                ConfigIssue(
+                    str(path),
+                    second,
+                    ".".join(key),
+                    None,
+                    f"given twice (first on line {first}); keep one",
+                )
+                for key, first, second in duplicates
+            ]
+        )
     return data, lines
 
 
 def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for key, value in override.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
+        earlier = out.get(key)
+        if (
+            isinstance(value, dict)
+            and isinstance(earlier, dict)
+            and "type" in value
+            and value["type"] != earlier.get("type")
+        ):
+            # A plugin of another type (serial after tcp) replaces the section: the earlier
+            # type's keys (host) mean nothing to the new one and would be refused as unknown.
+            out[key] = value
+        elif isinstance(value, dict) and isinstance(earlier, dict):
             out[key] = _merge(out[key], value)
         else:
             out[key] = value
@@ -139,4 +190,5 @@ def _hint(error_type: str) -> str:
         "extra_forbidden": "; remove it or check its spelling against `kioskmatch config schema`",
         "missing": "; add it",
         "union_tag_invalid": "; use one of the listed types",
+        "union_tag_not_found": "; add a type (see `kioskmatch config schema` for the types)",
     }.get(error_type, "")

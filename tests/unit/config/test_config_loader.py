@@ -74,3 +74,63 @@ def test_schema_has_descriptions_and_forbids_unknown_keys() -> None:
     schema = KioskConfig.model_json_schema()
     assert schema["additionalProperties"] is False
     assert schema["properties"]["kiosk_id"]["description"]
+
+
+def test_a_later_file_may_change_the_obd_transport_type(tmp_path: Path) -> None:
+    # Deep-merging kept the site's tcp host and port under the kiosk's serial transport, so the
+    # override was refused ("host: extra inputs", "port: should be a string") in the site file.
+    site = _write(
+        tmp_path, "site.yaml", "obd:\n  transport: {type: tcp, host: 10.0.0.5, port: 35000}\n"
+    )
+    kiosk = _write(
+        tmp_path, "kiosk.yaml", "kiosk_id: dlr-042-k1\nobd: {transport: {type: serial}}\n"
+    )
+    assert load_config([site, kiosk]).obd.port_url == "/dev/ttyUSB0"
+    # The same type is still merged key by key.
+    port = _write(tmp_path, "port.yaml", "obd: {transport: {type: tcp, port: 35001}}\n")
+    assert load_config([site, kiosk, site, port]).obd.port_url == "socket://10.0.0.5:35001"
+
+
+def test_a_key_given_twice_is_refused_naming_both_lines(tmp_path: Path) -> None:
+    # YAML keeps the last of two equal keys silently: one of the two settings was lost.
+    path = _write(
+        tmp_path,
+        "twice.yaml",
+        "kiosk_id: dlr-042-k1\nobd:\n  timeout_s: 30\n  timeout_s: 90\nkiosk_id: dlr-043-k1\n",
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config([path])
+    found = {(i.key, i.line): i.message for i in info.value.issues}
+    assert found == {
+        ("obd.timeout_s", 4): "given twice (first on line 3); keep one",
+        ("kiosk_id", 5): "given twice (first on line 1); keep one",
+    }
+
+
+def test_a_file_that_is_not_utf8_is_an_error_naming_it_not_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes(b"kiosk_id: dlr-042-k1\nsite: Caf\xe9 Motors\n")
+    with pytest.raises(ConfigError) as info:
+        load_config([path])
+    [issue] = info.value.issues
+    assert (issue.file, issue.line) == (str(path), 2)
+    assert "not UTF-8" in issue.message
+    assert main(["config", "validate", str(path)]) == 1
+    assert f"{path}:2" in capsys.readouterr().err
+
+
+def test_yaml_syntax_error_names_the_file_not_a_unicode_string(tmp_path: Path) -> None:
+    path = _write(tmp_path, "syntax.yaml", "kiosk_id: dlr-042-k1\nmqtt: {url: x\nobd: 1\n")
+    with pytest.raises(ConfigError) as info:
+        load_config([path])
+    [issue] = info.value.issues
+    assert issue.file == str(path) and issue.line == 3
+    assert "<unicode string>" not in issue.message
+
+
+def test_transport_without_a_type_says_to_add_one(tmp_path: Path) -> None:
+    path = _write(tmp_path, "notype.yaml", "kiosk_id: dlr-042-k1\nobd: {transport: {port: 1}}\n")
+    with pytest.raises(ConfigError, match="add a type"):
+        load_config([path])
