@@ -65,16 +65,16 @@ def _read(path: Path) -> tuple[dict[str, Any], dict[tuple[str, ...], int]]:
             [ConfigIssue(str(path), None, "(file)", None, f"cannot read: {exc.strerror}")]
         ) from None
     except UnicodeDecodeError as exc:
-        line = exc.object[: exc.start].count(b"\n") + 1
+        bad_line = exc.object[: exc.start].count(b"\n") + 1
         raise ConfigError(
             [
                 ConfigIssue(
                     str(path),
-                    line,
+                    bad_line,
                     "(file)",
                     None,
-                    f"not UTF-8 text (byte {exc.object[exc.start]:#04x} on line {line}): save it"
-                    " as UTF-8, or check this is the configuration file",
+                    f"not UTF-8 text (byte {exc.object[exc.start]:#04x} on line {bad_line}):"
+                    " save it as UTF-8, or check this is the configuration file",
                 )
             ]
         ) from None
