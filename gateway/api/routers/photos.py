@@ -94,10 +94,16 @@ async def append_chunk(
     upload_offset: Annotated[int, Header(ge=0, description="Where this chunk starts")],
 ) -> Response:
     """Append the request body at ``Upload-Offset``."""
-    chunk = await request.body()
+    # Read no further than the photo may go: a body of any size must not fill the memory.
+    room = store.max_bytes - upload_offset
+    chunk = bytearray()
+    async for part in request.stream():
+        chunk += part
+        if len(chunk) > room:
+            raise _problem(PhotoTooLargeError(sha256, store.max_bytes))
     try:
         upload = store.open_upload(sha256)
-        offset = upload.append(upload_offset, chunk)
+        offset = upload.append(upload_offset, bytes(chunk))
     except UploadOffsetError as exc:
         return Response(
             UploadState(offset=exc.expected, stored=False).model_dump_json(),
@@ -169,5 +175,8 @@ def get_photo(
     except PhotoStoreError as exc:
         raise _problem(exc) from None
     return Response(
-        data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"}
+        data,
+        media_type="image/jpeg",
+        # Bytes from a kiosk: never let a browser guess them to be anything but an image.
+        headers={"Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff"},
     )

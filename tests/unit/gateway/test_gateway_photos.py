@@ -190,6 +190,7 @@ def test_photo_access_per_role_and_reuse_on_another_vin(
             assert (
                 response.content == b"\xff\xd8 a jpeg"
                 and response.headers["content-type"] == "image/jpeg"
+                and response.headers["x-content-type-options"] == "nosniff"
             )
 
 
@@ -211,3 +212,18 @@ def test_odometer_lower_than_before_is_flagged(context: GatewayContext) -> None:
         assert flagged is not None
         assert [f["code"] for f in flagged.gateway_flags] == ["odometer_rollback"]
         assert flagged.gateway_flags[0]["evidence"]["previous_odometer_km"] == 48_000.0
+
+
+def test_a_chunk_past_the_size_limit_is_refused(context: GatewayContext, tmp_path: Path) -> None:
+    context.photos = FilesystemPhotoStore(tmp_path / "small", max_bytes=64 * 1024)
+    client = TestClient(create_app(context))
+    kiosk = {"Authorization": f"Bearer {_key(context, Role.KIOSK, KIOSK)}"}
+    response = client.patch(
+        f"/v1/photos/{'b' * 64}/upload",
+        content=b"\xff" * (64 * 1024 + 1),  # the route stops reading past the limit
+        headers={**kiosk, "Upload-Offset": "0"},
+    )
+    assert response.status_code == 413
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert "65536-byte limit" in response.json()["detail"]
+    assert client.get(f"/v1/photos/{'b' * 64}/upload", headers=kiosk).json()["offset"] == 0
