@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import argparse
 import signal
+import sqlite3
 import sys
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from firmware_config import KioskConfig
 
 
 def register_kiosk(ksub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -33,10 +38,27 @@ def _run(args: argparse.Namespace) -> int:
         for issue in exc.issues:
             print(f"error: {issue}", file=sys.stderr)
         return 2
+    problem = _missing_files(config)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    try:
+        agent = build_agent(config)
+    except sqlite3.DatabaseError as exc:
+        print(
+            f"error: cannot open the outbox {config.outbox.path} ({exc}). Check outbox.path"
+            " names a file in a folder this user can write; if another kiosk agent is running"
+            " on it, stop that one first; if the file is damaged, move it aside (keep it: it"
+            " may hold appraisals not yet delivered) and start again",
+            file=sys.stderr,
+        )
+        return 1
+    except OSError as exc:
+        print(f"error: the kiosk agent cannot start: {exc}", file=sys.stderr)
+        return 1
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    agent = build_agent(config)
     agent.start(wait_s=None)
     try:
         if args.appraise_now:
@@ -45,3 +67,18 @@ def _run(args: argparse.Namespace) -> int:
     finally:
         agent.stop()
     return 0
+
+
+def _missing_files(config: KioskConfig) -> str | None:
+    """The first TLS file the configuration names that is not there (paho's own error would
+    not say which one), or None."""
+    files = {"mqtt.ca": config.mqtt.ca, "mqtt.cert": config.mqtt.cert, "mqtt.key": config.mqtt.key}
+    if config.gateway is not None:
+        files["gateway.ca"] = config.gateway.ca
+    for key, path in files.items():
+        if path is not None and not path.is_file():
+            return (
+                f"{key}: {path} is not a readable file (relative paths start from"
+                f" {Path.cwd()}); fix the path in the configuration"
+            )
+    return None
