@@ -25,7 +25,7 @@ def create_app(context: GatewayContext) -> FastAPI:
     v1 = APIRouter(prefix="/v1")
     responses = problems.problem_responses
     v1.include_router(health.router)
-    v1.include_router(dealer.router, responses=responses(401, 403, 404, 422))
+    v1.include_router(dealer.router, responses=responses(400, 401, 403, 404, 422))
     v1.include_router(lender.router, responses=responses(400, 401, 403, 404, 409, 422))
     v1.include_router(lender_admin.router, responses=responses(400, 401, 403, 404, 409, 413, 422))
     v1.include_router(ops.router, responses=responses(400, 401, 403, 422))

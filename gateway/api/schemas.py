@@ -196,6 +196,19 @@ class AppraisalPublic(BaseModel):
     )
 
 
+class AppraisalSummary(BaseModel):
+    """One of a dealer's appraisals in a list (``GET /v1/dealer/appraisals/{id}`` has it all)."""
+
+    appraisal_id: str
+    kiosk_id: str
+    state: Literal["requested", "received"]
+    requested_at: UtcDatetime
+    received_at: UtcDatetime | None = None
+    vin: str | None = None
+    value_minor: int | None = None
+    currency: str | None = None
+
+
 class DecisionCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

@@ -6,12 +6,14 @@ import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+from sqlalchemy import and_, or_
 from sqlmodel import Session, col, select
 
 from edge.protocol import CommandKind, new_id
 from gateway.api.schemas import (
     AppraisalPublic,
     AppraisalStart,
+    AppraisalSummary,
     LoanRequestCreate,
     LoanRequestPublic,
     MatchPublic,
@@ -20,6 +22,7 @@ from gateway.context import GatewayContext
 from gateway.db.models import Appraisal, AppraisalRequest, CommandRow, LoanRequestRow, MatchRow
 from gateway.errors import NotFoundError
 from gateway.services import commands, offers
+from gateway.services.pages import check_limit, decode_newest_cursor, encode_newest_cursor
 from gateway.services.sealing import Sealer, mask_money, mask_score
 
 logger = logging.getLogger(__name__)
@@ -123,6 +126,52 @@ def view_appraisal(
         offers=latest.offers if latest else [],
         apr_spread=latest.apr_spread if latest else None,
     )
+
+
+def list_appraisals(
+    session: Session, *, dealer_org: str, limit: int = 50, cursor: str | None = None
+) -> tuple[list[AppraisalSummary], str | None]:
+    """A page of the dealer's appraisals, newest request first, and the next page's cursor."""
+    limit = check_limit(limit)
+    requested = col(AppraisalRequest.created_at)
+    query = (
+        select(AppraisalRequest, Appraisal)
+        .join(
+            Appraisal,
+            col(Appraisal.appraisal_id) == col(AppraisalRequest.appraisal_id),
+            isouter=True,
+        )
+        .where(AppraisalRequest.dealer_org == dealer_org)
+    )
+    after = decode_newest_cursor(cursor)
+    if after is not None:
+        at, last_id = after
+        query = query.where(
+            or_(
+                requested < at,
+                and_(requested == at, col(AppraisalRequest.appraisal_id) < last_id),
+            )
+        )
+    rows = session.exec(
+        query.order_by(requested.desc(), col(AppraisalRequest.appraisal_id).desc()).limit(limit + 1)
+    ).all()
+    page = [
+        AppraisalSummary(
+            appraisal_id=req.appraisal_id,
+            kiosk_id=req.kiosk_id,
+            state="received" if appraisal is not None else "requested",
+            requested_at=req.created_at,
+            received_at=appraisal.received_at if appraisal else None,
+            vin=appraisal.vin if appraisal else None,
+            value_minor=appraisal.value_minor if appraisal else None,
+            currency=appraisal.currency if appraisal else None,
+        )
+        for req, appraisal in rows[:limit]
+    ]
+    if len(rows) <= limit:
+        return page, None
+    last = rows[limit - 1][0]
+    return page, encode_newest_cursor(last.created_at, last.appraisal_id)
 
 
 def _owned_request(session: Session, dealer_org: str, appraisal_id: str) -> AppraisalRequest:

@@ -4,6 +4,7 @@ programs) or after a text key (kiosk ids, or a timestamp and id for newest-first
 from __future__ import annotations
 
 import base64
+from datetime import datetime
 
 from gateway.errors import BadRequestError, InvalidRequestError
 
@@ -47,6 +48,25 @@ def decode_text_cursor(cursor: str | None) -> str | None:
             raise ValueError(text)
         return value
     except (ValueError, UnicodeDecodeError):
+        raise BadRequestError(
+            "cursor is not valid: pass the next_cursor of the previous page unchanged"
+        ) from None
+
+
+def encode_newest_cursor(at: datetime, key: str) -> str:
+    """The cursor after (``at``, ``key``) in a list newest first."""
+    return encode_text_cursor(f"{at.isoformat()}|{key}")
+
+
+def decode_newest_cursor(cursor: str | None) -> tuple[datetime, str] | None:
+    """(time, key) to continue after in a list newest first; ``None`` for the first page."""
+    after = decode_text_cursor(cursor)
+    if after is None:
+        return None
+    stamp, _, key = after.partition("|")
+    try:
+        return datetime.fromisoformat(stamp), key
+    except ValueError:
         raise BadRequestError(
             "cursor is not valid: pass the next_cursor of the previous page unchanged"
         ) from None

@@ -23,8 +23,8 @@ from sqlmodel import Session, col, select
 
 from edge.protocol import new_id
 from gateway.db.models import MatchRow, WebhookDelivery, WebhookSubscription
-from gateway.errors import BadRequestError, InvalidRequestError, NotFoundError
-from gateway.services.pages import check_limit, decode_text_cursor, encode_text_cursor
+from gateway.errors import InvalidRequestError, NotFoundError
+from gateway.services.pages import check_limit, decode_newest_cursor, encode_newest_cursor
 from gateway.services.sealing import Sealer
 
 logger = logging.getLogger(__name__)
@@ -263,15 +263,9 @@ def list_deliveries(
     query = select(WebhookDelivery).where(WebhookDelivery.lender_org == lender_org)
     if state is not None:
         query = query.where(WebhookDelivery.state == state)
-    after = decode_text_cursor(cursor)
+    after = decode_newest_cursor(cursor)
     if after is not None:
-        stamp, _, last_id = after.partition("|")
-        try:
-            at = datetime.fromisoformat(stamp)
-        except ValueError:
-            raise BadRequestError(
-                "cursor is not valid: pass the next_cursor of the previous page unchanged"
-            ) from None
+        at, last_id = after
         created = col(WebhookDelivery.created_at)
         query = query.where(
             or_(created < at, and_(created == at, col(WebhookDelivery.id) < last_id))
@@ -286,7 +280,7 @@ def list_deliveries(
     if len(rows) <= limit:
         return rows, None
     last = rows[limit - 1]
-    return rows[:limit], encode_text_cursor(f"{last.created_at.isoformat()}|{last.id}")
+    return rows[:limit], encode_newest_cursor(last.created_at, last.id)
 
 
 def retry(session: Session, *, lender_org: str, delivery_id: str) -> WebhookDelivery:

@@ -1,13 +1,17 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
 
 from gateway.api.deps import ContextDep, CurrentDealer, SessionDep
 from gateway.api.schemas import (
     AppraisalPublic,
     AppraisalStart,
+    AppraisalSummary,
     LoanRequestCreate,
     LoanRequestPublic,
+    Page,
 )
 from gateway.services import appraisals
 
@@ -24,6 +28,20 @@ def start_appraisal(
     command expires). Poll ``GET /v1/dealer/appraisals/{id}`` for the report and the offers.
     """
     return appraisals.start_appraisal(context, session, dealer_org=dealer.org, request=body)
+
+
+@router.get("/appraisals", response_model=Page[AppraisalSummary])
+def list_appraisals(
+    session: SessionDep,
+    dealer: CurrentDealer,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: str | None = None,
+) -> Page[AppraisalSummary]:
+    """Your appraisals, the newest request first; follow ``next_cursor`` until it is null."""
+    items, next_cursor = appraisals.list_appraisals(
+        session, dealer_org=dealer.org, limit=limit, cursor=cursor
+    )
+    return Page[AppraisalSummary](items=items, next_cursor=next_cursor)
 
 
 @router.get("/appraisals/{appraisal_id}", response_model=AppraisalPublic)

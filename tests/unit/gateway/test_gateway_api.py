@@ -208,6 +208,34 @@ def test_of_two_decisions_at_once_one_wins_and_the_other_is_a_conflict(
         assert s.exec(select(MatchRow.decision)).one() == "declined"
 
 
+def test_a_dealer_pages_through_its_own_appraisals_newest_first(
+    context: GatewayContext, client: TestClient
+) -> None:
+    mine, theirs = _key(context, Role.DEALER, "Dealer A"), _key(context, Role.DEALER, "Dealer B")
+    body = {"kiosk_id": "dlr-001-k1", "vehicle": {"model": "Malibu"}}
+    started = [
+        client.post("/v1/dealer/appraisals", headers=mine, json=body).json()["appraisal_id"]
+        for _ in range(5)
+    ]
+    client.post("/v1/dealer/appraisals", headers=theirs, json=body)
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+        page = client.get("/v1/dealer/appraisals", headers=mine, params=params).json()
+        assert len(page["items"]) <= 2
+        seen += [item["appraisal_id"] for item in page["items"]]
+        assert all(item["state"] == "requested" and item["vin"] is None for item in page["items"])
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == started[::-1]  # newest first, every one once, none of Dealer B's
+    first = client.get("/v1/dealer/appraisals", headers=mine).json()["items"][0]
+    assert first["requested_at"].endswith("Z")
+    bad = client.get("/v1/dealer/appraisals", headers=mine, params={"cursor": "x"})
+    assert bad.status_code == 400
+
+
 def test_dealer_starts_an_appraisal_with_encrypted_masked_applicant(
     context: GatewayContext, client: TestClient
 ) -> None:
