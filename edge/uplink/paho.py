@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import ssl
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -40,6 +41,8 @@ from edge.protocol import (
 )
 
 logger = logging.getLogger(__name__)
+
+FAIL_LOG_EVERY_S = 60.0  # how often an unreachable broker is logged again
 
 CommandHandler = Callable[[Envelope[CommandBody]], None]
 
@@ -71,6 +74,8 @@ class MqttUplink:
         self._connected = threading.Event()
         self._wake = threading.Event()
         self._stop = threading.Event()
+        self._failed_attempts = 0
+        self._failure_logged_at: float | None = None
         self._sender: threading.Thread | None = None
         self.receipted = threading.Condition()
         client = mqtt.Client(
@@ -93,6 +98,7 @@ class MqttUplink:
         self._online = b""  # this connection's 'online', made with its will before connecting
         client.on_pre_connect = self._handle_pre_connect
         client.on_connect = self._handle_connect
+        client.on_connect_fail = self._handle_connect_fail
         client.on_disconnect = self._handle_disconnect
         client.on_message = self._handle_message
         self._client = client
@@ -219,7 +225,22 @@ class MqttUplink:
         self._outbox.reschedule_all()
         self._connected.set()
         self._wake.set()
+        self._failed_attempts, self._failure_logged_at = 0, None
         logger.info("kiosk %s connected to %s", self.kiosk_id, self.endpoint.redacted())
+
+    def _handle_connect_fail(self, _client: mqtt.Client, _userdata: object) -> None:
+        """paho could not even open the connection: say so at once, then once a minute."""
+        self._failed_attempts += 1
+        now = time.monotonic()
+        if self._failure_logged_at is None or now - self._failure_logged_at >= FAIL_LOG_EVERY_S:
+            self._failure_logged_at = now
+            logger.warning(
+                "kiosk %s cannot reach the MQTT broker at %s (%d attempts so far); retrying with "
+                "backoff, appraisals wait in the outbox; check mqtt.url and the network",
+                self.kiosk_id,
+                self.endpoint.redacted(),
+                self._failed_attempts,
+            )
 
     def _handle_disconnect(
         self,
