@@ -54,8 +54,6 @@ def encode_supported_bitmap(base: int, supported: Iterable[int]) -> bytes:
     return bits.to_bytes(4, "big")
 
 
-
-
 def encode_monitor_status(
     *,
     mil_on: bool,

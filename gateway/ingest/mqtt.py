@@ -95,6 +95,7 @@ class _Client(mqtt.Client):
         # Exactly a TCP socket: TLS (SSLSocket), WebSocket and proxy sockets stay as paho made them.
         return ReadAheadSocket(sock) if type(sock) is socket.socket else sock
 
+
 _PUBACK = struct.Struct("!BBH")  # fixed header (type, remaining length 2), packet id
 
 
