@@ -119,6 +119,19 @@ class ApiKey(SQLModel, table=True):
     revoked_at: datetime | None = _ts(nullable=True)
 
 
+class IdempotencyKey(SQLModel, table=True):
+    """A dealer's ``Idempotency-Key`` on starting an appraisal: a retried request gets the
+    appraisal the first one made, not a second one (nor a second command to the kiosk)."""
+
+    __tablename__ = "idempotency_key"
+
+    dealer_org: str = Field(primary_key=True, max_length=128)
+    key: str = Field(primary_key=True, max_length=255)
+    request_sha256: str = Field(max_length=64, description="Of the request body, canonical JSON")
+    appraisal_id: str = Field(max_length=36)
+    created_at: datetime = _ts(nullable=False)
+
+
 class AppraisalRequest(SQLModel, table=True):
     """A dealer's request for an on-site appraisal, sent to a kiosk as a command."""
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy import and_, or_
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from edge.protocol import CommandKind, new_id
@@ -19,8 +21,15 @@ from gateway.api.schemas import (
     MatchPublic,
 )
 from gateway.context import GatewayContext
-from gateway.db.models import Appraisal, AppraisalRequest, CommandRow, LoanRequestRow, MatchRow
-from gateway.errors import NotFoundError
+from gateway.db.models import (
+    Appraisal,
+    AppraisalRequest,
+    CommandRow,
+    IdempotencyKey,
+    LoanRequestRow,
+    MatchRow,
+)
+from gateway.errors import ConflictError, NotFoundError
 from gateway.services import commands, offers
 from gateway.services.pages import check_limit, decode_newest_cursor, encode_newest_cursor
 from gateway.services.sealing import Sealer, mask_money, mask_score
@@ -29,9 +38,27 @@ logger = logging.getLogger(__name__)
 
 
 def start_appraisal(
-    context: GatewayContext, session: Session, *, dealer_org: str, request: AppraisalStart
-) -> AppraisalPublic:
-    """Record the request, queue a start_appraisal command, and send it if the kiosk is online."""
+    context: GatewayContext,
+    session: Session,
+    *,
+    dealer_org: str,
+    request: AppraisalStart,
+    idempotency_key: str | None = None,
+) -> tuple[AppraisalPublic, bool]:
+    """Record the request, queue a start_appraisal command, and send it if the kiosk is online.
+
+    Returns the appraisal and whether it was made now. With an ``idempotency_key`` the dealer
+    used before for the same request, nothing is made again: the first attempt's appraisal is
+    returned (a dealer system retrying a POST that timed out must not start a second one). The
+    same key with another request is a :class:`ConflictError`.
+    """
+    fingerprint = hashlib.sha256(request.model_dump_json().encode()).hexdigest()
+    if idempotency_key is not None:
+        earlier = _earlier_attempt(session, dealer_org, idempotency_key, fingerprint)
+        if earlier is not None:
+            return view_appraisal(
+                context, session, dealer_org=dealer_org, appraisal_id=earlier
+            ), False
     now = datetime.now(UTC)
     appraisal_id = new_id()
     command = commands.issue_command(
@@ -57,7 +84,26 @@ def start_appraisal(
     )
     if request.loan_request is not None:
         _add_loan_request(session, context.sealer, appraisal_id, dealer_org, request.loan_request)
-    session.commit()
+    if idempotency_key is not None:
+        session.add(
+            IdempotencyKey(
+                dealer_org=dealer_org,
+                key=idempotency_key,
+                request_sha256=fingerprint,
+                appraisal_id=appraisal_id,
+                created_at=now,
+            )
+        )
+    try:
+        session.commit()
+    except IntegrityError:
+        # The same key in a request running at the same moment: that one made the appraisal.
+        session.rollback()
+        assert idempotency_key is not None  # nothing else here is unique
+        earlier = _earlier_attempt(session, dealer_org, idempotency_key, fingerprint)
+        if earlier is None:
+            raise
+        return view_appraisal(context, session, dealer_org=dealer_org, appraisal_id=earlier), False
     if context.link is not None:
         commands.deliver(
             session,
@@ -68,7 +114,20 @@ def start_appraisal(
     logger.info(
         "dealer %s asked kiosk %s for appraisal %s", dealer_org, request.kiosk_id, appraisal_id
     )
-    return view_appraisal(context, session, dealer_org=dealer_org, appraisal_id=appraisal_id)
+    return view_appraisal(context, session, dealer_org=dealer_org, appraisal_id=appraisal_id), True
+
+
+def _earlier_attempt(session: Session, dealer_org: str, key: str, fingerprint: str) -> str | None:
+    """The appraisal an earlier request with this key made; a conflict if it asked otherwise."""
+    row = session.get(IdempotencyKey, (dealer_org, key))
+    if row is None:
+        return None
+    if row.request_sha256 != fingerprint:
+        raise ConflictError(
+            f"Idempotency-Key {key!r} was used for another request (appraisal "
+            f"{row.appraisal_id}); send a new key for a new appraisal"
+        )
+    return row.appraisal_id
 
 
 def attach_loan_request(

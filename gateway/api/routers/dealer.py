@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Header, Query, status
+from fastapi.responses import JSONResponse
 
 from gateway.api.deps import ContextDep, CurrentDealer, SessionDep
 from gateway.api.schemas import (
@@ -12,22 +13,46 @@ from gateway.api.schemas import (
     LoanRequestCreate,
     LoanRequestPublic,
     Page,
+    Problem,
 )
 from gateway.services import appraisals
 
 router = APIRouter(prefix="/dealer", tags=["dealer"])
 
 
-@router.post("/appraisals", response_model=AppraisalPublic, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/appraisals",
+    response_model=AppraisalPublic,
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        200: {"model": AppraisalPublic, "description": "Made before, under this Idempotency-Key"},
+        409: {"model": Problem, "description": "The Idempotency-Key was used for another request"},
+    },
+)
 def start_appraisal(
-    body: AppraisalStart, context: ContextDep, session: SessionDep, dealer: CurrentDealer
-) -> AppraisalPublic:
+    body: AppraisalStart,
+    context: ContextDep,
+    session: SessionDep,
+    dealer: CurrentDealer,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            min_length=1,
+            max_length=255,
+            description="Any unique string per appraisal: a retry with the same key and body "
+            "returns the appraisal the first attempt made (200) instead of starting another",
+        ),
+    ] = None,
+) -> JSONResponse:
     """Ask a kiosk to appraise the car plugged into it, optionally with a loan request.
 
     The kiosk gets a ``start_appraisal`` command now, or when it next comes online (until the
     command expires). Poll ``GET /v1/dealer/appraisals/{id}`` for the report and the offers.
     """
-    return appraisals.start_appraisal(context, session, dealer_org=dealer.org, request=body)
+    view, made = appraisals.start_appraisal(
+        context, session, dealer_org=dealer.org, request=body, idempotency_key=idempotency_key
+    )
+    return JSONResponse(view.model_dump(mode="json"), status_code=201 if made else 200)
 
 
 @router.get("/appraisals", response_model=Page[AppraisalSummary])

@@ -12,7 +12,14 @@ from sqlmodel import select
 from gateway.api.app import create_app
 from gateway.api.schemas import MatchPublic, Page
 from gateway.context import GatewayContext
-from gateway.db import CommandRow, LoanRequestRow, MatchRow, make_engine, migrate
+from gateway.db import (
+    AppraisalRequest,
+    CommandRow,
+    LoanRequestRow,
+    MatchRow,
+    make_engine,
+    migrate,
+)
 from gateway.errors import ConflictError
 from gateway.services import lenders
 from gateway.services.keys import Role, create_key
@@ -234,6 +241,41 @@ def test_a_dealer_pages_through_its_own_appraisals_newest_first(
     assert first["requested_at"].endswith("Z")
     bad = client.get("/v1/dealer/appraisals", headers=mine, params={"cursor": "x"})
     assert bad.status_code == 400
+
+
+def test_a_retried_start_with_its_idempotency_key_makes_nothing_twice(
+    context: GatewayContext, client: TestClient
+) -> None:
+    dealer = _key(context, Role.DEALER, "Dealer A")
+    body = {"kiosk_id": "dlr-001-k1", "vehicle": {"model": "Malibu"}}
+    first = client.post(
+        "/v1/dealer/appraisals", headers={**dealer, "Idempotency-Key": "order-42"}, json=body
+    )
+    assert first.status_code == 201
+    retry = client.post(
+        "/v1/dealer/appraisals", headers={**dealer, "Idempotency-Key": "order-42"}, json=body
+    )
+    assert retry.status_code == 200
+    assert retry.json()["appraisal_id"] == first.json()["appraisal_id"]
+    other_body = client.post(
+        "/v1/dealer/appraisals",
+        headers={**dealer, "Idempotency-Key": "order-42"},
+        json={**body, "kiosk_id": "dlr-001-k2"},
+    )
+    assert other_body.status_code == 409
+    assert other_body.headers["content-type"].startswith("application/problem+json")
+    # Keys are per dealer, and no key means a new appraisal every time.
+    other_dealer = client.post(
+        "/v1/dealer/appraisals",
+        headers={**_key(context, Role.DEALER, "Dealer B"), "Idempotency-Key": "order-42"},
+        json=body,
+    )
+    assert other_dealer.status_code == 201
+    assert other_dealer.json()["appraisal_id"] != first.json()["appraisal_id"]
+    assert client.post("/v1/dealer/appraisals", headers=dealer, json=body).status_code == 201
+    with context.session() as s:
+        assert len(s.exec(select(CommandRow)).all()) == 3  # one per appraisal made
+        assert len(s.exec(select(AppraisalRequest)).all()) == 3
 
 
 def test_dealer_starts_an_appraisal_with_encrypted_masked_applicant(

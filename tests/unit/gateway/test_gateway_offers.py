@@ -15,8 +15,9 @@ from sqlmodel import Session, func, select
 from edge.protocol import Channel, PhotoRecord, encode, make_envelope, topic_for
 from gateway.api.schemas import AppraisalStart, LoanRequestCreate
 from gateway.context import GatewayContext
-from gateway.db import Appraisal, LoanRequestRow, MatchRow, make_engine, migrate
+from gateway.db import Appraisal, CommandRow, LoanRequestRow, MatchRow, make_engine, migrate
 from gateway.matching import Code, load_programs, sample_programs_dir
+from gateway.services import appraisals as appraisals_service
 from gateway.services import offers
 from gateway.services.appraisals import attach_loan_request, start_appraisal, view_appraisal
 from gateway.services.ingest import Inbound, ingest_batch
@@ -62,7 +63,7 @@ def _stored_appraisal_without_matching(
         }
     )
     with context.session() as session:
-        view = start_appraisal(context, session, dealer_org="Dealer A", request=request)
+        view, _ = start_appraisal(context, session, dealer_org="Dealer A", request=request)
         report = appraisal_body(appraisal_id=view.appraisal_id, **body)
         env = make_envelope(KIOSK, report, seq=1)
         outcome = ingest_batch(
@@ -220,3 +221,31 @@ def test_a_refusal_for_payment_to_income_does_not_give_away_the_income(
             exact = row.monthly_payment_minor * 100 / income
             assert f"{exact:.2f}" not in json.dumps(row.result) + row.public_json
             assert isinstance(row.result["pti_pct"], str) and "%-" in row.result["pti_pct"]
+
+
+def test_two_starts_racing_with_one_idempotency_key_make_one_appraisal(
+    context: GatewayContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    request = AppraisalStart.model_validate({"kiosk_id": KIOSK, "vehicle": {"model": "Malibu"}})
+    with context.session() as session:
+        first, made = start_appraisal(
+            context, session, dealer_org="Dealer A", request=request, idempotency_key="k-1"
+        )
+        assert made
+    # The second request looked for the key just before the first one committed it.
+    real = appraisals_service._earlier_attempt
+    looked: list[str] = []
+
+    def racing(session: Session, dealer_org: str, key: str, fingerprint: str) -> str | None:
+        looked.append(key)
+        return None if len(looked) == 1 else real(session, dealer_org, key, fingerprint)
+
+    monkeypatch.setattr(appraisals_service, "_earlier_attempt", racing)
+    with context.session() as session:
+        second, made = start_appraisal(
+            context, session, dealer_org="Dealer A", request=request, idempotency_key="k-1"
+        )
+    assert looked == ["k-1", "k-1"]  # the insert hit the key, and the second look found it
+    assert not made and second.appraisal_id == first.appraisal_id
+    with context.session() as session:
+        assert session.exec(select(func.count()).select_from(CommandRow)).one() == 1
