@@ -7,7 +7,6 @@ import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from sqlalchemy import and_, or_
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -31,7 +30,7 @@ from gateway.db.models import (
 )
 from gateway.errors import ConflictError, NotFoundError
 from gateway.services import commands, offers
-from gateway.services.pages import check_limit, decode_newest_cursor, encode_newest_cursor
+from gateway.services.pages import check_limit, encode_newest_cursor, newest_after, split_page
 from gateway.services.sealing import Sealer, mask_money, mask_score
 
 logger = logging.getLogger(__name__)
@@ -202,18 +201,18 @@ def list_appraisals(
         )
         .where(AppraisalRequest.dealer_org == dealer_org)
     )
-    after = decode_newest_cursor(cursor)
+    after = newest_after(cursor, requested, col(AppraisalRequest.appraisal_id))
     if after is not None:
-        at, last_id = after
-        query = query.where(
-            or_(
-                requested < at,
-                and_(requested == at, col(AppraisalRequest.appraisal_id) < last_id),
+        query = query.where(after)
+    rows, next_cursor = split_page(
+        session.exec(
+            query.order_by(requested.desc(), col(AppraisalRequest.appraisal_id).desc()).limit(
+                limit + 1
             )
-        )
-    rows = session.exec(
-        query.order_by(requested.desc(), col(AppraisalRequest.appraisal_id).desc()).limit(limit + 1)
-    ).all()
+        ).all(),
+        limit,
+        lambda row: encode_newest_cursor(row[0].created_at, row[0].appraisal_id),
+    )
     page = [
         AppraisalSummary(
             appraisal_id=req.appraisal_id,
@@ -225,12 +224,9 @@ def list_appraisals(
             value_minor=appraisal.value_minor if appraisal else None,
             currency=appraisal.currency if appraisal else None,
         )
-        for req, appraisal in rows[:limit]
+        for req, appraisal in rows
     ]
-    if len(rows) <= limit:
-        return page, None
-    last = rows[limit - 1][0]
-    return page, encode_newest_cursor(last.created_at, last.appraisal_id)
+    return page, next_cursor
 
 
 def _owned_request(session: Session, dealer_org: str, appraisal_id: str) -> AppraisalRequest:

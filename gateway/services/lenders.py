@@ -13,7 +13,7 @@ from gateway.api.schemas import MatchPublic, as_utc
 from gateway.db.models import MatchRow
 from gateway.errors import ConflictError, NotFoundError
 from gateway.services.appraisals import match_public
-from gateway.services.pages import check_limit, decode_cursor, encode_cursor
+from gateway.services.pages import check_limit, decode_cursor, encode_cursor, split_page
 
 __all__ = ["decide", "pull_matches_json"]
 
@@ -50,12 +50,12 @@ def pull_matches_json(
         query = query.where(table.c.created_at < as_utc(until))
     if eligible is not None:
         query = query.where(table.c.eligible == eligible)
-    rows = session.connection().execute(query).all()
+    rows, next_cursor = split_page(
+        session.connection().execute(query).all(), limit, lambda row: encode_cursor(row[0])
+    )
     parts = [
-        f'{{"seq":{seq},"decision":"{decision}",{public[1:]}'
-        for seq, decision, public in rows[:limit]
+        f'{{"seq":{seq},"decision":"{decision}",{public[1:]}' for seq, decision, public in rows
     ]
-    next_cursor = encode_cursor(rows[limit - 1][0]) if len(rows) > limit else None
     body = '{"items":[' + ",".join(parts) + '],"next_cursor":' + json.dumps(next_cursor) + "}"
     return body.encode()
 

@@ -7,7 +7,12 @@ from sqlmodel import Session, col, select
 
 from gateway.api.schemas import KioskPublic, Stats
 from gateway.db.models import Appraisal, CommandRow, DeadLetter, InboundMessage, Kiosk, MatchRow
-from gateway.services.pages import check_limit, decode_text_cursor, encode_text_cursor
+from gateway.services.pages import (
+    check_limit,
+    decode_text_cursor,
+    encode_text_cursor,
+    split_page,
+)
 
 
 def stats(session: Session) -> Stats:
@@ -40,7 +45,11 @@ def kiosks(
     after = decode_text_cursor(cursor)
     if after is not None:
         query = query.where(col(Kiosk.kiosk_id) > after)
-    rows = session.exec(query.order_by(col(Kiosk.kiosk_id)).limit(limit + 1)).all()
+    rows, next_cursor = split_page(
+        session.exec(query.order_by(col(Kiosk.kiosk_id)).limit(limit + 1)).all(),
+        limit,
+        lambda kiosk: encode_text_cursor(kiosk.kiosk_id),
+    )
     page = [
         KioskPublic(
             kiosk_id=k.kiosk_id,
@@ -50,6 +59,6 @@ def kiosks(
             agent_version=k.agent_version,
             telemetry=k.telemetry,
         )
-        for k in rows[:limit]
+        for k in rows
     ]
-    return page, encode_text_cursor(rows[limit - 1].kiosk_id) if len(rows) > limit else None
+    return page, next_cursor

@@ -4,11 +4,16 @@ programs) or after a text key (kiosk ids, or a timestamp and id for newest-first
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import and_, or_
 
 from gateway.errors import BadRequestError, InvalidRequestError
 
 MAX_LIMIT = 200
+RowT = TypeVar("RowT")
 _MAX_KEY = 2**63 - 1  # the keys are BIGINT: a larger one cannot even be compared
 
 
@@ -76,3 +81,23 @@ def check_limit(limit: int) -> int:
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidRequestError(f"limit must be between 1 and {MAX_LIMIT}")
     return limit
+
+
+def split_page(
+    rows: Sequence[RowT], limit: int, cursor_of: Callable[[RowT], str]
+) -> tuple[list[RowT], str | None]:
+    """Rows read with ``.limit(limit + 1)``: the page, and the next page's cursor (the extra row
+    shows there is one), made by ``cursor_of`` from the page's last row."""
+    if len(rows) <= limit:
+        return list(rows), None
+    return list(rows[:limit]), cursor_of(rows[limit - 1])
+
+
+def newest_after(cursor: str | None, at: Any, key: Any) -> Any | None:
+    """For a list newest first by (``at``, ``key``) columns: the condition for rows after the
+    cursor's, or ``None`` on the first page."""
+    after = decode_newest_cursor(cursor)
+    if after is None:
+        return None
+    stamp, last_key = after
+    return or_(at < stamp, and_(at == stamp, key < last_key))

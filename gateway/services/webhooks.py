@@ -18,13 +18,13 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 import httpx
-from sqlalchemy import and_, or_, update
+from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from edge.protocol import new_id
 from gateway.db.models import MatchRow, WebhookDelivery, WebhookSubscription
 from gateway.errors import InvalidRequestError, NotFoundError
-from gateway.services.pages import check_limit, decode_newest_cursor, encode_newest_cursor
+from gateway.services.pages import check_limit, encode_newest_cursor, newest_after, split_page
 from gateway.services.sealing import Sealer
 
 logger = logging.getLogger(__name__)
@@ -263,24 +263,18 @@ def list_deliveries(
     query = select(WebhookDelivery).where(WebhookDelivery.lender_org == lender_org)
     if state is not None:
         query = query.where(WebhookDelivery.state == state)
-    after = decode_newest_cursor(cursor)
+    after = newest_after(cursor, col(WebhookDelivery.created_at), col(WebhookDelivery.id))
     if after is not None:
-        at, last_id = after
-        created = col(WebhookDelivery.created_at)
-        query = query.where(
-            or_(created < at, and_(created == at, col(WebhookDelivery.id) < last_id))
-        )
-    rows = list(
+        query = query.where(after)
+    return split_page(
         session.exec(
             query.order_by(
                 col(WebhookDelivery.created_at).desc(), col(WebhookDelivery.id).desc()
             ).limit(limit + 1)
-        ).all()
+        ).all(),
+        limit,
+        lambda row: encode_newest_cursor(row.created_at, row.id),
     )
-    if len(rows) <= limit:
-        return rows, None
-    last = rows[limit - 1]
-    return rows[:limit], encode_newest_cursor(last.created_at, last.id)
 
 
 def retry(session: Session, *, lender_org: str, delivery_id: str) -> WebhookDelivery:

@@ -32,6 +32,7 @@ from gateway.services.pages import (
     decode_text_cursor,
     encode_cursor,
     encode_text_cursor,
+    split_page,
 )
 from gateway.services.programs import is_stored, store_program
 
@@ -157,9 +158,12 @@ def list_programs(
     )
     if not include_inactive:
         query = query.where(LenderProgramRow.active == True)  # noqa: E712
-    rows = session.exec(query.order_by(col(LenderProgramRow.id)).limit(limit + 1)).all()
-    next_cursor = encode_cursor(rows[limit - 1].id or 0) if len(rows) > limit else None
-    return Page[ProgramPublic](items=[_public(r) for r in rows[:limit]], next_cursor=next_cursor)
+    rows, next_cursor = split_page(
+        session.exec(query.order_by(col(LenderProgramRow.id)).limit(limit + 1)).all(),
+        limit,
+        lambda row: encode_cursor(row.id or 0),
+    )
+    return Page[ProgramPublic](items=[_public(r) for r in rows], next_cursor=next_cursor)
 
 
 @router.post("/webhooks", response_model=WebhookCreated, status_code=status.HTTP_201_CREATED)
@@ -184,13 +188,17 @@ def list_webhooks(
     after = decode_text_cursor(cursor)
     if after is not None:
         query = query.where(col(WebhookSubscription.id) > after)
-    rows = session.exec(query.order_by(col(WebhookSubscription.id)).limit(limit + 1)).all()
+    rows, next_cursor = split_page(
+        session.exec(query.order_by(col(WebhookSubscription.id)).limit(limit + 1)).all(),
+        limit,
+        lambda row: encode_text_cursor(row.id),
+    )
     return Page[WebhookPublic](
         items=[
             WebhookPublic(id=r.id, url=r.url, active=r.active, created_at=r.created_at)
-            for r in rows[:limit]
+            for r in rows
         ],
-        next_cursor=encode_text_cursor(rows[limit - 1].id) if len(rows) > limit else None,
+        next_cursor=next_cursor,
     )
 
 
