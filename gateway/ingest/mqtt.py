@@ -43,11 +43,11 @@ class ReadAheadSocket:
 
     paho reads each packet with three or more ``recv`` calls (the type byte, each byte of the
     length, then the rest): several system calls per message, each dropping and retaking the
-    interpreter lock that the ingest thread also wants. Under load the gateway's network thread
-    spent more time there than on anything else. Through this wrapper one system call brings in
-    whatever the kernel holds, and paho's small reads are slices of it. ``pending`` tells paho
-    that bytes are buffered (the hook it uses for TLS records), so it reads them before it
-    waits in ``select`` again. TLS sockets are not wrapped: OpenSSL buffers its records already.
+    interpreter lock that the ingest thread also wants. Through this wrapper one system call
+    brings in whatever the kernel holds, and paho's small reads are slices of it. ``pending``
+    tells paho that bytes are buffered (the hook it uses for TLS records), so it reads them
+    before it waits in ``select`` again. TLS sockets are not wrapped: OpenSSL buffers its
+    records already.
     """
 
     __slots__ = ("_buffer", "_position", "_sock")

@@ -44,9 +44,8 @@ def collector_paused() -> Iterator[None]:
 
     Under load a batch holds hundreds of decoded reports (dozens of objects each) until its
     commit, then frees them all at once by reference counting. A collection in between walks
-    them for nothing and promotes them to older generations that later collections walk again;
-    that was about a sixth of the gateway's CPU per appraisal (``benchmarks/ingest.py``). The
-    pause is process-wide and lasts one batch; the collector runs again right after it.
+    them for nothing and promotes them to older generations that later collections walk again.
+    The pause is process-wide and lasts one batch; the collector runs again right after it.
     """
     if not gc.isenabled():  # already off (paused, or by whoever runs us): leave it so
         yield
