@@ -88,12 +88,41 @@ class ReadAheadSocket:
 
 
 class _Client(mqtt.Client):
-    """paho's client, its plain TCP socket wrapped in a :class:`ReadAheadSocket`."""
+    """paho's client, its plain TCP socket wrapped in a :class:`ReadAheadSocket`, and its
+    messages handed to ``on_message`` without the topic matcher while no per-topic callback
+    (``message_callback_add``) is registered.
+
+    paho matches every message's topic against the per-topic callbacks, even when there are
+    none, and its matcher makes a recursive closure per message: a reference cycle that only
+    the cyclic garbage collector frees, so under load it ran every couple of thousand messages.
+    """
+
+    _topic_callbacks = False
 
     def _create_socket(self) -> Any:
         sock = super()._create_socket()
         # Exactly a TCP socket: TLS (SSLSocket), WebSocket and proxy sockets stay as paho made them.
         return ReadAheadSocket(sock) if type(sock) is socket.socket else sock
+
+    def message_callback_add(self, sub: str, callback: mqtt.CallbackOnMessage) -> None:
+        self._topic_callbacks = True  # from now on, paho's own dispatch
+        super().message_callback_add(sub, callback)
+
+    def _handle_on_message(self, message: mqtt.MQTTMessage) -> None:
+        if self._topic_callbacks:
+            super()._handle_on_message(message)
+            return
+        # What paho's does when no per-topic callback matches.
+        on_message = self.on_message
+        if on_message is None:
+            return
+        with self._in_callback_mutex:
+            try:
+                on_message(self, self._userdata, message)
+            except Exception as err:
+                self._easy_log(mqtt.MQTT_LOG_ERR, "Caught exception in on_message: %s", err)
+                if not self.suppress_exceptions:
+                    raise
 
 
 _PUBACK = struct.Struct("!BBH")  # fixed header (type, remaining length 2), packet id
