@@ -30,13 +30,14 @@ a fast-falling car is better financed short and with equity.
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 import math
 import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -62,6 +63,7 @@ from gateway.matching.reasons import (
     Rule,
     SentenceWriter,
     Status,
+    fill_columns,
     partial,
     render_reason,
 )
@@ -773,7 +775,8 @@ def match(
             "long_term_min", "max_amount", "payment", "ltv_all", "peak_ltv", "peak_month", "tier",
         )
     }  # fmt: skip
-    all_outcomes = _explain_all(ps, ch.mask[0], ch.mask[0].tolist(), lists["tier"], ctx, lists)
+    arrays = {name: getattr(ch, name)[0] for name in _BUILDER_ARRAYS}
+    all_outcomes = _explain_all(ps, ch.mask[0], ch.mask[0].tolist(), ctx, lists, arrays)
     requested_term = request.term_months
     appraisal_id = collateral.appraisal_id
     results = []
@@ -941,9 +944,9 @@ def _explain_all(
     ps: ProgramSet,
     masks: npt.NDArray[np.uint32],
     mask_list: list[int],
-    tier_list: list[int],
     ctx: _Ctx,
     v: dict[str, list[Any]],
+    arrays: dict[str, npt.NDArray[Any]],
 ) -> list[tuple[RuleOutcome, ...]]:
     """Every rule's outcome for every program of one match, in report order.
 
@@ -953,6 +956,7 @@ def _explain_all(
     """
     union = int(np.bitwise_or.reduce(masks)) if masks.size else 0
     writer = SentenceWriter()
+    tier_list = v["tier"]
     by_bit: list[list[RuleOutcome]] = []
     programs = ps.programs
     for k, (bit, rule, code, status) in enumerate(_BIT_CODES):
@@ -960,10 +964,11 @@ def _explain_all(
             by_bit.append([])
             continue
         found: list[Any] = [None] * ps.size
-        js: list[int] = np.flatnonzero(masks & np.uint32(bit)).tolist()
+        hits = np.flatnonzero(masks & np.uint32(bit))
+        js: list[int] = hits.tolist()
         build = _BUILDERS.get(code)
         if build is not None:
-            for j, built in zip(js, build(ps, ctx, v, writer, js), strict=True):
+            for j, built in zip(js, build(ps, ctx, arrays, js, hits), strict=True):
                 found[j] = built
             by_bit.append(found)
             continue
@@ -1068,7 +1073,7 @@ def _program_partials(programs: Sequence[LenderProgram]) -> _Partials:
 
 
 _Builder = Callable[
-    [ProgramSet, _Ctx, dict[str, list[Any]], SentenceWriter, list[int]], list[RuleOutcome]
+    [ProgramSet, _Ctx, dict[str, npt.NDArray[Any]], list[int], I64], list[RuleOutcome]
 ]
 _new_outcome = tuple.__new__  # RuleOutcome(...) without the Python-level __new__
 
@@ -1089,38 +1094,45 @@ def _round2(x: F64) -> list[float]:
 
 
 def _outcomes(
-    w: SentenceWriter,
     rule: Rule,
     code: Code,
     partials: list[Partial | None],
     params: list[dict[str, Any]],
+    columns: dict[str, npt.NDArray[Any]],
 ) -> list[RuleOutcome]:
-    messages = w.fill_many(code, partials, params)
-    status = Status.FAIL
-    return [
-        _new_outcome(RuleOutcome, (rule, status, code, message, prm))
-        for message, prm in zip(messages, params, strict=True)
-    ]
+    """Failing outcomes of one code for many pairs: ``params[i]`` and, for the sentences, the same
+    values as arrays by parameter name (every field the partials leave open)."""
+    first = partials[0] if partials else None
+    messages = None
+    if first is not None and all(p is not None for p in partials):
+        parts = cast(list[Partial], partials)
+        messages = fill_columns(parts, [columns[name] for name, _, _ in first.fields])
+    if messages is None:  # values the bulk path does not render: row by row, as render_reason
+        messages = SentenceWriter().fill_many(code, partials, params)
+    rows = zip(itertools.repeat(rule), itertools.repeat(Status.FAIL), itertools.repeat(code),
+               messages, params, strict=False)  # fmt: skip
+    return list(map(_new_outcome, itertools.repeat(RuleOutcome), rows))
 
 
 def _build_odometer(
-    ps: ProgramSet, ctx: _Ctx, v: dict[str, list[Any]], w: SentenceWriter, js: list[int]
+    ps: ProgramSet, ctx: _Ctx, a: dict[str, npt.NDArray[Any]], js: list[int], idx: I64
 ) -> list[RuleOutcome]:
     parts, programs = ps.partials.odometer, ps.programs
     odo = ctx.collateral.odometer_km
     params = [
         {"odometer_km": odo, "max_odometer_km": programs[j].vehicle.max_odometer_km} for j in js
     ]
-    return _outcomes(w, Rule.ODOMETER, Code.ODOMETER_TOO_HIGH, [parts[j] for j in js], params)
+    columns = {"odometer_km": np.full(len(js), odo)}
+    return _outcomes(Rule.ODOMETER, Code.ODOMETER_TOO_HIGH, [parts[j] for j in js], params, columns)
 
 
 def _build_pti(
-    ps: ProgramSet, ctx: _Ctx, v: dict[str, list[Any]], w: SentenceWriter, js: list[int]
+    ps: ProgramSet, ctx: _Ctx, a: dict[str, npt.NDArray[Any]], js: list[int], idx: I64
 ) -> list[RuleOutcome]:
-    parts, programs, payments = ps.partials.pti, ps.programs, v["payment"]
+    parts, programs = ps.partials.pti, ps.programs
     income = ctx.request.monthly_income_minor
-    pays = [payments[j] for j in js]
-    ptis = _round2(np.array(pays, np.int64) * 100 / income) if income else [100.0] * len(js)
+    payments = a["payment"][idx]
+    ptis = _round2(payments * 100 / income) if income else [100.0] * len(js)
     params = [
         {
             "currency": p.currency,
@@ -1128,58 +1140,79 @@ def _build_pti(
             "pti_pct": pti,
             "max_pti_pct": p.affordability.max_pti_pct,
         }
-        for j, payment, pti in zip(js, pays, ptis, strict=True)
+        for j, payment, pti in zip(js, payments.tolist(), ptis, strict=True)
         for p in (programs[j],)
     ]
-    return _outcomes(w, Rule.PAYMENT_TO_INCOME, Code.PTI_EXCEEDED, [parts[j] for j in js], params)
+    columns = {"payment_minor": payments, "pti_pct": np.array(ptis, np.float64)}
+    return _outcomes(
+        Rule.PAYMENT_TO_INCOME, Code.PTI_EXCEEDED, [parts[j] for j in js], params, columns
+    )
 
 
 def _build_residual(
-    ps: ProgramSet, ctx: _Ctx, v: dict[str, list[Any]], w: SentenceWriter, js: list[int]
+    ps: ProgramSet, ctx: _Ctx, a: dict[str, npt.NDArray[Any]], js: list[int], idx: I64
 ) -> list[RuleOutcome]:
     parts, programs = ps.partials.residual, ps.programs
-    month, peak, most = v["peak_month"], v["peak_ltv"], v["max_amount"]
-    peaks = _round2(100 * np.array([peak[j] for j in js], np.float64))
+    months, most = a["peak_month"][idx], a["max_amount"][idx]
+    peaks = _round2(100 * a["peak_ltv"][idx].astype(np.float64))
     params = [
         {
             "currency": p.currency,
-            "month": month[j],
+            "month": month,
             "peak_ltv_pct": peak_pct,
             "max_ltv_pct": p.residual.max_ltv_pct,
-            "max_amount_minor": most[j],
+            "max_amount_minor": most_j,
         }
-        for j, peak_pct in zip(js, peaks, strict=True)
+        for j, month, peak_pct, most_j in zip(
+            js, months.tolist(), peaks, most.tolist(), strict=True
+        )
         for p in (programs[j],)
     ]
-    return _outcomes(w, Rule.RESIDUAL, Code.RESIDUAL_LTV_EXCEEDED, [parts[j] for j in js], params)
+    columns = {
+        "month": months,
+        "peak_ltv_pct": np.array(peaks, np.float64),
+        "max_amount_minor": most,
+    }
+    return _outcomes(
+        Rule.RESIDUAL, Code.RESIDUAL_LTV_EXCEEDED, [parts[j] for j in js], params, columns
+    )
 
 
 def _build_ltv(
-    ps: ProgramSet, ctx: _Ctx, v: dict[str, list[Any]], w: SentenceWriter, js: list[int]
+    ps: ProgramSet, ctx: _Ctx, a: dict[str, npt.NDArray[Any]], js: list[int], idx: I64
 ) -> list[RuleOutcome]:
     parts, programs = ps.partials.ltv, ps.programs
-    tiers, financed, ltv, most_all = v["tier"], v["financed"], v["ltv_all"], v["max_amount"]
+    tiers = np.maximum(a["tier"][idx], 0).tolist()
+    financed = a["financed"][idx]
     value = ctx.collateral.value_minor or 0
-    ltv_pcts = _round2(100 * np.array([ltv[j] for j in js], np.float64))
-    params = []
-    for j, ltv_pct in zip(js, ltv_pcts, strict=True):
-        p = programs[j]
-        t = p.credit.tiers[max(0, tiers[j])]
-        most = most_all[j]
-        params.append(
-            {
-                "currency": p.currency,
-                "amount_minor": financed[j],
-                "value_minor": value,
-                "ltv_pct": ltv_pct,
-                "tier": t.name,
-                "max_ltv_pct": t.max_ltv_pct,
-                # unpriced pairs have no overall maximum; the tier's advance limit still applies
-                "max_amount_minor": most if most >= 0 else math.floor(value * t.max_ltv_pct / 100),
-            }
+    ltv_pcts = _round2(100 * a["ltv_all"][idx].astype(np.float64))
+    chosen = [programs[j].credit.tiers[t] for j, t in zip(js, tiers, strict=True)]
+    most = a["max_amount"][idx].copy()
+    for i in np.flatnonzero(most < 0).tolist():
+        # unpriced pairs have no overall maximum; the tier's advance limit still applies
+        most[i] = math.floor(value * chosen[i].max_ltv_pct / 100)
+    params = [
+        {
+            "currency": programs[j].currency,
+            "amount_minor": fin,
+            "value_minor": value,
+            "ltv_pct": ltv_pct,
+            "tier": t.name,
+            "max_ltv_pct": t.max_ltv_pct,
+            "max_amount_minor": most_j,
+        }
+        for j, t, fin, ltv_pct, most_j in zip(
+            js, chosen, financed.tolist(), ltv_pcts, most.tolist(), strict=True
         )
-    partials = [parts[j][max(0, tiers[j])] for j in js]
-    return _outcomes(w, Rule.LTV, Code.LTV_ABOVE_MAXIMUM, partials, params)
+    ]
+    columns = {
+        "amount_minor": financed,
+        "value_minor": np.full(len(js), value, np.int64),
+        "ltv_pct": np.array(ltv_pcts, np.float64),
+        "max_amount_minor": most,
+    }
+    partials = [parts[j][t] for j, t in zip(js, tiers, strict=True)]
+    return _outcomes(Rule.LTV, Code.LTV_ABOVE_MAXIMUM, partials, params, columns)
 
 
 # For codes whose parameters (within one match) follow from a few of the pair's numbers: those
@@ -1193,6 +1226,8 @@ _KEYS: dict[Code, Callable[[LenderProgram, dict[str, list[Any]], int], Any]] = {
     Code.DOWN_PAYMENT_TOO_LOW: lambda p, v, j: (p.currency, v["required_down"][j]),
 }
 
+# The per-pair arrays the builders read (one match's row of each).
+_BUILDER_ARRAYS = ("payment", "peak_month", "max_amount", "peak_ltv", "tier", "financed", "ltv_all")
 _BUILDERS: dict[Code, _Builder] = {
     Code.ODOMETER_TOO_HIGH: _build_odometer,
     Code.PTI_EXCEEDED: _build_pti,

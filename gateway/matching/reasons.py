@@ -13,7 +13,10 @@ from __future__ import annotations
 import string
 from collections.abc import Callable, Mapping, Sequence
 from enum import StrEnum
-from typing import Any, Final, NamedTuple
+from typing import Any, Final, NamedTuple, cast
+
+import numpy as np
+import numpy.typing as npt
 
 
 class Rule(StrEnum):
@@ -334,11 +337,26 @@ _PIECES: Final[dict[str, tuple[tuple[str, str, Callable[[Any, str], str] | None]
 
 class Partial(NamedTuple):
     """A sentence template with some fields already rendered: the rest are positional ``{}``
-    fields, formatted from a pair's parameters by :meth:`SentenceWriter.fill`."""
+    fields, formatted from a pair's parameters by :meth:`SentenceWriter.fill`.
+
+    ``bulk`` is the same template with each remaining field's formatting written into it, for
+    :func:`fill_columns` (money as two fields, units and cents, with the currency around them);
+    ``None`` where that cannot be done.
+    """
 
     code: str
     template: str
     fields: tuple[_Field, ...]
+    bulk: str | None = None
+
+
+def _bulk_field(fmt: Callable[[Any, str], str], currency: str) -> str | None:
+    """Where :func:`fill_columns` puts a remaining field's text (money: its digits, between the
+    currency's symbol or code as ``fmt`` places them)."""
+    if fmt is _money:
+        symbol = _SYMBOLS.get(currency)
+        return f"{_escape(symbol)}{{}}" if symbol else f"{{}} {_escape(currency)}"
+    return "{}" if fmt in (_pct, _km, _other) else None
 
 
 def partial(code: str | Code, fixed: Mapping[str, Any]) -> Partial | None:
@@ -366,7 +384,10 @@ def partial(code: str | Code, fixed: Mapping[str, Any]) -> Partial | None:
     if not fields:
         return Partial(str(code), "".join(t for t in text if t is not None), ())
     template = "".join("{}" if t is None else _escape(t) for t in text)
-    return Partial(str(code), template, tuple(fields))
+    bulk_fields = iter([_bulk_field(fmt, currency) for _, _, fmt in fields])
+    bulk_parts = [next(bulk_fields) if t is None else _escape(t) for t in text]
+    bulk = None if None in bulk_parts else "".join(cast(list[str], bulk_parts))
+    return Partial(str(code), template, tuple(fields), bulk)
 
 
 _WHOLE: Final[dict[str, Partial]] = {
@@ -496,6 +517,64 @@ class SentenceWriter:
                 )
             out.append(text)
         return out
+
+
+def fill_columns(
+    partials: Sequence[Partial], columns: Sequence[npt.NDArray[Any]]
+) -> list[str] | None:
+    """The sentence of each ``partials[i]`` with row ``i`` of ``columns`` (one array per field the
+    partials leave open, in their order; every partial of one code): the same text
+    :meth:`SentenceWriter.fill` gives row by row.
+
+    Each distinct value is formatted once, and each sentence in one call at C level. ``None``
+    when the values need the row-by-row path: a negative or non-integer amount, a non-finite
+    distance, text that is not an integer, a partial without a bulk form.
+    """
+    if not partials:
+        return []
+    bulks = [p.bulk for p in partials]
+    if None in bulks:
+        return None
+    texts: list[list[str]] = []
+    for (_, is_money, fmt), column in zip(partials[0].fields, columns, strict=True):
+        kind = column.dtype.kind
+        if is_money:
+            if kind not in "iu" or column.min() < 0:
+                return None
+            texts.append(_each_once(column, _money_digits))
+        elif fmt is _pct:
+            if kind not in "fiu":
+                return None
+            texts.append(_each_once(column, "{:.1f}%".format))
+        elif fmt is _km:
+            if kind == "f":
+                if not (np.abs(column) < 2.0**52).all():
+                    return None
+                column = np.rint(column).astype(np.int64)  # round() to even, as _km does
+            elif kind not in "iu":
+                return None
+            texts.append(_each_once(column, "{:,}".format))
+        elif kind in "iu":
+            texts.append(_each_once(column, str))
+        else:
+            return None
+    return list(map(str.format, cast(list[str], bulks), *texts))
+
+
+def _money_digits(minor: int) -> str:
+    """``123456`` → ``1,234.56``: :func:`format_money` of a non-negative amount, no currency."""
+    units, cents = divmod(minor, 100)
+    return f"{units:,}.{cents:02d}"
+
+
+def _each_once(column: npt.NDArray[Any], render: Callable[[Any], str]) -> list[str]:
+    """``render`` of each value (as a Python value), called once per distinct value."""
+    values = column.tolist()
+    distinct = dict.fromkeys(values)
+    if len(distinct) == len(values):
+        return list(map(render, values))
+    shown = dict(zip(distinct, map(render, distinct), strict=True))
+    return list(map(shown.__getitem__, values))
 
 
 def status_of(code: Code) -> Status:

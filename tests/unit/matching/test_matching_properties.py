@@ -28,7 +28,7 @@ from gateway.matching import (
     sample_programs_dir,
 )
 from gateway.matching.engine import _round2
-from gateway.matching.reasons import GATING_CODES, SentenceWriter, partial
+from gateway.matching.reasons import GATING_CODES, SentenceWriter, fill_columns, partial
 from gateway.matching.synthetic import synthetic_programs
 
 AS_OF = date(2026, 3, 1)
@@ -311,3 +311,55 @@ def test_bulk_sentences_fall_back_where_a_value_is_odd() -> None:
     assert texts[0] == (
         "A payment of $1,234.56 is 21.2% of monthly income; this lender allows up to 18.0%."
     )
+
+
+@given(
+    currency=st.sampled_from(["USD", "CAD", "EUR", "XYZ"]),
+    tier=st.text(min_size=1, max_size=6),
+    rows=st.lists(
+        st.tuples(
+            st.integers(-(10**12), 10**12),
+            st.floats(-1e6, 1e6, allow_nan=False),
+            st.integers(-10, 10**15),
+        ),
+        min_size=1,
+        max_size=30,
+    ),
+)
+def test_column_sentences_are_render_reasons(
+    currency: str, tier: str, rows: list[tuple[int, float, int]]
+) -> None:
+    # The bulk path renders each distinct value once and whole columns at a time: the same text
+    # as render_reason, or None (then the engine renders row by row).
+    part = partial(
+        Code.LTV_ABOVE_MAXIMUM, {"currency": currency, "tier": tier, "max_ltv_pct": 120.0}
+    )
+    assert part is not None
+    amounts = np.array([r[0] for r in rows], np.int64)
+    pcts = np.array([r[1] for r in rows], np.float64)
+    most = np.array([r[2] for r in rows], np.int64)
+    value = np.full(len(rows), 1_234_567, np.int64)
+    texts = fill_columns([part] * len(rows), [amounts, value, pcts, most])
+    if (amounts < 0).any() or (most < 0).any():
+        assert texts is None
+        return
+    assert texts == [
+        render_reason(
+            Code.LTV_ABOVE_MAXIMUM,
+            {"currency": currency, "amount_minor": a, "value_minor": 1_234_567, "ltv_pct": pct,
+             "tier": tier, "max_ltv_pct": 120.0, "max_amount_minor": m},
+        )
+        for a, pct, m in zip(amounts.tolist(), pcts.tolist(), most.tolist(), strict=True)
+    ]  # fmt: skip
+
+
+def test_column_sentences_of_distances_round_as_render_reason() -> None:
+    part = partial(Code.ODOMETER_TOO_HIGH, {"max_odometer_km": 250_000})
+    assert part is not None
+    odo = np.array([0.5, 1.5, 2.5, 123_456.5, 99.49], np.float64)
+    texts = fill_columns([part] * odo.size, [odo])
+    assert texts == [
+        render_reason(Code.ODOMETER_TOO_HIGH, {"odometer_km": o, "max_odometer_km": 250_000})
+        for o in odo.tolist()
+    ]
+    assert fill_columns([part], [np.array([np.inf])]) is None
