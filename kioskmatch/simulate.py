@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import random
+import shutil
 import sys
 import tempfile
 import threading
@@ -168,6 +169,7 @@ def run(args: argparse.Namespace) -> int:
     if args.kiosks < 1 or args.appraisals < 0:
         print("error: --kiosks must be at least 1 and --appraisals at least 0", file=sys.stderr)
         return 2
+    own_dir = args.outbox_dir is None  # then removed at the end, unless something is left in it
     outbox_dir = args.outbox_dir or Path(tempfile.mkdtemp(prefix="kioskmatch-sim-"))
     valuer: Valuer
     if args.fast_valuation:
@@ -217,8 +219,17 @@ def run(args: argparse.Namespace) -> int:
             logger.info("%d appraisal(s) from an earlier run wait for their receipts", backlog)
         return _appraise_and_drain(args, agents, backlog=backlog, started=started)
     finally:
+        left = sum(agent.outbox.depth() for agent in agents)
         for agent in agents:
             agent.stop()
+        if own_dir and left == 0:
+            shutil.rmtree(outbox_dir, ignore_errors=True)
+        elif own_dir:
+            print(
+                f"{left} message(s) without a receipt are kept in {outbox_dir}; run again with "
+                f"--outbox-dir {outbox_dir} to send them",
+                file=sys.stderr,
+            )
 
 
 def _wait_connected(agents: Sequence[KioskAgent], deadline: float) -> int:

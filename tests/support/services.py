@@ -194,6 +194,7 @@ def postgres() -> Iterator[Postgres]:
             [*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
             capture_output=True,
         )
+        shutil.rmtree(workdir, ignore_errors=True)  # ~140 MB per cluster, one per test session
 
 
 class CuttableProxy:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.processes import GatewayProcess, kioskmatch
+from tests.support.processes import GatewayProcess, _env, kioskmatch
 from tests.support.services import Mosquitto, free_port
 
 pytestmark = pytest.mark.mosquitto
@@ -41,3 +41,31 @@ def test_exits_0_once_receipted_and_shows_progress(
     # Progress, not each appraisal's steps (N x M x 3 lines).
     assert "10/10 appraisals receipted" in result.stderr
     assert "reading_obd" not in result.stderr
+
+
+def test_its_own_outbox_folder_is_removed_once_empty_and_kept_while_not(
+    tmp_path: Path, mosquitto_broker: Mosquitto
+) -> None:
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    env = _env(TMPDIR=str(temp))
+    args = ("--broker", mosquitto_broker.url, "--kiosks", "1", "--appraisals", "2")
+    # No gateway: nothing is receipted, so the appraisals stay, and the run says where.
+    kept = kioskmatch("simulate", *args, "--fast-valuation", "--timeout", "3", env=env)
+    assert kept.returncode == 1, kept.stderr[-2000:]
+    (folder,) = temp.glob("kioskmatch-sim-*")
+    assert f"kept in {folder}; run again with --outbox-dir {folder}" in kept.stderr
+    gateway = GatewayProcess(tmp_path / "gw", mosquitto_broker.url)
+    gateway.start()
+    try:
+        sent = kioskmatch("simulate", *args, "--fast-valuation", env=env)
+        resent = kioskmatch(
+            "simulate", *args[:4], "--appraisals", "0", "--outbox-dir", str(folder),
+            "--fast-valuation", env=env,
+        )  # fmt: skip
+    finally:
+        gateway.stop()
+    assert sent.returncode == 0, sent.stderr[-2000:]
+    assert resent.returncode == 0, resent.stderr[-2000:]
+    assert "2 appraisal(s) from an earlier run" in resent.stderr
+    assert list(temp.glob("kioskmatch-sim-*")) == [folder]  # the second run's own folder is gone
