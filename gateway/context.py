@@ -69,6 +69,7 @@ class GatewayContext:
     link: Link | None = None
     photos: PhotoStore | None = None
     command_ttl: timedelta = field(default_factory=lambda: timedelta(minutes=15))
+    kiosk_silent_after: timedelta = field(default_factory=lambda: timedelta(minutes=3))
     principals: PrincipalCache = field(default_factory=PrincipalCache)
 
     def session(self) -> Session:

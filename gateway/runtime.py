@@ -104,6 +104,7 @@ class GatewayRuntime:
             engine=engine,
             sealer=Sealer(s.resolved_secret_key()),
             command_ttl=timedelta(seconds=s.command_ttl_s),
+            kiosk_silent_after=timedelta(seconds=s.kiosk_silent_after_s),
             photos=FilesystemPhotoStore(s.photo_dir or s.data_dir / "photos"),
         )
         self.worker = IngestWorker(

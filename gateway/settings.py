@@ -88,6 +88,12 @@ class GatewaySettings(BaseSettings):
     command_ttl_s: Annotated[float, Field(gt=0, le=7 * 86400)] = Field(
         900.0, description="How long a command waits for an offline kiosk before it expires"
     )
+    kiosk_silent_after_s: Annotated[float, Field(gt=0, le=7 * 86400)] = Field(
+        180.0,
+        description="A kiosk whose presence is online but that has sent nothing for this long "
+        "(three 60 s heartbeats) is reported silent: one that lost power while the broker was "
+        "down never gets its last will published",
+    )
 
     @field_validator("mqtt_url")
     @classmethod

@@ -218,7 +218,11 @@ class DecisionCreate(BaseModel):
 
 class KioskPublic(BaseModel):
     kiosk_id: str
-    state: str
+    state: str = Field(
+        description="online, offline, stopped or unknown, as the kiosk's presence says; silent "
+        "when it says online but nothing has come from the kiosk for the configured time "
+        "(KIOSKMATCH_KIOSK_SILENT_AFTER_S)"
+    )
     state_at: UtcDatetime | None
     last_seen_at: UtcDatetime | None
     agent_version: str | None
@@ -229,7 +233,10 @@ class Stats(BaseModel):
     appraisals: int
     dead_letters: int
     duplicates_ignored: int
-    kiosks_online: int
+    kiosks_online: int = Field(description="Online and heard from recently")
+    kiosks_silent: int = Field(
+        description="Online by their presence, but nothing heard for the configured time"
+    )
     kiosks: int
     matches: int
     commands_pending: int

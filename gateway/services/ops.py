@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, or_
 from sqlmodel import Session, col, select
 
-from gateway.api.schemas import KioskPublic, Stats
+from gateway.api.schemas import KioskPublic, Stats, as_utc
 from gateway.db.models import Appraisal, CommandRow, DeadLetter, InboundMessage, Kiosk, MatchRow
 from gateway.services.pages import (
     check_limit,
@@ -14,10 +16,17 @@ from gateway.services.pages import (
     split_page,
 )
 
+SILENT_AFTER = timedelta(minutes=3)  # three missed heartbeats
 
-def stats(session: Session) -> Stats:
+
+def stats(
+    session: Session, *, silent_after: timedelta = SILENT_AFTER, now: datetime | None = None
+) -> Stats:
     def count(query: object) -> int:
         return int(session.exec(query).one() or 0)  # type: ignore[call-overload]
+
+    heard_since = (now or datetime.now(UTC)) - silent_after
+    online = select(func.count()).select_from(Kiosk).where(Kiosk.state == "online")
 
     return Stats(
         appraisals=count(select(func.count()).select_from(Appraisal)),
@@ -25,7 +34,12 @@ def stats(session: Session) -> Stats:
         # Valid messages delivered again, and invalid ones (kept once as a dead letter).
         duplicates_ignored=count(select(func.coalesce(func.sum(InboundMessage.duplicates), 0)))
         + count(select(func.coalesce(func.sum(DeadLetter.duplicates), 0))),
-        kiosks_online=count(select(func.count()).select_from(Kiosk).where(Kiosk.state == "online")),
+        kiosks_online=count(online.where(col(Kiosk.last_seen_at) >= heard_since)),
+        kiosks_silent=count(
+            online.where(
+                or_(col(Kiosk.last_seen_at).is_(None), col(Kiosk.last_seen_at) < heard_since)
+            )
+        ),
         kiosks=count(select(func.count()).select_from(Kiosk)),
         matches=count(select(func.count()).select_from(MatchRow)),
         commands_pending=count(
@@ -37,10 +51,20 @@ def stats(session: Session) -> Stats:
 
 
 def kiosks(
-    session: Session, *, limit: int = 50, cursor: str | None = None
+    session: Session,
+    *,
+    limit: int = 50,
+    cursor: str | None = None,
+    silent_after: timedelta = SILENT_AFTER,
+    now: datetime | None = None,
 ) -> tuple[list[KioskPublic], str | None]:
-    """A page of the fleet, by kiosk id, and the cursor of the next page."""
+    """A page of the fleet, by kiosk id, and the cursor of the next page.
+
+    A kiosk whose presence is ``online`` but that has sent nothing for ``silent_after`` shows as
+    ``silent``: a kiosk that lost power while the broker was down never gets its last will.
+    """
     limit = check_limit(limit)
+    heard_since = (now or datetime.now(UTC)) - silent_after
     query = select(Kiosk)
     after = decode_text_cursor(cursor)
     if after is not None:
@@ -53,7 +77,10 @@ def kiosks(
     page = [
         KioskPublic(
             kiosk_id=k.kiosk_id,
-            state=k.state,
+            state="silent"
+            if k.state == "online"
+            and (k.last_seen_at is None or as_utc(k.last_seen_at) < heard_since)
+            else k.state,
             state_at=k.state_at,
             last_seen_at=k.last_seen_at,
             agent_version=k.agent_version,

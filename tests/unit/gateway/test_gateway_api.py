@@ -392,6 +392,34 @@ def test_ops_stats(context: GatewayContext, client: TestClient) -> None:
     }
 
 
+def test_a_kiosk_online_but_long_unheard_is_silent(
+    context: GatewayContext, client: TestClient
+) -> None:
+    # Its presence says online, but a kiosk that lost power while the broker was down never
+    # gets its last will: after three missed heartbeats operators see it as silent.
+    from datetime import UTC, datetime, timedelta
+
+    from gateway.db.models import Kiosk
+
+    now = datetime.now(UTC)
+    with context.session() as s:
+        for kiosk_id, state, ago in [
+            ("dlr-001-k1", "online", timedelta(seconds=30)),
+            ("dlr-001-k2", "online", timedelta(minutes=10)),
+            ("dlr-001-k3", "offline", timedelta(minutes=10)),
+        ]:
+            s.add(Kiosk(kiosk_id=kiosk_id, state=state, state_at=now - ago, last_seen_at=now - ago))
+        s.commit()
+    headers = _key(context, Role.OPS, "ops")
+    stats = client.get("/v1/ops/stats", headers=headers).json()
+    assert (stats["kiosks"], stats["kiosks_online"], stats["kiosks_silent"]) == (3, 1, 1)
+    fleet = client.get("/v1/ops/kiosks", headers=headers).json()["items"]
+    assert [k["state"] for k in fleet] == ["online", "silent", "offline"]
+    context.kiosk_silent_after = timedelta(minutes=15)  # KIOSKMATCH_KIOSK_SILENT_AFTER_S=900
+    stats = client.get("/v1/ops/stats", headers=headers).json()
+    assert (stats["kiosks_online"], stats["kiosks_silent"]) == (2, 0)
+
+
 @pytest.mark.parametrize("org", ["", " leading space", "x" * 129, "semi;colon"])
 def test_invalid_org_names_are_refused(context: GatewayContext, org: str) -> None:
     from gateway.errors import InvalidRequestError
