@@ -23,6 +23,7 @@ from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
 from edge.protocol import AppraisalBody
+from gateway.db.bulk import AnyOf
 from gateway.db.models import Appraisal, AppraisalPhoto
 from gateway.photos import DEFAULT_THRESHOLD, parse_phash
 
@@ -129,13 +130,15 @@ def _photo_reuse(body: AppraisalBody, index: PhotoIndex) -> list[dict[str, Any]]
 
 _APPRAISALS: Table = cast(Any, Appraisal).__table__
 # Built once: ingest runs it for every batch, and building it cost as much as running it.
-_HIGHEST_ODOMETER = (
-    core_select(_APPRAISALS.c.vin, func.max(_APPRAISALS.c.odometer_km))
-    .where(
-        _APPRAISALS.c.vin.in_(bindparam("vins", expanding=True)),
-        _APPRAISALS.c.created_at < bindparam("before", type_=DateTime(timezone=True)),
+_HIGHEST_ODOMETER = AnyOf(
+    lambda in_ids: (
+        core_select(_APPRAISALS.c.vin, func.max(_APPRAISALS.c.odometer_km))
+        .where(
+            in_ids(_APPRAISALS.c.vin),
+            _APPRAISALS.c.created_at < bindparam("before", type_=DateTime(timezone=True)),
+        )
+        .group_by(_APPRAISALS.c.vin)
     )
-    .group_by(_APPRAISALS.c.vin)
 )
 
 
@@ -155,12 +158,10 @@ def _odometer_rollbacks(
     # thousand times costs the same as one appraised once.
     highest = {
         vin: km
-        for vin, km in session.connection().execute(
-            _HIGHEST_ODOMETER,
-            {
-                "vins": sorted({b.vehicle.vin for b in candidates if b.vehicle.vin}),
-                "before": latest_start,
-            },
+        for vin, km in _HIGHEST_ODOMETER.execute(
+            session.connection(),
+            sorted({b.vehicle.vin for b in candidates if b.vehicle.vin}),
+            {"before": latest_start},
         )
         if vin is not None and km is not None
     }

@@ -48,6 +48,7 @@ from edge.protocol import (
     is_valid_kiosk_id,
     parse_topic,
 )
+from gateway.db.bulk import AnyOf, BulkInsert
 from gateway.db.engine import RawJSON
 from gateway.db.models import (
     Appraisal,
@@ -146,6 +147,10 @@ _INBOUND = _table(InboundMessage)
 _KIOSK = _table(Kiosk)
 _APPRAISAL = _table(Appraisal)
 _REQUEST = _table(AppraisalRequest)
+_INSERT_INBOUND = BulkInsert(_INBOUND)
+_INSERT_APPRAISAL = BulkInsert(_APPRAISAL)
+_INSERT_PHOTO = BulkInsert(_table(AppraisalPhoto))
+_INSERT_HISTORY = BulkInsert(_table(KioskHistory))
 
 # One statement per batch for every kiosk heard from. Computed in the database, so two workers
 # sharing a subscription never move a kiosk's last seq (or last seen) backwards, nor lose a count.
@@ -177,17 +182,19 @@ _KIOSK_SEEN = (
     )
 )
 # Built once: building a statement (and its cache key) per batch costs as much as running it.
-_KNOWN_MESSAGES = select(_INBOUND.c.message_id).where(
-    _INBOUND.c.message_id.in_(bindparam("ids", expanding=True))
+_KNOWN_MESSAGES = AnyOf(
+    lambda in_ids: select(_INBOUND.c.message_id).where(in_ids(_INBOUND.c.message_id))
 )
-_KNOWN_KIOSKS = select(_KIOSK.c.kiosk_id, _KIOSK.c.last_seq).where(
-    _KIOSK.c.kiosk_id.in_(bindparam("ids", expanding=True))
+_KNOWN_KIOSKS = AnyOf(
+    lambda in_ids: select(_KIOSK.c.kiosk_id, _KIOSK.c.last_seq).where(in_ids(_KIOSK.c.kiosk_id))
 )
-_KNOWN_APPRAISALS = select(_APPRAISAL.c.appraisal_id).where(
-    _APPRAISAL.c.appraisal_id.in_(bindparam("ids", expanding=True))
+_KNOWN_APPRAISALS = AnyOf(
+    lambda in_ids: select(_APPRAISAL.c.appraisal_id).where(in_ids(_APPRAISAL.c.appraisal_id))
 )
-_REQUESTED_ON = select(_REQUEST.c.appraisal_id, _REQUEST.c.kiosk_id).where(
-    _REQUEST.c.appraisal_id.in_(bindparam("ids", expanding=True))
+_REQUESTED_ON = AnyOf(
+    lambda in_ids: select(_REQUEST.c.appraisal_id, _REQUEST.c.kiosk_id).where(
+        in_ids(_REQUEST.c.appraisal_id)
+    )
 )
 _DUPLICATE = (
     update(_INBOUND)
@@ -267,15 +274,12 @@ class _Writes:
                     for kiosk_id, seen in sorted(self.seen.items())
                 ],
             )
-        for model, rows in (
-            (InboundMessage, self.inbound),
-            (Appraisal, self.appraisals),
-            (AppraisalPhoto, self.photos),
-            (KioskHistory, self.history),
-        ):
-            if rows:
-                # Core executemany: no per-row ORM bookkeeping for rows nobody reads back.
-                conn.execute(insert(_table(model)), rows)
+        # Core executemany (no per-row ORM bookkeeping for rows nobody reads back), on SQLite
+        # with the statement compiled once and no per-row parameter building in SQLAlchemy.
+        _INSERT_INBOUND.execute(conn, self.inbound)
+        _INSERT_APPRAISAL.execute(conn, self.appraisals)
+        _INSERT_PHOTO.execute(conn, self.photos)
+        _INSERT_HISTORY.execute(conn, self.history)
         if self.duplicates:  # after the inserts: a copy may follow its original in one batch
             conn.execute(_DUPLICATE, self.duplicates)
 
@@ -284,8 +288,7 @@ def _ensure_kiosks(session: Session, kiosk_ids: set[str]) -> dict[str, int | Non
     """Each kiosk's last seq, inserting the kiosks never seen before (two workers may race)."""
     conn = session.connection()
     last_seqs: dict[str, int | None] = {
-        kiosk_id: last_seq
-        for kiosk_id, last_seq in conn.execute(_KNOWN_KIOSKS, {"ids": sorted(kiosk_ids)})
+        kiosk_id: last_seq for kiosk_id, last_seq in _KNOWN_KIOSKS.execute(conn, sorted(kiosk_ids))
     }
     missing = sorted(kiosk_ids - last_seqs.keys())
     if missing:
@@ -314,17 +317,13 @@ def _ingest(
         return outcome
 
     conn = session.connection()
-    known = set(
-        conn.execute(_KNOWN_MESSAGES, {"ids": list({env.message_id for _, env in valid})}).scalars()
-    )
+    known = set(_KNOWN_MESSAGES.execute(conn, list({env.message_id for _, env in valid})).scalars())
     writes = _Writes(session, _ensure_kiosks(session, {env.kiosk_id for _, env in valid}))
     appraisal_ids = [
         env.body.appraisal_id for _, env in valid if isinstance(env.body, AppraisalBody)
     ]
     if appraisal_ids:
-        writes.appraisal_ids = set(
-            conn.execute(_KNOWN_APPRAISALS, {"ids": appraisal_ids}).scalars()
-        )
+        writes.appraisal_ids = set(_KNOWN_APPRAISALS.execute(conn, appraisal_ids).scalars())
     for item, env in valid:
         if env.message_id in known:
             if not item.retained:
@@ -366,7 +365,7 @@ def _answered_by_the_kiosk_asked(
         return valid
     asked: dict[str, str] = {
         appraisal_id: kiosk_id
-        for appraisal_id, kiosk_id in session.connection().execute(_REQUESTED_ON, {"ids": ids})
+        for appraisal_id, kiosk_id in _REQUESTED_ON.execute(session.connection(), ids)
     }
     if not asked:
         return valid

@@ -1,0 +1,122 @@
+"""The SQLite roads of gateway.db.bulk store and find exactly what SQLAlchemy Core does."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Engine,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    bindparam,
+    insert,
+    select,
+    text,
+)
+from sqlalchemy.exc import IntegrityError
+
+from gateway.db.bulk import AnyOf, BulkInsert
+from gateway.db.engine import RawJSON, make_engine
+
+_META = MetaData()
+_ROWS = Table(
+    "bulk_rows",
+    _META,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(36), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=True),
+    Column("km", Float, nullable=True),
+    Column("doc", JSON, nullable=False),
+)
+_WITH_DEFAULT = Table(
+    "bulk_defaults",
+    _META,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(36), nullable=False),
+    Column("doc", JSON, nullable=False, default=list),
+)
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Engine:
+    engine = make_engine(f"sqlite:///{tmp_path / 'bulk.sqlite'}")
+    _META.create_all(engine)
+    return engine
+
+
+def _rows() -> list[dict[str, Any]]:
+    plus_two = timezone(timedelta(hours=2))
+    return [
+        {"name": "a", "at": datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC), "km": 1.5},
+        {"name": "b", "at": datetime(2026, 1, 2, 3, 4, 5, tzinfo=plus_two), "km": None},
+        {"name": "c", "at": datetime(1, 1, 1), "km": 0.0},
+        {"name": "d", "at": None, "km": 1e300},
+    ]
+
+
+def _stored(engine: Engine, table: Table) -> list[tuple[Any, ...]]:
+    with engine.connect() as conn:
+        return [
+            tuple((type(v).__name__, v) for v in row)
+            for row in conn.execute(text(f"SELECT * FROM {table.name} ORDER BY id"))
+        ]
+
+
+def test_the_same_text_and_types_as_core(engine: Engine) -> None:
+    docs: list[Any] = [RawJSON('{"x": [1, 2]}'), {"y": "é"}, [], None]
+    rows = [{**row, "doc": doc} for row, doc in zip(_rows(), docs, strict=True)]
+    with engine.begin() as conn:
+        conn.execute(insert(_ROWS), rows)
+    core = _stored(engine, _ROWS)
+    with engine.begin() as conn:
+        conn.execute(_ROWS.delete())
+        BulkInsert(_ROWS).execute(conn, rows)
+    assert _stored(engine, _ROWS) == core
+    assert core[0][2] == ("str", "2026-01-02 03:04:05.678901")
+
+
+def test_a_column_default_computed_in_python_is_left_to_core(engine: Engine) -> None:
+    bulk = BulkInsert(_WITH_DEFAULT)
+    with engine.begin() as conn:
+        bulk.execute(conn, [{"name": "a"}, {"name": "b"}])
+        bulk.execute(conn, [{"name": "c", "doc": RawJSON("[1]")}])
+    assert [row[1:] for row in _stored(engine, _WITH_DEFAULT)] == [
+        (("str", "a"), ("str", "[]")),
+        (("str", "b"), ("str", "[]")),
+        (("str", "c"), ("str", "[1]")),
+    ]
+
+
+def test_a_duplicate_key_is_sqlalchemys_integrity_error(engine: Engine) -> None:
+    bulk = BulkInsert(_ROWS)
+    row = {"id": 1, "name": "a", "at": None, "km": None, "doc": []}
+    with engine.begin() as conn:
+        bulk.execute(conn, [row])
+    with pytest.raises(IntegrityError), engine.begin() as conn:
+        bulk.execute(conn, [row, {**row, "id": 2}])
+
+
+@pytest.mark.parametrize(
+    "ids",
+    [[], ["a"], ["a", "c", "zz", 'q"uote', "é", "a"], [f"id-{n}" for n in range(2000)]],
+)
+def test_any_of_finds_what_an_expanding_in_finds(engine: Engine, ids: list[str]) -> None:
+    names = ["a", "b", "c", 'q"uote', "é", *(f"id-{n}" for n in range(0, 3000, 3))]
+    with engine.begin() as conn:
+        conn.execute(insert(_ROWS), [{"name": name, "doc": []} for name in names])
+    query = AnyOf(lambda in_ids: select(_ROWS.c.name).where(in_ids(_ROWS.c.name)))
+    with engine.connect() as conn:
+        assert (conn.dialect.server_version_info or ()) >= (3, 38)  # the json_each road is tested
+        found = sorted(query.execute(conn, ids).scalars())
+        expanding = select(_ROWS.c.name).where(_ROWS.c.name.in_(bindparam("x", expanding=True)))
+        assert found == sorted(conn.execute(expanding, {"x": ids}).scalars())
+    assert found == sorted(set(ids) & set(names))
