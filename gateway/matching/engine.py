@@ -238,10 +238,19 @@ class ProgramSet:
         self.tier_names = [[t.name for t in p.credit.tiers] for p in ps]
         # each program's place in program-id order (the last key of the report order)
         self.id_order = np.argsort(np.array(ids, dtype=object), kind="stable").argsort()
-        self.headers = [
-            (p.program_id, p.version, p.lender, p.lender_kind.value, p.loan_kind.value, p.currency)
-            for p in ps
-        ]
+        # Each program's identity, as columns: program id, version, lender, lender kind, loan
+        # kind, currency (the first fields of a MatchResult).
+        self.header_columns = [
+            np.array(column, dtype=object)
+            for column in zip(
+                *(
+                    (p.program_id, p.version, p.lender, p.lender_kind.value, p.loan_kind.value,
+                     p.currency)
+                    for p in ps
+                ),
+                strict=True,
+            )
+        ] if ps else []  # fmt: skip
 
     def effective_on(self, as_of: date) -> npt.NDArray[np.bool_]:
         day = as_of.toordinal()
@@ -751,23 +760,6 @@ def match(
         pti = np.round(100.0 * ch.payment[0] / income, 2) if income > 0 else ch.ltv[0] * np.nan
     # Results in report order: eligible offers first by rank, then the rest, each by program id.
     order = np.lexsort((ps.id_order, ch.rank[0], ~ch.eligible[0]))
-    columns = [
-        order.tolist(),
-        ch.eligible[0][order].tolist(),
-        ch.priced[0][order].tolist(),
-        ch.tier[0][order].tolist(),
-        ch.apr_bp[0][order].tolist(),
-        ch.term[0][order].tolist(),
-        ch.financed[0][order].tolist(),
-        ch.max_amount[0][order].tolist(),
-        ch.payment[0][order].tolist(),
-        np.round(ch.ltv[0][order] * 100.0, 2).tolist(),
-        np.round(ch.peak_ltv[0][order] * 100.0, 2).tolist(),
-        ch.peak_month[0][order].tolist(),
-        np.round(ch.score[0][order], 6).tolist(),
-        ch.rank[0][order].tolist(),
-        pti[order].tolist(),
-    ]
     lists = {
         name: getattr(ch, name)[0].tolist()
         for name in (
@@ -777,35 +769,47 @@ def match(
     }  # fmt: skip
     arrays = {name: getattr(ch, name)[0] for name in _BUILDER_ARRAYS}
     all_outcomes = _explain_all(ps, ch.mask[0], ch.mask[0].tolist(), ctx, lists, arrays)
-    requested_term = request.term_months
-    appraisal_id = collateral.appraisal_id
-    results = []
-    for (j, elig, priced, tier_i, apr, term, fin, max_amt, pay, ltv, peak, peak_m, score,
-            rank, pti_j) in zip(*columns, strict=True):  # fmt: skip
-        tier = ps.tier_names[j][tier_i] if tier_i >= 0 else None
-        outcomes = all_outcomes[j]
-        pid, version, lender, lender_kind, loan_kind, currency = ps.headers[j]
-        results.append(
-            MatchResult(
-                appraisal_id, pid, version, lender, lender_kind, loan_kind, currency, elig,
-                rank or None,
-                None if score != score else score,
-                tier,
-                apr / 100 if priced else None,
-                requested_term,
-                term if priced else None,
-                fin,
-                max_amt if priced else None,
-                pay if priced else None,
-                None if ltv != ltv else ltv,
-                None if peak != peak else peak,
-                peak_m if priced else None,
-                pti_j if priced and pti_j == pti_j else None,
-                outcomes,
-                curves.get(j),
-            )
-        )  # fmt: skip
-    return results
+    # Every field as a column in report order, None where it does not apply, then each result
+    # built from its row at C level.
+    js = order.tolist()
+    unpriced = ~ch.priced[0][order]
+    tier_names = ps.tier_names
+    ltv = np.round(ch.ltv[0][order] * 100.0, 2)
+    peak = np.round(ch.peak_ltv[0][order] * 100.0, 2)
+    score = np.round(ch.score[0][order], 6)
+    pti = pti[order]
+    rows = zip(
+        itertools.repeat(collateral.appraisal_id),
+        *(column[order].tolist() for column in ps.header_columns),
+        ch.eligible[0][order].tolist(),
+        _none_where(ch.rank[0][order], ch.rank[0][order] == 0),
+        _none_where(score, np.isnan(score)),
+        [
+            tier_names[j][t] if t >= 0 else None
+            for j, t in zip(js, ch.tier[0][order].tolist(), strict=True)
+        ],
+        _none_where(ch.apr_bp[0][order] / 100, unpriced),
+        itertools.repeat(request.term_months),
+        _none_where(ch.term[0][order], unpriced),
+        ch.financed[0][order].tolist(),
+        _none_where(ch.max_amount[0][order], unpriced),
+        _none_where(ch.payment[0][order], unpriced),
+        _none_where(ltv, np.isnan(ltv)),
+        _none_where(peak, np.isnan(peak)),
+        _none_where(ch.peak_month[0][order], unpriced),
+        _none_where(pti, unpriced | np.isnan(pti)),
+        [all_outcomes[j] for j in js],
+        map(curves.get, js),
+    )
+    return list(map(_new_tuple, itertools.repeat(MatchResult), rows))
+
+
+def _none_where(values: npt.NDArray[Any], missing: npt.NDArray[np.bool_]) -> list[Any]:
+    """``values`` as Python numbers, ``None`` where ``missing``."""
+    out = values.astype(object)
+    out[missing] = None
+    items: list[Any] = out.tolist()
+    return items
 
 
 # --- explanation (single match) -----------------------------------------------------------------
@@ -1075,7 +1079,7 @@ def _program_partials(programs: Sequence[LenderProgram]) -> _Partials:
 _Builder = Callable[
     [ProgramSet, _Ctx, dict[str, npt.NDArray[Any]], list[int], I64], list[RuleOutcome]
 ]
-_new_outcome = tuple.__new__  # RuleOutcome(...) without the Python-level __new__
+_new_tuple = tuple.__new__  # a named tuple from its fields without the Python-level __new__
 
 
 def _round2(x: F64) -> list[float]:
@@ -1111,7 +1115,7 @@ def _outcomes(
         messages = SentenceWriter().fill_many(code, partials, params)
     rows = zip(itertools.repeat(rule), itertools.repeat(Status.FAIL), itertools.repeat(code),
                messages, params, strict=False)  # fmt: skip
-    return list(map(_new_outcome, itertools.repeat(RuleOutcome), rows))
+    return list(map(_new_tuple, itertools.repeat(RuleOutcome), rows))
 
 
 def _build_odometer(
