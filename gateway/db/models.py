@@ -242,6 +242,12 @@ def render_match_public(row: MatchRow) -> str:
     return json.dumps(fields, separators=(",", ":"), default=str)
 
 
+def lender_match_json(seq: int, decision: str, public_json: str) -> str:
+    """A stored match as a lender sees it (pulled or by webhook): ``public_json`` with its seq and
+    decision spliced in front."""
+    return f'{{"seq":{seq},"decision":"{decision}",{public_json[1:]}'
+
+
 @event.listens_for(MatchRow, "before_insert")
 def _materialise_public(_mapper: object, _connection: object, target: MatchRow) -> None:
     target.public_json = render_match_public(target)

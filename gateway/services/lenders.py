@@ -10,7 +10,7 @@ from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from gateway.api.schemas import MatchPublic, as_utc
-from gateway.db.models import MatchRow
+from gateway.db.models import MatchRow, lender_match_json
 from gateway.errors import ConflictError, NotFoundError
 from gateway.services.appraisals import match_public
 from gateway.services.pages import check_limit, decode_cursor, encode_cursor, split_page
@@ -53,9 +53,7 @@ def pull_matches_json(
     rows, next_cursor = split_page(
         session.connection().execute(query).all(), limit, lambda row: encode_cursor(row[0])
     )
-    parts = [
-        f'{{"seq":{seq},"decision":"{decision}",{public[1:]}' for seq, decision, public in rows
-    ]
+    parts = [lender_match_json(seq, decision, public) for seq, decision, public in rows]
     body = '{"items":[' + ",".join(parts) + '],"next_cursor":' + json.dumps(next_cursor) + "}"
     return body.encode()
 

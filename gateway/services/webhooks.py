@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
 import secrets
 import time
@@ -22,7 +21,7 @@ from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from edge.protocol import new_id
-from gateway.db.models import MatchRow, WebhookDelivery, WebhookSubscription
+from gateway.db.models import MatchRow, WebhookDelivery, WebhookSubscription, lender_match_json
 from gateway.errors import InvalidRequestError, NotFoundError
 from gateway.services.pages import check_limit, encode_newest_cursor, newest_after, split_page
 from gateway.services.sealing import Sealer
@@ -105,10 +104,15 @@ def enqueue(session: Session, matches: Sequence[MatchRow], *, now: datetime | No
             WebhookSubscription.active == True,  # noqa: E712
         )
     ).all()
+    if any(m.seq is None for m in matches):
+        session.flush()  # the seq a lender's pull cursor shows, so the two can be reconciled
     queued = 0
     for match in matches:
-        body = json.dumps(
-            {"type": "match.created", "match": _match_payload(match)}, sort_keys=True, default=str
+        assert match.seq is not None
+        # The match exactly as the lender's pull shows it.
+        body = (
+            f'{{"match":{lender_match_json(match.seq, match.decision, match.public_json)},'
+            '"type":"match.created"}'
         )
         for sub in subs:
             if sub.lender_org != match.lender_org:
@@ -126,25 +130,6 @@ def enqueue(session: Session, matches: Sequence[MatchRow], *, now: datetime | No
             )
             queued += 1
     return queued
-
-
-def _match_payload(match: MatchRow) -> dict[str, object]:
-    return {
-        "id": match.id,
-        "appraisal_id": match.appraisal_id,
-        "loan_request_id": match.loan_request_id,
-        "program_id": match.program_id,
-        "program_version": match.program_version,
-        "eligible": match.eligible,
-        "apr_percent": match.apr_percent,
-        "term_months": match.term_months,
-        "amount_minor": match.amount_minor,
-        "monthly_payment_minor": match.monthly_payment_minor,
-        "peak_ltv": match.peak_ltv,
-        "rank": match.rank,
-        "created_at": match.created_at.isoformat(),
-        "result": match.result,
-    }
 
 
 def backoff(attempts: int) -> timedelta:

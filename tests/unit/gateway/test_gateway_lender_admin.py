@@ -284,7 +284,11 @@ def test_deliveries_retry_with_backoff_then_are_kept(
     assert webhooks.verify_signature(
         secret, request.content, request.headers[webhooks.SIGNATURE_HEADER]
     )
-    assert json.loads(request.content)["match"]["id"] == match.id
+    sent = json.loads(request.content)
+    assert sent["type"] == "match.created" and sent["match"]["id"] == match.id
+    # The match exactly as the lender's pull shows it, seq (its cursor) and decision included.
+    pulled = client.get("/v1/lender/matches", headers=headers).json()["items"]
+    assert [sent["match"]] == pulled and pulled[0]["seq"] == match.seq
     failed = client.get(
         "/v1/lender/webhooks/deliveries", params={"state": "failed"}, headers=headers
     ).json()["items"]
