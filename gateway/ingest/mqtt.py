@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
 
 from edge.protocol import MqttEndpoint
@@ -107,6 +107,44 @@ class _Client(mqtt.Client):
     def message_callback_add(self, sub: str, callback: mqtt.CallbackOnMessage) -> None:
         self._topic_callbacks = True  # from now on, paho's own dispatch
         super().message_callback_add(sub, callback)
+
+    def _handle_publish(self) -> MQTTErrorCode:
+        """paho's, for a well-formed MQTT 3.1.1 PUBLISH at QoS 0 or 1 (all the gateway gets).
+
+        paho's decoder copies the payload three times through ``struct`` formats it builds per
+        packet, and formats a debug line even when nothing logs it; here each field is one
+        slice. Any other packet, or a client that logs (``on_log``, ``enable_logger``), goes to
+        paho's own, which also names what is wrong with a malformed one.
+        """
+        header = self._in_packet["command"]
+        qos = (header & 0x06) >> 1
+        packet = self._in_packet["packet"]
+        if (
+            self._protocol != mqtt.MQTTv311
+            or qos > 1
+            or self.on_log is not None
+            or self._logger is not None
+            or len(packet) < 2
+        ):
+            return super()._handle_publish()
+        topic_end = 2 + int.from_bytes(packet[:2], "big")
+        payload_start = topic_end + 2 if qos else topic_end
+        if topic_end == 2 or len(packet) < payload_start:  # empty topic, or cut short
+            return super()._handle_publish()
+        with memoryview(packet) as view:
+            message = mqtt.MQTTMessage(
+                mid=int.from_bytes(view[topic_end:payload_start], "big") if qos else 0,
+                topic=bytes(view[2:topic_end]),
+            )
+            message.payload = bytes(view[payload_start:])
+        message.dup = bool(header & 0x08)
+        message.qos = qos
+        message.retain = bool(header & 0x01)
+        message.timestamp = mqtt.time_func()
+        self._handle_on_message(message)
+        if qos == 0 or self._manual_ack:
+            return MQTTErrorCode.MQTT_ERR_SUCCESS
+        return self._send_puback(message.mid)
 
     def _handle_on_message(self, message: mqtt.MQTTMessage) -> None:
         if self._topic_callbacks:

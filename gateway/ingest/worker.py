@@ -15,7 +15,8 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import NamedTuple
 
 import paho.mqtt.client as mqtt
 from sqlalchemy.exc import OperationalError
@@ -57,8 +58,9 @@ def collector_paused() -> Iterator[None]:
         gc.enable()
 
 
-@dataclass(frozen=True)
-class _Pending:
+class _Pending(NamedTuple):
+    """A message taken off the broker, not yet acknowledged (a tuple: one is made per message)."""
+
     mid: int
     qos: int
     inbound: Inbound
@@ -149,7 +151,7 @@ class IngestWorker:
         return self._next_seq()
 
     def _enqueue(self, msg: mqtt.MQTTMessage) -> None:
-        inbound = Inbound(msg.topic, bytes(msg.payload), retained=bool(msg.retain))
+        inbound = Inbound(msg.topic, bytes(msg.payload), datetime.now(UTC), bool(msg.retain))
         self._inbox.append(_Pending(msg.mid, msg.qos, inbound))
         if not self._arrived.is_set():
             self._arrived.set()

@@ -1,11 +1,16 @@
-"""The gateway's paho client hands messages to ``on_message`` as paho does, minus the matcher."""
+"""The gateway's paho client decodes and hands over messages as paho does, for less work."""
 
 from __future__ import annotations
 
 import gc
+from collections.abc import Callable
+from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt import _packet
+from paho.mqtt.enums import MQTTErrorCode
+from paho.mqtt.exception import MalformedPacket
 
 from edge.protocol import MqttEndpoint
 from gateway.ingest.mqtt import MqttConnection
@@ -73,3 +78,63 @@ def test_an_exception_in_on_message_is_raised_as_paho_does() -> None:
         connection.client._handle_on_message(_message())
     connection.client.suppress_exceptions = True
     connection.client._handle_on_message(_message())  # logged by paho, not raised
+
+
+def _publish_packet(topic: bytes, payload: bytes, *, qos: int, mid: int = 0) -> bytearray:
+    packet = bytearray(len(topic).to_bytes(2, "big") + topic)
+    if qos:
+        packet += mid.to_bytes(2, "big")
+    return packet + payload
+
+
+def _received(
+    handle: Callable[[Any], MQTTErrorCode],
+    client: mqtt.Client,
+    got: list[mqtt.MQTTMessage],
+    header: int,
+    packet: bytearray,
+) -> tuple[object, ...]:
+    client._in_packet["command"] = header
+    client._in_packet["packet"] = packet
+    rc = handle(client)
+    message = got.pop()
+    fields = ("topic", "payload", "mid", "qos", "dup", "retain", "properties", "state")
+    return (rc, type(message.payload), *(getattr(message, name) for name in fields))
+
+
+@pytest.mark.parametrize(
+    ("header", "packet"),
+    [
+        (0x30, _publish_packet(TOPIC.encode(), b"", qos=0)),
+        (0x32, _publish_packet(TOPIC.encode(), b'{"a": 1}' * 600, qos=1, mid=65535)),
+        (0x3B, _publish_packet("kioskmatch/v1/kiosks/é/status".encode(), b"x", qos=1, mid=1)),
+        (0x33, _publish_packet(b"t", b"\x00\xff", qos=1, mid=300)),
+    ],
+)
+def test_a_publish_is_decoded_as_paho_decodes_it(header: int, packet: bytearray) -> None:
+    got: list[mqtt.MQTTMessage] = []
+    client = _connection(got).client
+    with pytest.MonkeyPatch.context() as patch:  # ours does not fall back to paho's decoder
+        patch.setattr(_packet, "decode_publish", None)
+        ours = _received(type(client)._handle_publish, client, got, header, bytearray(packet))
+    paho = _received(mqtt.Client._handle_publish, client, got, header, bytearray(packet))
+    assert ours == paho
+
+
+@pytest.mark.parametrize(
+    ("header", "packet"),
+    [
+        (0x32, bytearray(b"\x00")),  # no room for the topic length
+        (0x32, _publish_packet(b"", b"x", qos=1, mid=1)),  # empty topic
+        (0x32, bytearray(b"\x00\x10abc")),  # topic longer than the packet
+        (0x32, bytearray(b"\x00\x01t\x00")),  # no room for the packet id
+    ],
+)
+def test_a_malformed_publish_is_refused_as_paho_refuses_it(header: int, packet: bytearray) -> None:
+    got: list[mqtt.MQTTMessage] = []
+    client = _connection(got).client
+    client._in_packet["command"] = header
+    client._in_packet["packet"] = packet
+    with pytest.raises(MalformedPacket):
+        client._handle_publish()
+    assert got == []
