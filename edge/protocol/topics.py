@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from enum import StrEnum
 from typing import NamedTuple
@@ -61,6 +62,9 @@ def subscription(channel: Channel, shared_group: str | None = None) -> str:
     return f"$share/{shared_group}/{pattern}" if shared_group else pattern
 
 
+# Remembered: the gateway parses the topic of every message, and a fleet has a few topics per
+# kiosk. Bounded, so a flood of made-up topics only churns it; errors are not remembered.
+@functools.lru_cache(maxsize=4096)
 def parse_topic(topic: str) -> ParsedTopic:
     """Split a kiosk topic into its kiosk id and channel; raise ``ProtocolError`` otherwise."""
     prefix = TOPIC_ROOT + "/"
