@@ -1035,45 +1035,77 @@ def _explain_all(
 
 @dataclass(frozen=True, slots=True)
 class _Partials:
-    """Per program (and tier), its sentences with the program's own numbers already rendered."""
+    """Per program (and tier): its sentences with the program's own numbers already rendered, and
+    those numbers, as object arrays a match takes its failing pairs' rows from."""
 
-    odometer: list[Partial | None]
-    pti: list[Partial | None]
-    residual: list[Partial | None]
-    ltv: list[list[Partial | None]]  # [program][tier]
+    odometer: npt.NDArray[np.object_]  # Partial | None per program
+    pti: npt.NDArray[np.object_]
+    residual: npt.NDArray[np.object_]
+    ltv: npt.NDArray[np.object_]  # [program, tier]
+    currency: npt.NDArray[np.object_]
+    max_odometer_km: npt.NDArray[np.object_]
+    max_pti_pct: npt.NDArray[np.object_]
+    residual_max_ltv_pct: npt.NDArray[np.object_]
+    tier_name: npt.NDArray[np.object_]  # [program, tier]
+    tier_max_ltv_pct: npt.NDArray[np.object_]  # [program, tier]
+
+
+def _objects(rows: Sequence[Any] | Sequence[Sequence[Any]], width: int = 0) -> npt.NDArray[Any]:
+    """An object array of ``rows`` (of rows ``width`` wide, padded with None), element by element:
+    numpy would unpack the named tuples among them."""
+    out = np.full((len(rows), width) if width else len(rows), None, dtype=object)
+    for i, row in enumerate(rows):
+        if width:
+            for k, item in enumerate(cast(Sequence[Any], row)):
+                out[i, k] = item
+        else:
+            out[i] = row
+    return out
 
 
 def _program_partials(programs: Sequence[LenderProgram]) -> _Partials:
+    tiers = max((len(p.credit.tiers) for p in programs), default=1)
     return _Partials(
-        odometer=[
+        odometer=_objects([
             partial(Code.ODOMETER_TOO_HIGH, {"max_odometer_km": p.vehicle.max_odometer_km})
             for p in programs
-        ],
-        pti=[
+        ]),
+        pti=_objects([
             partial(
                 Code.PTI_EXCEEDED,
                 {"currency": p.currency, "max_pti_pct": p.affordability.max_pti_pct},
             )
             for p in programs
-        ],
-        residual=[
+        ]),
+        residual=_objects([
             partial(
                 Code.RESIDUAL_LTV_EXCEEDED,
                 {"currency": p.currency, "max_ltv_pct": p.residual.max_ltv_pct},
             )
             for p in programs
-        ],
-        ltv=[
+        ]),
+        ltv=_objects(
             [
-                partial(
-                    Code.LTV_ABOVE_MAXIMUM,
-                    {"currency": p.currency, "tier": t.name, "max_ltv_pct": t.max_ltv_pct},
-                )
-                for t in p.credit.tiers
-            ]
-            for p in programs
-        ],
-    )
+                [
+                    partial(
+                        Code.LTV_ABOVE_MAXIMUM,
+                        {"currency": p.currency, "tier": t.name, "max_ltv_pct": t.max_ltv_pct},
+                    )
+                    for t in p.credit.tiers
+                ]
+                for p in programs
+            ],
+            tiers,
+        ),
+        currency=_objects([p.currency for p in programs]),
+        max_odometer_km=_objects([p.vehicle.max_odometer_km for p in programs]),
+        max_pti_pct=_objects([p.affordability.max_pti_pct for p in programs]),
+        residual_max_ltv_pct=_objects([p.residual.max_ltv_pct for p in programs]),
+        tier_name=_objects([[t.name for t in p.credit.tiers] for p in programs], tiers),
+        tier_max_ltv_pct=_objects(
+            [[t.max_ltv_pct for t in p.credit.tiers] for p in programs], tiers
+        ),
+    )  # fmt: skip
 
 
 _Builder = Callable[
@@ -1121,92 +1153,101 @@ def _outcomes(
 def _build_odometer(
     ps: ProgramSet, ctx: _Ctx, a: dict[str, npt.NDArray[Any]], js: list[int], idx: I64
 ) -> list[RuleOutcome]:
-    parts, programs = ps.partials.odometer, ps.programs
     odo = ctx.collateral.odometer_km
     params = [
-        {"odometer_km": odo, "max_odometer_km": programs[j].vehicle.max_odometer_km} for j in js
+        {"odometer_km": odo, "max_odometer_km": most}
+        for most in ps.partials.max_odometer_km[idx].tolist()
     ]
     columns = {"odometer_km": np.full(len(js), odo)}
-    return _outcomes(Rule.ODOMETER, Code.ODOMETER_TOO_HIGH, [parts[j] for j in js], params, columns)
+    parts = ps.partials.odometer[idx].tolist()
+    return _outcomes(Rule.ODOMETER, Code.ODOMETER_TOO_HIGH, parts, params, columns)
 
 
 def _build_pti(
     ps: ProgramSet, ctx: _Ctx, a: dict[str, npt.NDArray[Any]], js: list[int], idx: I64
 ) -> list[RuleOutcome]:
-    parts, programs = ps.partials.pti, ps.programs
+    program = ps.partials
     income = ctx.request.monthly_income_minor
     payments = a["payment"][idx]
     ptis = _round2(payments * 100 / income) if income else [100.0] * len(js)
     params = [
-        {
-            "currency": p.currency,
-            "payment_minor": payment,
-            "pti_pct": pti,
-            "max_pti_pct": p.affordability.max_pti_pct,
-        }
-        for j, payment, pti in zip(js, payments.tolist(), ptis, strict=True)
-        for p in (programs[j],)
+        {"currency": currency, "payment_minor": payment, "pti_pct": pti, "max_pti_pct": most}
+        for currency, payment, pti, most in zip(
+            program.currency[idx].tolist(),
+            payments.tolist(),
+            ptis,
+            program.max_pti_pct[idx].tolist(),
+            strict=True,
+        )
     ]
     columns = {"payment_minor": payments, "pti_pct": np.array(ptis, np.float64)}
-    return _outcomes(
-        Rule.PAYMENT_TO_INCOME, Code.PTI_EXCEEDED, [parts[j] for j in js], params, columns
-    )
+    parts = program.pti[idx].tolist()
+    return _outcomes(Rule.PAYMENT_TO_INCOME, Code.PTI_EXCEEDED, parts, params, columns)
 
 
 def _build_residual(
     ps: ProgramSet, ctx: _Ctx, a: dict[str, npt.NDArray[Any]], js: list[int], idx: I64
 ) -> list[RuleOutcome]:
-    parts, programs = ps.partials.residual, ps.programs
+    program = ps.partials
     months, most = a["peak_month"][idx], a["max_amount"][idx]
     peaks = _round2(100 * a["peak_ltv"][idx].astype(np.float64))
     params = [
         {
-            "currency": p.currency,
+            "currency": currency,
             "month": month,
             "peak_ltv_pct": peak_pct,
-            "max_ltv_pct": p.residual.max_ltv_pct,
+            "max_ltv_pct": limit,
             "max_amount_minor": most_j,
         }
-        for j, month, peak_pct, most_j in zip(
-            js, months.tolist(), peaks, most.tolist(), strict=True
+        for currency, month, peak_pct, limit, most_j in zip(
+            program.currency[idx].tolist(),
+            months.tolist(),
+            peaks,
+            program.residual_max_ltv_pct[idx].tolist(),
+            most.tolist(),
+            strict=True,
         )
-        for p in (programs[j],)
     ]
     columns = {
         "month": months,
         "peak_ltv_pct": np.array(peaks, np.float64),
         "max_amount_minor": most,
     }
-    return _outcomes(
-        Rule.RESIDUAL, Code.RESIDUAL_LTV_EXCEEDED, [parts[j] for j in js], params, columns
-    )
+    parts = program.residual[idx].tolist()
+    return _outcomes(Rule.RESIDUAL, Code.RESIDUAL_LTV_EXCEEDED, parts, params, columns)
 
 
 def _build_ltv(
     ps: ProgramSet, ctx: _Ctx, a: dict[str, npt.NDArray[Any]], js: list[int], idx: I64
 ) -> list[RuleOutcome]:
-    parts, programs = ps.partials.ltv, ps.programs
-    tiers = np.maximum(a["tier"][idx], 0).tolist()
+    program = ps.partials
+    tiers = np.maximum(a["tier"][idx], 0)
     financed = a["financed"][idx]
     value = ctx.collateral.value_minor or 0
     ltv_pcts = _round2(100 * a["ltv_all"][idx].astype(np.float64))
-    chosen = [programs[j].credit.tiers[t] for j, t in zip(js, tiers, strict=True)]
+    limits = program.tier_max_ltv_pct[idx, tiers].tolist()
     most = a["max_amount"][idx].copy()
     for i in np.flatnonzero(most < 0).tolist():
         # unpriced pairs have no overall maximum; the tier's advance limit still applies
-        most[i] = math.floor(value * chosen[i].max_ltv_pct / 100)
+        most[i] = math.floor(value * limits[i] / 100)
     params = [
         {
-            "currency": programs[j].currency,
+            "currency": currency,
             "amount_minor": fin,
             "value_minor": value,
             "ltv_pct": ltv_pct,
-            "tier": t.name,
-            "max_ltv_pct": t.max_ltv_pct,
+            "tier": name,
+            "max_ltv_pct": limit,
             "max_amount_minor": most_j,
         }
-        for j, t, fin, ltv_pct, most_j in zip(
-            js, chosen, financed.tolist(), ltv_pcts, most.tolist(), strict=True
+        for currency, fin, ltv_pct, name, limit, most_j in zip(
+            program.currency[idx].tolist(),
+            financed.tolist(),
+            ltv_pcts,
+            program.tier_name[idx, tiers].tolist(),
+            limits,
+            most.tolist(),
+            strict=True,
         )
     ]
     columns = {
@@ -1215,8 +1256,8 @@ def _build_ltv(
         "ltv_pct": np.array(ltv_pcts, np.float64),
         "max_amount_minor": most,
     }
-    partials = [parts[j][t] for j, t in zip(js, tiers, strict=True)]
-    return _outcomes(Rule.LTV, Code.LTV_ABOVE_MAXIMUM, partials, params, columns)
+    parts = program.ltv[idx, tiers].tolist()
+    return _outcomes(Rule.LTV, Code.LTV_ABOVE_MAXIMUM, parts, params, columns)
 
 
 # For codes whose parameters (within one match) follow from a few of the pair's numbers: those

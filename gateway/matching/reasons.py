@@ -545,7 +545,7 @@ def fill_columns(
         elif fmt is _pct:
             if kind not in "fiu":
                 return None
-            texts.append(_each_once(column, "{:.1f}%".format))
+            texts.append(_each_once(column, _PCT_TEXTS))
         elif fmt is _km:
             if kind == "f":
                 if not (np.abs(column) < 2.0**52).all():
@@ -553,28 +553,41 @@ def fill_columns(
                 column = np.rint(column).astype(np.int64)  # round() to even, as _km does
             elif kind not in "iu":
                 return None
-            texts.append(_each_once(column, "{:,}".format))
+            texts.append(_each_once(column, _KM_TEXTS))
         elif kind in "iu":
-            texts.append(_each_once(column, str))
+            texts.append(_each_once(column, _INT_TEXTS))
         else:
             return None
     return list(map(str.format, cast(list[str], bulks), *texts))
 
 
-def _money_digits(minor: int) -> str:
-    """``123456`` → ``1,234.56``: :func:`format_money` of a non-negative amount, no currency."""
-    units, cents = divmod(minor, 100)
-    return f"{units:,}.{cents:02d}"
+def _money_digits(minors: list[int]) -> list[str]:
+    """``123456`` → ``1,234.56`` for each: :func:`format_money` of non-negative amounts, without
+    the currency."""
+    units, cents = np.divmod(np.array(minors, np.int64), 100)
+    return list(map("{:,}.{:02d}".format, units.tolist(), cents.tolist()))
 
 
-def _each_once(column: npt.NDArray[Any], render: Callable[[Any], str]) -> list[str]:
-    """``render`` of each value (as a Python value), called once per distinct value."""
+def _each_once(column: npt.NDArray[Any], render: Callable[[list[Any]], list[str]]) -> list[str]:
+    """``render`` of the column's values (as Python values), given each distinct value once."""
     values = column.tolist()
-    distinct = dict.fromkeys(values)
+    distinct = list(dict.fromkeys(values))
     if len(distinct) == len(values):
-        return list(map(render, values))
-    shown = dict(zip(distinct, map(render, distinct), strict=True))
+        return render(values)
+    shown = dict(zip(distinct, render(distinct), strict=True))
     return list(map(shown.__getitem__, values))
+
+
+def _each(render: Callable[[Any], str]) -> Callable[[list[Any]], list[str]]:
+    def render_all(values: list[Any]) -> list[str]:
+        return list(map(render, values))
+
+    return render_all
+
+
+_PCT_TEXTS = _each("{:.1f}%".format)
+_KM_TEXTS = _each("{:,}".format)
+_INT_TEXTS = _each(str)
 
 
 def status_of(code: Code) -> Status:
