@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import paho.mqtt
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
@@ -87,6 +88,16 @@ class ReadAheadSocket:
         self._sock.setblocking(flag)
 
 
+def _paho_release(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split(".")[:2] if part.isdigit())
+
+
+# The paho releases whose private packet handling the two shortcuts below were written against
+# and tested with (tests compare them with paho's own code on the same packets). Any other
+# release runs paho's own code: slower, never wrong.
+_PAHO_SHORTCUTS = _paho_release(paho.mqtt.__version__) in {(2, 1), (2, 2)}
+
+
 class _Client(mqtt.Client):
     """paho's client, its plain TCP socket wrapped in a :class:`ReadAheadSocket`, and its
     messages handed to ``on_message`` without the topic matcher while no per-topic callback
@@ -116,6 +127,8 @@ class _Client(mqtt.Client):
         slice. Any other packet, or a client that logs (``on_log``, ``enable_logger``), goes to
         paho's own, which also names what is wrong with a malformed one.
         """
+        if not _PAHO_SHORTCUTS:
+            return super()._handle_publish()
         header = self._in_packet["command"]
         qos = (header & 0x06) >> 1
         packet = self._in_packet["packet"]
@@ -147,7 +160,7 @@ class _Client(mqtt.Client):
         return self._send_puback(message.mid)
 
     def _handle_on_message(self, message: mqtt.MQTTMessage) -> None:
-        if self._topic_callbacks:
+        if self._topic_callbacks or not _PAHO_SHORTCUTS:
             super()._handle_on_message(message)
             return
         # What paho's does when no per-topic callback matches.

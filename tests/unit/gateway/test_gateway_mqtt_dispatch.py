@@ -138,3 +138,24 @@ def test_a_malformed_publish_is_refused_as_paho_refuses_it(header: int, packet: 
     with pytest.raises(MalformedPacket):
         client._handle_publish()
     assert got == []
+
+
+def test_a_paho_release_the_shortcuts_were_not_checked_against_runs_pahos_own_code() -> None:
+    from gateway.ingest import mqtt as ours
+
+    assert ours._paho_release("2.2.0") == (2, 2) and ours._paho_release("3.0.0rc1") == (3, 0)
+    got: list[mqtt.MQTTMessage] = []
+    client = _connection(got).client
+    packet = _publish_packet(TOPIC.encode(), b"{}", qos=1, mid=9)
+    calls: list[bytes] = []
+    decode = _packet.decode_publish
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        calls.append(b"")
+        return decode(*args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ours, "_PAHO_SHORTCUTS", False)
+        patch.setattr(_packet, "decode_publish", counted)
+        rc, *_ = _received(type(client)._handle_publish, client, got, 0x32, bytearray(packet))
+    assert rc == MQTTErrorCode.MQTT_ERR_SUCCESS and len(calls) == 1
