@@ -21,9 +21,14 @@ MinorUnits = Annotated[
 
 
 class WireModel(BaseModel):
-    """Base for every wire type: unknown fields are ignored (additive changes are safe)."""
+    """Base for every wire type: unknown fields are ignored (additive changes are safe).
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    Numbers are finite: JSON has no NaN or Infinity (``Infinity`` or ``1e400`` in a payload is
+    refused, not read as an infinite odometer that every later appraisal of the car would be
+    compared with), and PostgreSQL's JSON columns refuse them.
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True, allow_inf_nan=False)
 
 
 class VinSource(StrEnum):

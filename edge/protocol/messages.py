@@ -18,7 +18,6 @@ from typing import Annotated, Any, Generic, TypeVar, cast
 
 from pydantic import (
     AwareDatetime,
-    ConfigDict,
     Field,
     ValidationError,
     field_serializer,
@@ -41,9 +40,6 @@ UUIDStr = Annotated[
 
 
 class TelemetryBody(WireModel):
-    # Stored as JSON, which has no NaN or Infinity (PostgreSQL's JSON column refuses them).
-    model_config = WireModel.model_config | ConfigDict(allow_inf_nan=False)
-
     uptime_s: float = Field(ge=0)
     cpu_percent: float | None = Field(None, ge=0)
     memory_percent: float | None = Field(None, ge=0, le=100)

@@ -10,6 +10,7 @@ lenders see and programs may exclude.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -163,7 +164,7 @@ def _odometer_rollbacks(
             sorted({b.vehicle.vin for b in candidates if b.vehicle.vin}),
             {"before": latest_start},
         )
-        if vin is not None and km is not None
+        if vin is not None and km is not None and math.isfinite(km)  # none since 29 November
     }
     out: dict[str, dict[str, Any]] = {}
     for body in candidates:

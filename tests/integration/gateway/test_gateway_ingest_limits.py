@@ -97,6 +97,18 @@ CASES = {
         TelemetryBody(uptime_s=1),
         lambda r: r["body"].update(temperature_c="INFINITY"),
     ),
+    # Stored, an infinite odometer would be "an earlier, higher reading" for every later
+    # appraisal of the car, its rollback flag JSON that PostgreSQL refuses: each lost in turn.
+    "an infinite odometer": (
+        Channel.APPRAISALS,
+        appraisal_body(),
+        lambda r: r["body"]["vehicle"].update(odometer_km="INFINITY"),
+    ),
+    "an odometer past the largest double": (
+        Channel.APPRAISALS,
+        appraisal_body(),
+        lambda r: r["body"]["vehicle"].update(odometer_km=10**400),
+    ),
 }
 
 
