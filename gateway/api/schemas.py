@@ -227,6 +227,19 @@ class KioskPublic(BaseModel):
     last_seen_at: UtcDatetime | None
     agent_version: str | None
     telemetry: dict[str, Any] | None
+    dealer_org: str | None = Field(
+        description="The dealer whose kiosk this is: only its keys may start appraisals on it "
+        "(none: any dealer's)"
+    )
+
+
+class KioskDealer(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    dealer_org: str | None = Field(
+        description="The dealer organisation (as in its API keys) the kiosk belongs to; null "
+        "lets any dealer use it"
+    )
 
 
 class Stats(BaseModel):

@@ -26,6 +26,11 @@ class Kiosk(SQLModel, table=True):
     telemetry_at: datetime | None = _ts(nullable=True)
     last_seq: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     out_of_order: int = Field(default=0)
+    dealer_org: str | None = Field(
+        default=None,
+        max_length=128,
+        description="The dealer whose kiosk this is (only it may start appraisals); none: any",
+    )
 
 
 class KioskHistory(SQLModel, table=True):

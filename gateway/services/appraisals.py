@@ -25,6 +25,7 @@ from gateway.db.models import (
     AppraisalRequest,
     CommandRow,
     IdempotencyKey,
+    Kiosk,
     LoanRequestRow,
     MatchRow,
 )
@@ -58,6 +59,10 @@ def start_appraisal(
             return view_appraisal(
                 context, session, dealer_org=dealer_org, appraisal_id=earlier
             ), False
+    kiosk = session.get(Kiosk, request.kiosk_id)
+    if kiosk is not None and kiosk.dealer_org not in (None, dealer_org):
+        # As for any other organisation's resource: not found, and nothing said about whose.
+        raise NotFoundError(f"kiosk {request.kiosk_id} is not one of dealer {dealer_org!r}'s")
     now = datetime.now(UTC)
     appraisal_id = new_id()
     command = commands.issue_command(

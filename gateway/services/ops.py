@@ -7,8 +7,11 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, or_
 from sqlmodel import Session, col, select
 
+from edge.protocol import is_valid_kiosk_id
 from gateway.api.schemas import KioskPublic, Stats, as_utc
 from gateway.db.models import Appraisal, CommandRow, DeadLetter, InboundMessage, Kiosk, MatchRow
+from gateway.errors import InvalidRequestError
+from gateway.services.keys import ORG_PATTERN
 from gateway.services.pages import (
     check_limit,
     decode_text_cursor,
@@ -74,18 +77,41 @@ def kiosks(
         limit,
         lambda kiosk: encode_text_cursor(kiosk.kiosk_id),
     )
-    page = [
-        KioskPublic(
-            kiosk_id=k.kiosk_id,
-            state="silent"
-            if k.state == "online"
-            and (k.last_seen_at is None or as_utc(k.last_seen_at) < heard_since)
-            else k.state,
-            state_at=k.state_at,
-            last_seen_at=k.last_seen_at,
-            agent_version=k.agent_version,
-            telemetry=k.telemetry,
+    return [_public(k, heard_since) for k in rows], next_cursor
+
+
+def assign_kiosk(
+    session: Session,
+    *,
+    kiosk_id: str,
+    dealer_org: str | None,
+    silent_after: timedelta = SILENT_AFTER,
+) -> KioskPublic:
+    """Give ``kiosk_id`` to ``dealer_org`` (``None``: to any dealer); a kiosk never heard from
+    yet may be assigned before it is installed."""
+    if not is_valid_kiosk_id(kiosk_id):
+        raise InvalidRequestError(f"{kiosk_id!r} is not a kiosk id")
+    if dealer_org is not None and not ORG_PATTERN.fullmatch(dealer_org):
+        raise InvalidRequestError(
+            f"organisation {dealer_org!r} is not valid: use 1-128 letters, digits, spaces or "
+            ". _ & ' -"
         )
-        for k in rows
-    ]
-    return page, next_cursor
+    kiosk = session.get(Kiosk, kiosk_id) or Kiosk(kiosk_id=kiosk_id)
+    kiosk.dealer_org = dealer_org
+    session.add(kiosk)
+    session.commit()
+    return _public(kiosk, datetime.now(UTC) - silent_after)
+
+
+def _public(k: Kiosk, heard_since: datetime) -> KioskPublic:
+    return KioskPublic(
+        kiosk_id=k.kiosk_id,
+        state="silent"
+        if k.state == "online" and (k.last_seen_at is None or as_utc(k.last_seen_at) < heard_since)
+        else k.state,
+        state_at=k.state_at,
+        last_seen_at=k.last_seen_at,
+        agent_version=k.agent_version,
+        telemetry=k.telemetry,
+        dealer_org=k.dealer_org,
+    )

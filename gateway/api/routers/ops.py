@@ -2,10 +2,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 
 from gateway.api.deps import ContextDep, CurrentOps, SessionDep
-from gateway.api.schemas import KioskPublic, Page, Stats
+from gateway.api.schemas import KioskDealer, KioskPublic, Page, Stats
 from gateway.services import ops
 
 router = APIRouter(prefix="/ops", tags=["ops"])
@@ -30,3 +30,22 @@ def kiosks(
         session, limit=limit, cursor=cursor, silent_after=context.kiosk_silent_after
     )
     return Page[KioskPublic](items=items, next_cursor=next_cursor)
+
+
+@router.put("/kiosks/{kiosk_id}/dealer", response_model=KioskPublic)
+def assign_kiosk(
+    session: SessionDep,
+    context: ContextDep,
+    _ops: CurrentOps,
+    body: KioskDealer,
+    kiosk_id: Annotated[str, Path(max_length=64)],
+) -> KioskPublic:
+    """Give a kiosk to a dealer: from then on only that dealer's keys may start appraisals on it
+    (others get 404). ``null`` gives it back to every dealer. A kiosk may be assigned before it
+    is first heard from."""
+    return ops.assign_kiosk(
+        session,
+        kiosk_id=kiosk_id,
+        dealer_org=body.dealer_org,
+        silent_after=context.kiosk_silent_after,
+    )

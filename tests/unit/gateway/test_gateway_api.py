@@ -420,6 +420,40 @@ def test_a_kiosk_online_but_long_unheard_is_silent(
     assert (stats["kiosks_online"], stats["kiosks_silent"]) == (2, 0)
 
 
+def test_only_its_dealer_starts_appraisals_on_an_assigned_kiosk(
+    context: GatewayContext, client: TestClient
+) -> None:
+    ops = _key(context, Role.OPS, "ops")
+    ours, theirs = _key(context, Role.DEALER, "Dealer A"), _key(context, Role.DEALER, "Dealer B")
+    _started(client, theirs)  # unassigned: any dealer's
+    given = client.put(
+        "/v1/ops/kiosks/dlr-001-k1/dealer", json={"dealer_org": "Dealer A"}, headers=ops
+    )
+    assert given.status_code == 200, given.text
+    assert given.json()["dealer_org"] == "Dealer A"
+    _started(client, ours)
+    refused = client.post("/v1/dealer/appraisals", headers=theirs, json={"kiosk_id": "dlr-001-k1"})
+    assert refused.status_code == 404
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    assert "Dealer A" not in refused.text  # whose kiosk it is stays unsaid
+    fleet = client.get("/v1/ops/kiosks", headers=ops).json()["items"]
+    assert [(k["kiosk_id"], k["dealer_org"]) for k in fleet] == [("dlr-001-k1", "Dealer A")]
+    # A kiosk not yet installed can be assigned; null gives a kiosk back to every dealer.
+    early = client.put(
+        "/v1/ops/kiosks/dlr-002-k1/dealer", json={"dealer_org": "Dealer B"}, headers=ops
+    )
+    assert early.json()["state"] == "unknown"
+    client.put("/v1/ops/kiosks/dlr-001-k1/dealer", json={"dealer_org": None}, headers=ops)
+    _started(client, theirs)
+    for path, body, headers, status in [
+        ("/v1/ops/kiosks/dlr-001-k1/dealer", {"dealer_org": "Dealer A"}, ours, 403),
+        ("/v1/ops/kiosks/not a kiosk/dealer", {"dealer_org": "Dealer A"}, ops, 422),
+        ("/v1/ops/kiosks/dlr-001-k1/dealer", {"dealer_org": "semi;colon"}, ops, 422),
+        ("/v1/ops/kiosks/dlr-001-k1/dealer", {}, ops, 422),
+    ]:
+        assert client.put(path, json=body, headers=headers).status_code == status, (path, body)
+
+
 @pytest.mark.parametrize("org", ["", " leading space", "x" * 129, "semi;colon"])
 def test_invalid_org_names_are_refused(context: GatewayContext, org: str) -> None:
     from gateway.errors import InvalidRequestError
