@@ -276,6 +276,18 @@ def test_a_retried_start_with_its_idempotency_key_makes_nothing_twice(
     with context.session() as s:
         assert len(s.exec(select(CommandRow)).all()) == 3  # one per appraisal made
         assert len(s.exec(select(AppraisalRequest)).all()) == 3
+    # Kept for a day, then forgotten by the housekeeping: the key starts a new appraisal.
+    from datetime import UTC, datetime, timedelta
+
+    from gateway.services.maintenance import prune
+
+    for hours, status in [(23, 200), (25, 201)]:
+        with context.session() as s:
+            prune(s, retention=timedelta(days=30), now=datetime.now(UTC) + timedelta(hours=hours))
+        again = client.post(
+            "/v1/dealer/appraisals", headers={**dealer, "Idempotency-Key": "order-42"}, json=body
+        )
+        assert again.status_code == status, hours
 
 
 def test_dealer_starts_an_appraisal_with_encrypted_masked_applicant(
