@@ -30,6 +30,7 @@ def register_kiosk(ksub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def _run(args: argparse.Namespace) -> int:
     from edge.adapters import build_agent
+    from edge.outbox import OutboxInUseError
     from firmware_config import ConfigError, load_config
 
     try:
@@ -44,6 +45,9 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     try:
         agent = build_agent(config)
+    except OutboxInUseError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except sqlite3.DatabaseError as exc:
         print(
             f"error: cannot open the outbox {config.outbox.path} ({exc}). Check outbox.path"

@@ -1,5 +1,11 @@
 """The kiosk's durable outbox: messages wait here until the gateway's receipt arrives."""
 
-from edge.outbox.sqlite import OutboxFullError, OutboxItem, Priority, SqliteOutbox
+from edge.outbox.sqlite import (
+    OutboxFullError,
+    OutboxInUseError,
+    OutboxItem,
+    Priority,
+    SqliteOutbox,
+)
 
-__all__ = ["OutboxFullError", "OutboxItem", "Priority", "SqliteOutbox"]
+__all__ = ["OutboxFullError", "OutboxInUseError", "OutboxItem", "Priority", "SqliteOutbox"]

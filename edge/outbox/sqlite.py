@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from edge.protocol import SCHEMA_FOR_CHANNEL, Channel, WireModel, encode, make_envelope
 
@@ -76,6 +76,29 @@ class OutboxFullError(RuntimeError):
     """The disk refused a write: the kiosk raises its disk alarm and keeps what it has."""
 
 
+class OutboxInUseError(RuntimeError):
+    """Another kiosk agent has this outbox open: two would send the same messages twice."""
+
+
+def _claim(path: Path) -> IO[str] | None:
+    """An exclusive lock on ``path`` for as long as the returned file stays open (released by the
+    kernel when the process dies, kill -9 and power loss included); ``None`` off POSIX."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - kiosks run Linux
+        return None
+    lock = open(path.with_name(path.name + ".lock"), "a")  # noqa: SIM115 - held until close()
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.close()
+        raise OutboxInUseError(
+            f"the outbox {path} is in use by another kiosk agent; stop that one, or give each "
+            "agent an outbox of its own (outbox.path in its config)"
+        ) from None
+    return lock
+
+
 @dataclass(frozen=True)
 class OutboxItem:
     message_id: str
@@ -107,15 +130,28 @@ class SqliteOutbox:
         self.disk_alarm = False
         path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        # FULL: a message the kiosk was told is queued survives a power cut.
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
+        self._claim = _claim(path)
+        try:
+            self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+            try:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                # FULL: a message the kiosk was told is queued survives a power cut.
+                self._db.execute("PRAGMA synchronous=FULL")
+                self._db.executescript(_SCHEMA)
+            except BaseException:
+                self._db.close()
+                raise
+        except BaseException:
+            if self._claim is not None:
+                self._claim.close()
+            raise
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
+            if self._claim is not None:
+                self._claim.close()
+                self._claim = None
 
     def put(self, channel: Channel, body: WireModel, *, created_at: Any = None) -> OutboxItem:
         """Give ``body`` its envelope (new message_id, next seq) and store it durably."""

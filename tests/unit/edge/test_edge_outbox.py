@@ -162,3 +162,14 @@ def test_the_budget_alarm_rises_and_clears_again(tmp_path: Path) -> None:
     box.ack(queued)  # receipted: the outbox is empty again
     box.put(Channel.TELEMETRY, TelemetryBody(uptime_s=1))
     assert not box.disk_alarm
+
+
+def test_one_agent_per_outbox(tmp_path: Path) -> None:
+    # Two agents on one file would send each message twice and fight over its seq.
+    from edge.outbox import OutboxInUseError
+
+    first = _outbox(tmp_path)
+    with pytest.raises(OutboxInUseError, match="in use by another kiosk agent"):
+        _outbox(tmp_path)
+    first.close()
+    _outbox(tmp_path).close()  # free again once closed (the kernel frees it when a process dies)

@@ -33,6 +33,22 @@ def test_a_damaged_outbox_is_named_with_what_to_do(
     assert (tmp_path / "outbox.db").read_bytes().startswith(b"this is not a database")
 
 
+def test_a_second_agent_on_one_outbox_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from edge.outbox import SqliteOutbox
+
+    config = _config(tmp_path)
+    running = SqliteOutbox(tmp_path / "outbox.db", kiosk_id="dlr-001-k1")
+    try:
+        assert main(["kiosk", "run", "--config", str(config)]) == 1
+    finally:
+        running.close()
+    err = capsys.readouterr().err
+    assert f"the outbox {tmp_path / 'outbox.db'} is in use by another kiosk agent" in err
+    assert "Traceback" not in err
+
+
 def test_a_missing_tls_file_is_named_by_its_key(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
