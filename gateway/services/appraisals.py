@@ -59,8 +59,10 @@ def start_appraisal(
             return view_appraisal(
                 context, session, dealer_org=dealer_org, appraisal_id=earlier
             ), False
-    kiosk = session.get(Kiosk, request.kiosk_id)
-    if kiosk is not None and kiosk.dealer_org not in (None, dealer_org):
+    # The column alone: a Kiosk object kept in the session would be read back, stale, when the
+    # command is delivered below, and the kiosk's coming online in between missed.
+    owner = session.exec(select(Kiosk.dealer_org).where(Kiosk.kiosk_id == request.kiosk_id)).first()
+    if owner not in (None, dealer_org):
         # As for any other organisation's resource: not found, and nothing said about whose.
         raise NotFoundError(f"kiosk {request.kiosk_id} is not one of dealer {dealer_org!r}'s")
     now = datetime.now(UTC)

@@ -63,7 +63,9 @@ def deliver(
 ) -> int:
     """Send every open, unexpired command of an online kiosk; expire the stale. Returns how many."""
     now = now or datetime.now(UTC)
-    kiosk = session.get(Kiosk, kiosk_id)
+    # Read now, never from the session's identity map: a kiosk loaded earlier in this session
+    # would show its state from then, and a kiosk that came online since would miss its command.
+    kiosk = session.get(Kiosk, kiosk_id, populate_existing=True)
     rows = session.exec(
         select(CommandRow)
         .where(CommandRow.kiosk_id == kiosk_id, col(CommandRow.state).in_(OPEN_STATES))

@@ -228,6 +228,41 @@ def test_commands_wait_for_online_then_follow_events(engine: Engine) -> None:
         assert row.state == "done"
 
 
+def test_a_kiosk_that_came_online_meanwhile_gets_its_command(engine: Engine) -> None:
+    # The dealer's session read the kiosk (offline) before issuing the command; the kiosk came
+    # online in another session (the ingest worker) before the command was committed, so the
+    # worker found nothing to send. The dealer's session must then see it online, not its own
+    # stale copy (the e2e test on PostgreSQL timed out on this under load).
+    from gateway.db.models import Kiosk
+
+    offline = make_envelope(KIOSK, StatusBody(state=KioskState.OFFLINE), seq=None)
+    with Session(engine) as worker:
+        ingest_batch(worker, [Inbound(topic_for(KIOSK, Channel.STATUS), encode(offline))])
+    published: list[tuple[str, bytes]] = []
+    with Session(engine, expire_on_commit=False) as dealer:
+        seen = dealer.get(Kiosk, KIOSK)  # held, as a request handler holds what it read
+        assert seen is not None and seen.state == "offline"
+        issue_command(
+            dealer,
+            kiosk_id=KIOSK,
+            kind=CommandKind.START_APPRAISAL,
+            params={},
+            ttl=timedelta(minutes=5),
+        )
+        online = make_envelope(KIOSK, StatusBody(state=KioskState.ONLINE), seq=None)
+        with Session(engine) as worker:
+            ingest_batch(worker, [Inbound(topic_for(KIOSK, Channel.STATUS), encode(online))])
+        dealer.commit()
+        sent = deliver(
+            dealer,
+            kiosk_id=KIOSK,
+            publish=lambda t, p: published.append((t, p)),
+            next_seq=lambda: 1,
+        )
+        assert sent == 1 and published[0][0] == topic_for(KIOSK, Channel.COMMANDS)
+        assert seen.state == "online"
+
+
 def test_only_the_kiosk_asked_moves_a_command_or_answers_an_appraisal(engine: Engine) -> None:
     other = "dlr-002-k9"
     with Session(engine, expire_on_commit=False) as s:
