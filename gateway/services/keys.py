@@ -35,12 +35,18 @@ def hash_key(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_key(session: Session, *, role: Role, org: str) -> tuple[str, ApiKey]:
-    """Make a key for ``org`` with ``role``; returns the token (shown once) and its row."""
+def check_org(org: str) -> str:
+    """``org`` if it is a valid organisation name; :class:`InvalidRequestError` otherwise."""
     if not ORG_PATTERN.fullmatch(org):
         raise InvalidRequestError(
             f"organisation {org!r} is not valid: use 1-128 letters, digits, spaces or . _ & ' -"
         )
+    return org
+
+
+def create_key(session: Session, *, role: Role, org: str) -> tuple[str, ApiKey]:
+    """Make a key for ``org`` with ``role``; returns the token (shown once) and its row."""
+    check_org(org)
     token = "km_" + secrets.token_urlsafe(32)
     row = ApiKey(
         key_hash=hash_key(token),

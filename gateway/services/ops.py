@@ -11,7 +11,7 @@ from edge.protocol import is_valid_kiosk_id
 from gateway.api.schemas import KioskPublic, Stats, as_utc
 from gateway.db.models import Appraisal, CommandRow, DeadLetter, InboundMessage, Kiosk, MatchRow
 from gateway.errors import InvalidRequestError
-from gateway.services.keys import ORG_PATTERN
+from gateway.services.keys import check_org
 from gateway.services.pages import (
     check_limit,
     decode_text_cursor,
@@ -91,11 +91,8 @@ def assign_kiosk(
     yet may be assigned before it is installed."""
     if not is_valid_kiosk_id(kiosk_id):
         raise InvalidRequestError(f"{kiosk_id!r} is not a kiosk id")
-    if dealer_org is not None and not ORG_PATTERN.fullmatch(dealer_org):
-        raise InvalidRequestError(
-            f"organisation {dealer_org!r} is not valid: use 1-128 letters, digits, spaces or "
-            ". _ & ' -"
-        )
+    if dealer_org is not None:
+        check_org(dealer_org)
     kiosk = session.get(Kiosk, kiosk_id) or Kiosk(kiosk_id=kiosk_id)
     kiosk.dealer_org = dealer_org
     session.add(kiosk)
