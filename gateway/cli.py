@@ -40,6 +40,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     revoke.add_argument("--prefix", required=True, help="the key's first 10 characters")
     revoke.set_defaults(func=_revoke_key)
 
+    assign = gsub.add_parser(
+        "assign-kiosk",
+        help="give a kiosk to a dealer: only that dealer's keys may then start appraisals on it",
+    )
+    assign.add_argument("--kiosk", required=True, help="the kiosk id, e.g. dlr-042-k1")
+    who = assign.add_mutually_exclusive_group(required=True)
+    who.add_argument("--dealer", help="the dealer organisation, as in its API keys")
+    who.add_argument("--any-dealer", action="store_true", help="let every dealer use it again")
+    assign.set_defaults(func=_assign_kiosk)
+
     programs = gsub.add_parser("load-programs", help="store lender programs from YAML/JSON files")
     programs.add_argument("paths", nargs="+", help="program files or folders of them")
     programs.add_argument("--lender", help="the lender organisation; default: each program's own")
@@ -143,6 +153,26 @@ def _revoke_key(args: argparse.Namespace) -> int:
             print(f"error: {exc.detail}", file=sys.stderr)
             return 2
     print(f"revoked the {row.role} key {row.prefix}... of {row.org!r}")
+    return 0
+
+
+def _assign_kiosk(args: argparse.Namespace) -> int:
+    from gateway.errors import InvalidRequestError
+    from gateway.services.ops import assign_kiosk
+
+    session = _open_db()
+    if session is None:
+        return 2
+    with session:
+        try:
+            kiosk = assign_kiosk(session, kiosk_id=args.kiosk, dealer_org=args.dealer)
+        except InvalidRequestError as exc:
+            print(f"error: {exc.detail}", file=sys.stderr)
+            return 2
+    if kiosk.dealer_org is None:
+        print(f"kiosk {kiosk.kiosk_id} now serves any dealer")
+    else:
+        print(f"kiosk {kiosk.kiosk_id} now serves only {kiosk.dealer_org!r}")
     return 0
 
 

@@ -28,6 +28,17 @@ def test_create_key_prints_the_key_last(capsys: pytest.CaptureFixture[str]) -> N
     assert status == 0 and out.strip().splitlines()[-1].startswith("km_")
 
 
+def test_assign_kiosk_gives_a_kiosk_to_one_dealer(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["gateway", "assign-kiosk", "--kiosk", "dlr-042-k1", "--dealer", "Dealer A"]) == 0
+    assert capsys.readouterr().out.strip() == "kiosk dlr-042-k1 now serves only 'Dealer A'"
+    assert main(["gateway", "assign-kiosk", "--kiosk", "dlr-042-k1", "--any-dealer"]) == 0
+    assert capsys.readouterr().out.strip() == "kiosk dlr-042-k1 now serves any dealer"
+    assert main(["gateway", "assign-kiosk", "--kiosk", "not a kiosk", "--dealer", "A"]) == 2
+    assert "'not a kiosk' is not a kiosk id" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # one of --dealer or --any-dealer
+        main(["gateway", "assign-kiosk", "--kiosk", "dlr-042-k1"])
+
+
 @pytest.mark.parametrize(
     "url",
     ["mysql://user@host/db", "not a url", "postgresql://host:port/db", "postgresql+asyncpg://h/d"],
