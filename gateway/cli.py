@@ -9,6 +9,7 @@ import logging
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import ValidationError
@@ -118,62 +119,60 @@ def _open_db() -> Any:
     return Session(engine)
 
 
-def _create_key(args: argparse.Namespace) -> int:
+def _in_db(action: Callable[[Any], None]) -> int:
+    """Run ``action`` with a database session: exit 0, or 2 with the reason when the database
+    cannot be used or the input is refused."""
     from gateway.errors import InvalidRequestError
-    from gateway.services.keys import Role, create_key
 
     session = _open_db()
     if session is None:
         return 2
     with session:
         try:
-            token, row = create_key(session, role=Role(args.role), org=args.org)
+            action(session)
         except InvalidRequestError as exc:
             print(f"error: {exc.detail}", file=sys.stderr)
             return 2
-    if args.json:
-        print(json.dumps({"role": row.role, "org": row.org, "prefix": row.prefix, "key": token}))
-    else:
-        print(f"created a {row.role} key for {row.org!r}; it is shown only once:", file=sys.stderr)
-        print(token)
     return 0
+
+
+def _create_key(args: argparse.Namespace) -> int:
+    from gateway.services.keys import Role, create_key
+
+    def create(session: Any) -> None:
+        token, row = create_key(session, role=Role(args.role), org=args.org)
+        if args.json:
+            print(
+                json.dumps({"role": row.role, "org": row.org, "prefix": row.prefix, "key": token})
+            )
+        else:
+            print(
+                f"created a {row.role} key for {row.org!r}; it is shown only once:", file=sys.stderr
+            )
+            print(token)
+
+    return _in_db(create)
 
 
 def _revoke_key(args: argparse.Namespace) -> int:
-    from gateway.errors import InvalidRequestError
     from gateway.services.keys import revoke_key
 
-    session = _open_db()
-    if session is None:
-        return 2
-    with session:
-        try:
-            row = revoke_key(session, prefix=args.prefix)
-        except InvalidRequestError as exc:
-            print(f"error: {exc.detail}", file=sys.stderr)
-            return 2
-    print(f"revoked the {row.role} key {row.prefix}... of {row.org!r}")
-    return 0
+    def revoke(session: Any) -> None:
+        row = revoke_key(session, prefix=args.prefix)
+        print(f"revoked the {row.role} key {row.prefix}... of {row.org!r}")
+
+    return _in_db(revoke)
 
 
 def _assign_kiosk(args: argparse.Namespace) -> int:
-    from gateway.errors import InvalidRequestError
     from gateway.services.ops import assign_kiosk
 
-    session = _open_db()
-    if session is None:
-        return 2
-    with session:
-        try:
-            kiosk = assign_kiosk(session, kiosk_id=args.kiosk, dealer_org=args.dealer)
-        except InvalidRequestError as exc:
-            print(f"error: {exc.detail}", file=sys.stderr)
-            return 2
-    if kiosk.dealer_org is None:
-        print(f"kiosk {kiosk.kiosk_id} now serves any dealer")
-    else:
-        print(f"kiosk {kiosk.kiosk_id} now serves only {kiosk.dealer_org!r}")
-    return 0
+    def assign(session: Any) -> None:
+        kiosk = assign_kiosk(session, kiosk_id=args.kiosk, dealer_org=args.dealer)
+        whom = "any dealer" if kiosk.dealer_org is None else f"only {kiosk.dealer_org!r}"
+        print(f"kiosk {kiosk.kiosk_id} now serves {whom}")
+
+    return _in_db(assign)
 
 
 def _load_programs(args: argparse.Namespace) -> int:
