@@ -764,7 +764,7 @@ def match(
         name: getattr(ch, name)[0].tolist()
         for name in (
             "term_all", "max_term_age", "max_term_odo", "financed", "required_down",
-            "long_term_min", "max_amount", "payment", "ltv_all", "peak_ltv", "peak_month", "tier",
+            "long_term_min", "tier",
         )
     }  # fmt: skip
     arrays = {name: getattr(ch, name)[0] for name in _BUILDER_ARRAYS}
