@@ -12,12 +12,7 @@ from gateway.api.schemas import KioskPublic, Stats, as_utc
 from gateway.db.models import Appraisal, CommandRow, DeadLetter, InboundMessage, Kiosk, MatchRow
 from gateway.errors import InvalidRequestError
 from gateway.services.keys import check_org
-from gateway.services.pages import (
-    check_limit,
-    decode_text_cursor,
-    encode_text_cursor,
-    split_page,
-)
+from gateway.services.pages import check_limit, page_by_text_key
 
 SILENT_AFTER = timedelta(minutes=3)  # three missed heartbeats
 
@@ -68,15 +63,7 @@ def kiosks(
     """
     limit = check_limit(limit)
     heard_since = (now or datetime.now(UTC)) - silent_after
-    query = select(Kiosk)
-    after = decode_text_cursor(cursor)
-    if after is not None:
-        query = query.where(col(Kiosk.kiosk_id) > after)
-    rows, next_cursor = split_page(
-        session.exec(query.order_by(col(Kiosk.kiosk_id)).limit(limit + 1)).all(),
-        limit,
-        lambda kiosk: encode_text_cursor(kiosk.kiosk_id),
-    )
+    rows, next_cursor = page_by_text_key(session, select(Kiosk), col(Kiosk.kiosk_id), limit, cursor)
     return [_public(k, heard_since) for k in rows], next_cursor
 
 

@@ -9,6 +9,8 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import and_, or_
+from sqlmodel import Session
+from sqlmodel.sql.expression import SelectOfScalar
 
 from gateway.errors import BadRequestError, InvalidRequestError
 
@@ -91,6 +93,22 @@ def split_page(
     if len(rows) <= limit:
         return list(rows), None
     return list(rows[:limit]), cursor_of(rows[limit - 1])
+
+
+def page_by_text_key(
+    session: Session,
+    query: SelectOfScalar[RowT],
+    key: Any,
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[RowT], str | None]:
+    """A page of ``query``'s rows in the order of ``key`` (a unique text column, e.g.
+    ``col(Kiosk.kiosk_id)``) after ``cursor``, and the next page's cursor."""
+    after = decode_text_cursor(cursor)
+    if after is not None:
+        query = query.where(key > after)
+    rows = session.exec(query.order_by(key).limit(limit + 1)).all()
+    return split_page(rows, limit, lambda row: encode_text_cursor(getattr(row, key.key)))
 
 
 def newest_after(cursor: str | None, at: Any, key: Any) -> Any | None:

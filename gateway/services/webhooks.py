@@ -23,7 +23,13 @@ from sqlmodel import Session, col, select
 from edge.protocol import new_id
 from gateway.db.models import MatchRow, WebhookDelivery, WebhookSubscription, lender_match_json
 from gateway.errors import InvalidRequestError, NotFoundError
-from gateway.services.pages import check_limit, encode_newest_cursor, newest_after, split_page
+from gateway.services.pages import (
+    check_limit,
+    encode_newest_cursor,
+    newest_after,
+    page_by_text_key,
+    split_page,
+)
 from gateway.services.sealing import Sealer
 
 logger = logging.getLogger(__name__)
@@ -260,6 +266,14 @@ def list_deliveries(
         limit,
         lambda row: encode_newest_cursor(row.created_at, row.id),
     )
+
+
+def list_subscriptions(
+    session: Session, *, lender_org: str, limit: int = 50, cursor: str | None = None
+) -> tuple[list[WebhookSubscription], str | None]:
+    """A page of the lender's subscriptions, by id, and the cursor of the next page."""
+    query = select(WebhookSubscription).where(WebhookSubscription.lender_org == lender_org)
+    return page_by_text_key(session, query, col(WebhookSubscription.id), check_limit(limit), cursor)
 
 
 def retry(session: Session, *, lender_org: str, delivery_id: str) -> WebhookDelivery:

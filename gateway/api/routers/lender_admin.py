@@ -23,15 +23,13 @@ from gateway.api.schemas import (
     WebhookCreated,
     WebhookPublic,
 )
-from gateway.db.models import LenderProgramRow, WebhookSubscription
+from gateway.db.models import LenderProgramRow
 from gateway.matching import LenderProgram, ProgramError, parse_program
 from gateway.matching.loader import Syntax
 from gateway.services import webhooks
 from gateway.services.pages import (
     decode_cursor,
-    decode_text_cursor,
     encode_cursor,
-    encode_text_cursor,
     split_page,
 )
 from gateway.services.programs import is_stored, store_program
@@ -184,14 +182,8 @@ def list_webhooks(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: str | None = None,
 ) -> Page[WebhookPublic]:
-    query = select(WebhookSubscription).where(WebhookSubscription.lender_org == lender.org)
-    after = decode_text_cursor(cursor)
-    if after is not None:
-        query = query.where(col(WebhookSubscription.id) > after)
-    rows, next_cursor = split_page(
-        session.exec(query.order_by(col(WebhookSubscription.id)).limit(limit + 1)).all(),
-        limit,
-        lambda row: encode_text_cursor(row.id),
+    rows, next_cursor = webhooks.list_subscriptions(
+        session, lender_org=lender.org, limit=limit, cursor=cursor
     )
     return Page[WebhookPublic](
         items=[
