@@ -1,0 +1,103 @@
+"""Instructions per single match for the slowest appraisals, counted by valgrind (callgrind).
+
+Wall time on a shared two-core machine swings by a third from run to run; instruction counts do
+not, so changes to the single-match path are compared with this. The appraisals are the eight
+slowest of the 500 that ``benchmarks/match.py`` times (same programs and cases: seeds 7 and 8):
+each fails most of the 200 programs on several rules, each outcome with its own sentence.
+
+The script runs itself twice under ``valgrind --tool=callgrind``, once building everything and
+matching nothing and once also matching the eight, and prints the difference per match. Needs
+valgrind (``apt-get install valgrind``); takes about a minute.
+
+    .venv/bin/python benchmarks/match_instructions.py
+
+``--loop SECONDS`` matches the eight again and again instead, to be sampled by a profiler:
+
+    py-spy record -r 500 -- .venv/bin/python benchmarks/match_instructions.py --loop 25
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+AS_OF = date(2026, 3, 1)
+SLOWEST = (173, 459, 472, 470, 100, 177, 267, 476)
+
+
+def _workload(match_them: bool, seconds: float = 0.0) -> None:
+    from gateway.matching import compile_programs, match
+    from gateway.matching.synthetic import synthetic_cases, synthetic_programs
+
+    programs = compile_programs(synthetic_programs(200, seed=7, as_of=AS_OF))
+    collaterals, requests = synthetic_cases(500, seed=8)
+    gc.collect()
+    gc.freeze()
+    match(collaterals[0], requests[0], programs, as_of=AS_OF, with_curve=True)  # warm
+    end = time.monotonic() + seconds
+    while match_them:
+        for k in SLOWEST:
+            match(collaterals[k], requests[k], programs, as_of=AS_OF, with_curve=True)
+        match_them = time.monotonic() < end
+
+
+def _instructions(match_them: bool, out_dir: Path) -> int:
+    env = {**os.environ, "PYTHONHASHSEED": "0", "OPENBLAS_NUM_THREADS": "1"}
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[1]), *sys.path])
+    done = subprocess.run(
+        [
+            "valgrind",
+            "--tool=callgrind",
+            f"--callgrind-out-file={out_dir / 'callgrind.out'}",
+            sys.executable,
+            __file__,
+            "--workload",
+            "match" if match_them else "build",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    found = re.search(r"Collected : (\d+)", done.stderr)
+    if found is None:
+        raise SystemExit(f"valgrind printed no instruction count:\n{done.stderr[-2000:]}")
+    return int(found.group(1))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--workload", choices=["build", "match"], help=argparse.SUPPRESS)
+    parser.add_argument("--loop", type=float, metavar="SECONDS", help="match for this long")
+    args = parser.parse_args(argv)
+    if args.loop is not None:
+        _workload(True, args.loop)
+        return 0
+    if args.workload:
+        _workload(args.workload == "match")
+        return 0
+    if shutil.which("valgrind") is None:
+        print("error: valgrind is not installed (apt-get install valgrind)", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory() as tmp:
+        base = _instructions(False, Path(tmp))
+        total = _instructions(True, Path(tmp))
+    per_match = (total - base) / len(SLOWEST) / 1e6
+    print(
+        f"single match, the {len(SLOWEST)} slowest appraisals: {per_match:.2f} M instructions each"
+    )
+    print("reproduce: .venv/bin/python benchmarks/match_instructions.py")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
