@@ -45,7 +45,14 @@ from gateway.matching.program import (
     VehicleFlag,
 )
 from gateway.matching.reasons import BIT, FAIL_MASK, Code, Rule, Status, codes_in, render_reason
-from gateway.matching.results import AprSpread, BatchResult, MatchResult, RuleOutcome, apr_spread
+from gateway.matching.results import (
+    AprSpread,
+    BatchResult,
+    LtvCurve,
+    MatchResult,
+    RuleOutcome,
+    apr_spread,
+)
 
 __all__ = [
     "BIT",
@@ -61,6 +68,7 @@ __all__ = [
     "LenderProgram",
     "LoanKind",
     "LoanRequest",
+    "LtvCurve",
     "MatchInputError",
     "MatchResult",
     "MatchingError",

@@ -69,6 +69,7 @@ from gateway.matching.reasons import (
 )
 from gateway.matching.results import (
     BatchResult,
+    LtvCurve,
     MatchResult,
     RuleOutcome,
 )
@@ -231,9 +232,12 @@ class ProgramSet:
         }
         # Pass outcomes per program and tier, built once: a pair that passes a rule shares them.
         self.pass_outcomes = [_pass_outcomes(p) for p in ps]
+        # every program's pass outcomes per tier, flat: program j's tier t at pass_offset[j] + t
+        self.pass_flat = [row for per_tier in self.pass_outcomes for row in per_tier]
+        self.pass_offset = np.cumsum([0] + [len(t) for t in self.pass_outcomes[:-1]])
         self.static_groups = _static_groups(ps)
         # Sentences whose numbers differ per program, with the program's own numbers rendered.
-        self.partials = _program_partials(ps)
+        self.partials: _Partials = _program_partials(ps)
         growth_tables()  # built once per process; pay for it here rather than in a first match
         self.tier_names = [[t.name for t in p.credit.tiers] for p in ps]
         # each program's place in program-id order (the last key of the report order)
@@ -741,18 +745,24 @@ def match(
     ch = _evaluate(
         ps, cols, 0, 1, ps.effective_on(as_of), _currency_ok(ps, cols), keep_rows=with_curve
     )
-    curves: dict[int, tuple[float, ...]] = {}
+    curves: dict[int, LtvCurve] = {}
     if with_curve and ch.ratio_rows is not None and ch.priced_index.size:
         idx = ch.priced_index
         scaled = ch.ratio_rows * (ch.ltv.reshape(-1)[idx] * 100.0).astype(np.float32)[:, None]
-        # Only months 0..term of each pair become Python floats, in one flat list.
+        # Months 0..term of each pair, in one flat read-only array the curves are windows on.
         terms = ch.term_all.reshape(-1)[idx]
         within = np.arange(scaled.shape[1])[None, :] <= terms[:, None]
-        flat = np.round(scaled[within].astype(np.float64), 2).tolist()
-        start = 0
-        for j, end in zip(idx.tolist(), np.cumsum(terms + 1).tolist(), strict=True):
-            curves[j] = tuple(flat[start:end])
-            start = end
+        flat = scaled[within].astype(np.float64)
+        np.round(flat, 2, out=flat)
+        flat.flags.writeable = False
+        ends = np.cumsum(terms + 1)
+        curves = dict(
+            zip(
+                idx.tolist(),
+                map(LtvCurve, itertools.repeat(flat), (ends - terms - 1).tolist(), ends.tolist()),
+                strict=True,
+            )
+        )
     ctx = _Ctx(collateral, request, as_of)
     income = request.monthly_income_minor
     # Round in numpy, once, rather than per pair in Python.
@@ -884,41 +894,25 @@ def _pass_outcomes(p: LenderProgram) -> list[tuple[RuleOutcome, ...]]:
     return out
 
 
-@dataclass(frozen=True)
-class _Plan:
-    """How to report an outcome mask: which pass outcomes to keep (a C-level getter), where the
-    fail/note outcomes go (by bit index), and whether the skipped tail follows a gating failure."""
-
-    keep: Callable[[tuple[RuleOutcome, ...]], tuple[RuleOutcome, ...]]
-    inserts: tuple[tuple[int, int], ...]
-    gated: bool
+_N_RULES = len(_RULE_SPECS)
 
 
 @functools.lru_cache(maxsize=4096)
-def _plan(mask: int) -> _Plan:
+def _assembler(mask: int) -> Callable[[tuple[RuleOutcome, ...]], Any]:
+    """How to report a pair with outcome ``mask``: a C-level getter that picks the pair's
+    outcomes in report order from its tier's pass outcomes, then its outcome for every fail and
+    note code (in bit order, ``None`` where it has none), then the skipped tail."""
     gated = bool(mask & GATING_MASK)
-    specs = _RULE_SPECS[:_N_GATING] if gated else _RULE_SPECS
-    kept: list[int] = []
-    inserts: list[tuple[int, int]] = []
-    position = 0
-    for k, (_, bits, codes) in enumerate(specs):
+    positions: list[int] = []
+    for r, (_, bits, codes) in enumerate(_RULE_SPECS[:_N_GATING] if gated else _RULE_SPECS):
         if not mask & bits:
-            kept.append(k)
-            position += 1
+            positions.append(r)
             continue
-        for code, bit, _ in codes:
-            if mask & bit:
-                inserts.append((position, _BIT_INDEX[code]))
-                position += 1
-
-    def keep(
-        passes: tuple[RuleOutcome, ...], _idx: tuple[int, ...] = tuple(kept)
-    ) -> tuple[RuleOutcome, ...]:
-        return tuple(passes[i] for i in _idx)
-
-    if len(kept) >= 2:
-        keep = operator.itemgetter(*kept)  # type: ignore[assignment]  # returns a tuple here
-    return _Plan(keep, tuple(inserts), gated)
+        positions += (_N_RULES + _BIT_INDEX[code] for code, bit, _ in codes if mask & bit)
+    if gated:
+        tail = _N_RULES + len(_BIT_CODES)
+        positions += range(tail, tail + len(_SKIPPED_TAIL))
+    return operator.itemgetter(*positions)  # at least two positions: returns a tuple
 
 
 # Fail and note codes by bit index: (bit, rule, code, status).
@@ -930,17 +924,17 @@ _BIT_CODES: tuple[tuple[int, Rule, Code, Status], ...] = tuple(
 _BIT_INDEX: dict[Code, int] = {code: k for k, (_, _, code, _) in enumerate(_BIT_CODES)}
 
 
-def _static_groups(programs: Sequence[LenderProgram]) -> list[list[int] | None]:
+def _static_groups(programs: Sequence[LenderProgram]) -> list[I64 | None]:
     """Per bit index, for codes whose outcome depends only on the program within one match: each
     program's group (programs in one group share the outcome); ``None`` for other codes."""
     keys = [_static_keys(p) for p in programs]
-    out: list[list[int] | None] = []
+    out: list[I64 | None] = []
     for _, _, code, _ in _BIT_CODES:
         if not keys or code not in keys[0]:
             out.append(None)
             continue
         ids: dict[tuple[Any, ...], int] = {}
-        out.append([ids.setdefault(k[code], len(ids)) for k in keys])
+        out.append(np.array([ids.setdefault(k[code], len(ids)) for k in keys], np.int64))
     return out
 
 
@@ -981,25 +975,20 @@ def _explain_all(
         hit: RuleOutcome | None
         if groups is not None:
             # Within one match these outcomes depend only on the program's own numbers.
-            shared: dict[int, RuleOutcome] = {}
-            for j in js:
-                hit = shared.get(groups[j])
-                if hit is None:
-                    prm = params(programs[j], ctx, v, j, None)
-                    hit = RuleOutcome(rule, status, code, writer.render(code, prm), prm)
-                    shared[groups[j]] = hit
-                found[j] = hit
-        elif (key_of := _KEYS.get(code)) is not None:
+            keys = groups[hits].tolist()
+        elif (keys_of := _KEYS.get(code)) is not None:
             # Outcomes many programs share, found by a key cheaper than their parameters.
-            keyed: dict[Any, RuleOutcome] = {}
-            for j in js:
-                key = key_of(programs[j], v, j)
-                hit = keyed.get(key)
-                if hit is None:
-                    prm = params(programs[j], ctx, v, j, None)
-                    hit = RuleOutcome(rule, status, code, writer.render(code, prm), prm)
-                    keyed[key] = hit
-                found[j] = hit
+            keys = keys_of(ps, arrays, hits)
+        else:
+            keys = None
+        if keys is not None:
+            made: dict[Any, RuleOutcome] = {}
+            # each key's first pair (a dict keeps the last value written for a key)
+            for key, j in dict(zip(reversed(keys), reversed(js), strict=True)).items():
+                prm = params(programs[j], ctx, v, j, None)
+                made[key] = RuleOutcome(rule, status, code, writer.render(code, prm), prm)
+            for j, key in zip(js, keys, strict=True):
+                found[j] = made[key]
         else:
             cache: dict[tuple[Any, ...], RuleOutcome] = {}
             names = ps.tier_names
@@ -1013,35 +1002,39 @@ def _explain_all(
                     cache[key] = hit
                 found[j] = hit
         by_bit.append(found)
-    out: list[tuple[RuleOutcome, ...]] = []
-    pass_outcomes = ps.pass_outcomes
-    for j, mask in enumerate(mask_list):
-        passes = pass_outcomes[j][max(tier_list[j], 0)]
-        if mask == 0:
-            out.append(passes)
-            continue
-        plan = _plan(mask)
-        outcomes = list(plan.keep(passes))
-        for position, k in plan.inserts:
-            outcomes.insert(position, by_bit[k][j])
-        if plan.gated:
-            outcomes.extend(_SKIPPED_TAIL)
-        out.append(tuple(outcomes))
-    return out
+    # Each pair's outcomes: its tier's passes + its outcome for each bit in the union + the
+    # skipped tail, picked by its mask's getter; all at C level.
+    tiers = np.maximum(arrays["tier"], 0)
+    passes = map(ps.pass_flat.__getitem__, (ps.pass_offset + tiers).tolist())
+    found_rows = zip(*(found or itertools.repeat(None, ps.size) for found in by_bit), strict=True)
+    rows = map(operator.add, map(operator.add, passes, found_rows), itertools.repeat(_SKIPPED_TAIL))
+    getters = map(_assembler, mask_list)
+    return list(map(operator.call, getters, rows))
 
 
 # --- sentences whose numbers differ per pair: built for every pair, program parts prerendered
 
 
 @dataclass(frozen=True, slots=True)
-class _Partials:
-    """Per program (and tier): its sentences with the program's own numbers already rendered, and
-    those numbers, as object arrays a match takes its failing pairs' rows from."""
+class _Sentences:
+    """One failing code's sentences per program (and tier): the partials with the program's own
+    numbers rendered, their pieces, and whether each can be joined from its pieces."""
 
-    odometer: npt.NDArray[np.object_]  # Partial | None per program
-    pti: npt.NDArray[np.object_]
-    residual: npt.NDArray[np.object_]
-    ltv: npt.NDArray[np.object_]  # [program, tier]
+    partials: npt.NDArray[np.object_]  # Partial | None
+    pieces: npt.NDArray[np.object_]  # one more axis: the pieces
+    joinable: npt.NDArray[np.bool_]
+
+
+@dataclass(frozen=True, slots=True)
+class _Partials:
+    """Per program (and tier): its sentences of the codes whose numbers differ per pair, and the
+    program's numbers that go into them, as object arrays a match takes its failing pairs' rows
+    from."""
+
+    odometer: _Sentences
+    pti: _Sentences
+    residual: _Sentences
+    ltv: _Sentences  # [program, tier]
     currency: npt.NDArray[np.object_]
     max_odometer_km: npt.NDArray[np.object_]
     max_pti_pct: npt.NDArray[np.object_]
@@ -1063,40 +1056,64 @@ def _objects(rows: Sequence[Any] | Sequence[Sequence[Any]], width: int = 0) -> n
     return out
 
 
+def _sentences(partials: npt.NDArray[np.object_]) -> _Sentences:
+    flat = partials.reshape(-1).tolist()
+    width = next((len(p.pieces) for p in flat if p is not None and p.pieces), 1)
+    pieces = np.full((len(flat), width), None, dtype=object)
+    joinable = np.zeros(len(flat), bool)
+    for i, p in enumerate(flat):
+        if p is not None and p.pieces is not None and len(p.pieces) == width:
+            pieces[i] = p.pieces
+            joinable[i] = True
+    return _Sentences(
+        partials, pieces.reshape(*partials.shape, width), joinable.reshape(partials.shape)
+    )
+
+
 def _program_partials(programs: Sequence[LenderProgram]) -> _Partials:
     tiers = max((len(p.credit.tiers) for p in programs), default=1)
-    return _Partials(
-        odometer=_objects([
+    odometer = _objects(
+        [
             partial(Code.ODOMETER_TOO_HIGH, {"max_odometer_km": p.vehicle.max_odometer_km})
             for p in programs
-        ]),
-        pti=_objects([
+        ]
+    )
+    pti = _objects(
+        [
             partial(
                 Code.PTI_EXCEEDED,
                 {"currency": p.currency, "max_pti_pct": p.affordability.max_pti_pct},
             )
             for p in programs
-        ]),
-        residual=_objects([
+        ]
+    )
+    residual = _objects(
+        [
             partial(
                 Code.RESIDUAL_LTV_EXCEEDED,
                 {"currency": p.currency, "max_ltv_pct": p.residual.max_ltv_pct},
             )
             for p in programs
-        ]),
-        ltv=_objects(
+        ]
+    )
+    ltv = _objects(
+        [
             [
-                [
-                    partial(
-                        Code.LTV_ABOVE_MAXIMUM,
-                        {"currency": p.currency, "tier": t.name, "max_ltv_pct": t.max_ltv_pct},
-                    )
-                    for t in p.credit.tiers
-                ]
-                for p in programs
-            ],
-            tiers,
-        ),
+                partial(
+                    Code.LTV_ABOVE_MAXIMUM,
+                    {"currency": p.currency, "tier": t.name, "max_ltv_pct": t.max_ltv_pct},
+                )
+                for t in p.credit.tiers
+            ]
+            for p in programs
+        ],
+        tiers,
+    )
+    return _Partials(
+        odometer=_sentences(odometer),
+        pti=_sentences(pti),
+        residual=_sentences(residual),
+        ltv=_sentences(ltv),
         currency=_objects([p.currency for p in programs]),
         max_odometer_km=_objects([p.vehicle.max_odometer_km for p in programs]),
         max_pti_pct=_objects([p.affordability.max_pti_pct for p in programs]),
@@ -1132,17 +1149,20 @@ def _round2(x: F64) -> list[float]:
 def _outcomes(
     rule: Rule,
     code: Code,
-    partials: list[Partial | None],
+    sentences: _Sentences,
+    at: Any,
     params: list[dict[str, Any]],
     columns: dict[str, npt.NDArray[Any]],
 ) -> list[RuleOutcome]:
-    """Failing outcomes of one code for many pairs: ``params[i]`` and, for the sentences, the same
-    values as arrays by parameter name (every field the partials leave open)."""
-    first = partials[0] if partials else None
+    """Failing outcomes of one code for many pairs: the sentences of each pair's program (and
+    tier) at index ``at`` of ``sentences``, ``params[i]`` and, for the sentences, the same values
+    as arrays by parameter name (every field the partials leave open)."""
+    partials: list[Partial | None] = sentences.partials[at].tolist()
     messages = None
-    if first is not None and all(p is not None for p in partials):
-        parts = cast(list[Partial], partials)
-        messages = fill_columns(parts, [columns[name] for name, _, _ in first.fields])
+    if partials and sentences.joinable[at].all():
+        fields = cast(Partial, partials[0]).fields
+        pieces = sentences.pieces[at].T.tolist()
+        messages = fill_columns(fields, pieces, [columns[name] for name, _, _ in fields])
     if messages is None:  # values the bulk path does not render: row by row, as render_reason
         messages = SentenceWriter().fill_many(code, partials, params)
     rows = zip(itertools.repeat(rule), itertools.repeat(Status.FAIL), itertools.repeat(code),
@@ -1159,8 +1179,9 @@ def _build_odometer(
         for most in ps.partials.max_odometer_km[idx].tolist()
     ]
     columns = {"odometer_km": np.full(len(js), odo)}
-    parts = ps.partials.odometer[idx].tolist()
-    return _outcomes(Rule.ODOMETER, Code.ODOMETER_TOO_HIGH, parts, params, columns)
+    return _outcomes(
+        Rule.ODOMETER, Code.ODOMETER_TOO_HIGH, ps.partials.odometer, idx, params, columns
+    )
 
 
 def _build_pti(
@@ -1181,8 +1202,7 @@ def _build_pti(
         )
     ]
     columns = {"payment_minor": payments, "pti_pct": np.array(ptis, np.float64)}
-    parts = program.pti[idx].tolist()
-    return _outcomes(Rule.PAYMENT_TO_INCOME, Code.PTI_EXCEEDED, parts, params, columns)
+    return _outcomes(Rule.PAYMENT_TO_INCOME, Code.PTI_EXCEEDED, program.pti, idx, params, columns)
 
 
 def _build_residual(
@@ -1213,8 +1233,9 @@ def _build_residual(
         "peak_ltv_pct": np.array(peaks, np.float64),
         "max_amount_minor": most,
     }
-    parts = program.residual[idx].tolist()
-    return _outcomes(Rule.RESIDUAL, Code.RESIDUAL_LTV_EXCEEDED, parts, params, columns)
+    return _outcomes(
+        Rule.RESIDUAL, Code.RESIDUAL_LTV_EXCEEDED, program.residual, idx, params, columns
+    )
 
 
 def _build_ltv(
@@ -1256,23 +1277,33 @@ def _build_ltv(
         "ltv_pct": np.array(ltv_pcts, np.float64),
         "max_amount_minor": most,
     }
-    parts = program.ltv[idx, tiers].tolist()
-    return _outcomes(Rule.LTV, Code.LTV_ABOVE_MAXIMUM, parts, params, columns)
+    return _outcomes(Rule.LTV, Code.LTV_ABOVE_MAXIMUM, program.ltv, (idx, tiers), params, columns)
 
 
 # For codes whose parameters (within one match) follow from a few of the pair's numbers: those
-# numbers, so pairs with the same key share one outcome. Each key covers every parameter.
-_KEYS: dict[Code, Callable[[LenderProgram, dict[str, list[Any]], int], Any]] = {
-    Code.TERM_SHORTENED: lambda p, v, j: (
-        v["term_all"][j],
-        v["max_term_age"][j] <= v["max_term_odo"][j],
+# numbers for each pair of ``idx``, so pairs with the same key share one outcome. Each key covers
+# every parameter.
+_KEYS: dict[Code, Callable[[ProgramSet, dict[str, npt.NDArray[Any]], I64], list[Any]]] = {
+    Code.TERM_SHORTENED: lambda ps, a, idx: list(
+        zip(
+            a["term_all"][idx].tolist(),
+            (a["max_term_age"][idx] <= a["max_term_odo"][idx]).tolist(),
+            strict=True,
+        )
     ),
-    Code.TERM_TOO_SHORT: lambda p, v, j: (v["term_all"][j], p.term_limits.min_term_months),
-    Code.DOWN_PAYMENT_TOO_LOW: lambda p, v, j: (p.currency, v["required_down"][j]),
+    Code.TERM_TOO_SHORT: lambda ps, a, idx: list(
+        zip(a["term_all"][idx].tolist(), ps.min_term[idx].tolist(), strict=True)
+    ),
+    Code.DOWN_PAYMENT_TOO_LOW: lambda ps, a, idx: list(
+        zip(ps.partials.currency[idx].tolist(), a["required_down"][idx].tolist(), strict=True)
+    ),
 }
 
-# The per-pair arrays the builders read (one match's row of each).
-_BUILDER_ARRAYS = ("payment", "peak_month", "max_amount", "peak_ltv", "tier", "financed", "ltv_all")
+# The per-pair arrays the builders and keys read (one match's row of each).
+_BUILDER_ARRAYS = (
+    "payment", "peak_month", "max_amount", "peak_ltv", "tier", "financed", "ltv_all", "term_all",
+    "max_term_age", "max_term_odo", "required_down",
+)  # fmt: skip
 _BUILDERS: dict[Code, _Builder] = {
     Code.ODOMETER_TOO_HIGH: _build_odometer,
     Code.PTI_EXCEEDED: _build_pti,

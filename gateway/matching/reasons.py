@@ -339,24 +339,25 @@ class Partial(NamedTuple):
     """A sentence template with some fields already rendered: the rest are positional ``{}``
     fields, formatted from a pair's parameters by :meth:`SentenceWriter.fill`.
 
-    ``bulk`` is the same template with each remaining field's formatting written into it, for
-    :func:`fill_columns` (money as two fields, units and cents, with the currency around them);
-    ``None`` where that cannot be done.
+    ``pieces`` is the text around the remaining fields (one more piece than fields, no
+    escaping), with each field's own text written into it, for :func:`fill_columns`: money as
+    its digits with the currency's symbol or code in the pieces either side; ``None`` where that
+    cannot be done.
     """
 
     code: str
     template: str
     fields: tuple[_Field, ...]
-    bulk: str | None = None
+    pieces: tuple[str, ...] | None = None
 
 
-def _bulk_field(fmt: Callable[[Any, str], str], currency: str) -> str | None:
-    """Where :func:`fill_columns` puts a remaining field's text (money: its digits, between the
-    currency's symbol or code as ``fmt`` places them)."""
+def _field_edges(fmt: Callable[[Any, str], str], currency: str) -> tuple[str, str] | None:
+    """The text :func:`fill_columns` puts before and after a remaining field's own text (money:
+    the currency's symbol before its digits, or its code after them)."""
     if fmt is _money:
         symbol = _SYMBOLS.get(currency)
-        return f"{_escape(symbol)}{{}}" if symbol else f"{{}} {_escape(currency)}"
-    return "{}" if fmt in (_pct, _km, _other) else None
+        return (symbol, "") if symbol else ("", f" {currency}")
+    return ("", "") if fmt in (_pct, _km, _other) else None
 
 
 def partial(code: str | Code, fixed: Mapping[str, Any]) -> Partial | None:
@@ -384,10 +385,25 @@ def partial(code: str | Code, fixed: Mapping[str, Any]) -> Partial | None:
     if not fields:
         return Partial(str(code), "".join(t for t in text if t is not None), ())
     template = "".join("{}" if t is None else _escape(t) for t in text)
-    bulk_fields = iter([_bulk_field(fmt, currency) for _, _, fmt in fields])
-    bulk_parts = [next(bulk_fields) if t is None else _escape(t) for t in text]
-    bulk = None if None in bulk_parts else "".join(cast(list[str], bulk_parts))
-    return Partial(str(code), template, tuple(fields), bulk)
+    return Partial(str(code), template, tuple(fields), _pieces(text, fields, currency))
+
+
+def _pieces(text: list[str | None], fields: list[_Field], currency: str) -> tuple[str, ...] | None:
+    edges = [_field_edges(fmt, currency) for _, _, fmt in fields]
+    if None in edges:
+        return None
+    pieces: list[str] = []
+    current = ""
+    around = iter(cast(list[tuple[str, str]], edges))
+    for t in text:
+        if t is not None:
+            current += t
+            continue
+        before, after = next(around)
+        pieces.append(current + before)
+        current = after
+    pieces.append(current)
+    return tuple(pieces)
 
 
 _WHOLE: Final[dict[str, Partial]] = {
@@ -520,23 +536,23 @@ class SentenceWriter:
 
 
 def fill_columns(
-    partials: Sequence[Partial], columns: Sequence[npt.NDArray[Any]]
+    fields: Sequence[_Field],
+    pieces: Sequence[Sequence[str]],
+    columns: Sequence[npt.NDArray[Any]],
 ) -> list[str] | None:
-    """The sentence of each ``partials[i]`` with row ``i`` of ``columns`` (one array per field the
-    partials leave open, in their order; every partial of one code): the same text
-    :meth:`SentenceWriter.fill` gives row by row.
+    """Sentences of one code, row ``i`` from piece ``pieces[k][i]`` of each row's partial (one
+    column per piece of :attr:`Partial.pieces`; every partial must have them) and value
+    ``columns[k][i]`` of each of ``fields`` (the fields the partials leave open, in their order):
+    the same text :meth:`SentenceWriter.fill` gives row by row.
 
-    Each distinct value is formatted once, and each sentence in one call at C level. ``None``
-    when the values need the row-by-row path: a negative or non-integer amount, a non-finite
-    distance, text that is not an integer, a partial without a bulk form.
+    Each distinct value is formatted once, and each sentence joined from its pieces at C level.
+    ``None`` when the values need the row-by-row path: a negative or non-integer amount, a
+    non-finite distance, text that is not an integer.
     """
-    if not partials:
-        return []
-    bulks = [p.bulk for p in partials]
-    if None in bulks:
-        return None
+    if not columns or not len(columns[0]):
+        return [] if columns else None
     texts: list[list[str]] = []
-    for (_, is_money, fmt), column in zip(partials[0].fields, columns, strict=True):
+    for (_, is_money, fmt), column in zip(fields, columns, strict=True):
         kind = column.dtype.kind
         if is_money:
             if kind not in "iu" or column.min() < 0:
@@ -558,14 +574,44 @@ def fill_columns(
             texts.append(_each_once(column, _INT_TEXTS))
         else:
             return None
-    return list(map(str.format, cast(list[str], bulks), *texts))
+    interleaved: list[Sequence[Any]] = [pieces[0]]
+    for text, after in zip(texts, pieces[1:], strict=True):
+        interleaved += (text, after)
+    return list(map("".join, zip(*interleaved, strict=True)))
+
+
+def piece_columns(partials: Sequence[Partial]) -> list[list[str]] | None:
+    """The pieces of ``partials`` (of one code) as columns for :func:`fill_columns`; ``None``
+    when a partial has none."""
+    rows = [p.pieces for p in partials]
+    if not rows or any(r is None for r in rows):
+        return None
+    return [list(column) for column in zip(*cast(list[tuple[str, ...]], rows), strict=True)]
+
+
+_GROUP = [str(n) for n in range(1000)]  # a leading group of digits
+_COMMA_GROUP = [f",{n:03d}" for n in range(1000)]  # a following group
+_CENTS = [f".{n:02d}" for n in range(100)]
 
 
 def _money_digits(minors: list[int]) -> list[str]:
     """``123456`` → ``1,234.56`` for each: :func:`format_money` of non-negative amounts, without
-    the currency."""
+    the currency. Many amounts of the same magnitude are joined from tables of digit groups."""
+    if len(minors) < 48:
+        return [f"{m // 100:,}.{m % 100:02d}" for m in minors]
     units, cents = np.divmod(np.array(minors, np.int64), 100)
-    return list(map("{:,}.{:02d}".format, units.tolist(), cents.tolist()))
+    least, most = int(units.min()), int(units.max())
+    if most < 1000:
+        groups = [map(_GROUP.__getitem__, units.tolist())]
+    elif least >= 1000 and most < 1_000_000:
+        thousands, ones = np.divmod(units, 1000)
+        groups = [
+            map(_GROUP.__getitem__, thousands.tolist()),
+            map(_COMMA_GROUP.__getitem__, ones.tolist()),
+        ]
+    else:
+        return list(map("{:,}.{:02d}".format, units.tolist(), cents.tolist()))
+    return list(map("".join, zip(*groups, map(_CENTS.__getitem__, cents.tolist()), strict=True)))
 
 
 def _each_once(column: npt.NDArray[Any], render: Callable[[list[Any]], list[str]]) -> list[str]:

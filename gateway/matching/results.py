@@ -8,9 +8,9 @@ them and must stay well under two milliseconds (a tuple is built at C level from
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -25,6 +25,77 @@ from gateway.matching.reasons import (
     Status,
     codes_in,
 )
+
+
+class LtvCurve(Sequence[float]):
+    """A priced offer's loan-to-value in percent for every month from signing (month 0) to the
+    last payment, rounded to hundredths; read-only.
+
+    A single match prices up to hundreds of offers of up to 85 months each: their curves share
+    one numpy array, and each curve is a window on it. Python floats are made only when a curve
+    is read, so a match whose curves nobody reads does not pay for thousands of them. Compares
+    equal to another curve or a tuple of the same floats.
+    """
+
+    __slots__ = ("_start", "_stop", "_values")
+
+    def __init__(self, values: npt.NDArray[np.float64], start: int = 0, stop: int = -1) -> None:
+        """``values[start:stop]`` (``stop`` −1: to the end); ``values`` must not change after."""
+        self._values = values
+        self._start = start
+        self._stop = values.shape[0] if stop < 0 else stop
+
+    @classmethod
+    def of(cls, floats: Sequence[float]) -> LtvCurve:
+        """A curve holding ``floats`` (already rounded)."""
+        values = np.array(floats, np.float64).reshape(-1)
+        values.flags.writeable = False
+        return cls(values)
+
+    def tolist(self) -> list[float]:
+        """The curve as a list of Python floats (what JSON carries)."""
+        items: list[float] = self._values[self._start : self._stop].tolist()
+        return items
+
+    def __len__(self) -> int:
+        return self._stop - self._start
+
+    @overload
+    def __getitem__(self, index: int) -> float: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> tuple[float, ...]: ...
+
+    def __getitem__(self, index: int | slice) -> float | tuple[float, ...]:
+        if isinstance(index, slice):
+            return tuple(self.tolist()[index])
+        size = self._stop - self._start
+        k = index.__index__()
+        if k < 0:
+            k += size
+        if not 0 <= k < size:
+            raise IndexError("LTV curve index out of range")
+        value: float = self._values[self._start + k].item()
+        return value
+
+    def __iter__(self) -> Iterator[float]:
+        return iter(self.tolist())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, LtvCurve):
+            return self.tolist() == other.tolist()
+        if isinstance(other, tuple):
+            return tuple(self.tolist()) == other
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(tuple(self.tolist()))
+
+    def __repr__(self) -> str:
+        return f"LtvCurve({tuple(self.tolist())!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (LtvCurve.of, (self.tolist(),))
 
 
 class RuleOutcome(NamedTuple):
@@ -78,7 +149,7 @@ class MatchResult(NamedTuple):
     peak_ltv_month: int | None
     pti_pct: float | None
     outcomes: tuple[RuleOutcome, ...]
-    ltv_curve_pct: tuple[float, ...] | None = None
+    ltv_curve_pct: LtvCurve | None = None
 
     @property
     def reasons(self) -> list[str]:
@@ -116,7 +187,7 @@ class MatchResult(NamedTuple):
             "reasons": self.reasons,
             "notes": self.notes,
             "outcomes": [o.model_dump() for o in self.outcomes],
-            "ltv_curve_pct": list(self.ltv_curve_pct) if self.ltv_curve_pct is not None else None,
+            "ltv_curve_pct": None if self.ltv_curve_pct is None else self.ltv_curve_pct.tolist(),
         }
 
 

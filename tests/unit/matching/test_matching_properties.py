@@ -28,7 +28,15 @@ from gateway.matching import (
     sample_programs_dir,
 )
 from gateway.matching.engine import _round2
-from gateway.matching.reasons import GATING_CODES, SentenceWriter, fill_columns, partial
+from gateway.matching.reasons import (
+    GATING_CODES,
+    SentenceWriter,
+    _money_digits,
+    fill_columns,
+    format_money,
+    partial,
+    piece_columns,
+)
 from gateway.matching.synthetic import synthetic_programs
 
 AS_OF = date(2026, 3, 1)
@@ -339,7 +347,9 @@ def test_column_sentences_are_render_reasons(
     pcts = np.array([r[1] for r in rows], np.float64)
     most = np.array([r[2] for r in rows], np.int64)
     value = np.full(len(rows), 1_234_567, np.int64)
-    texts = fill_columns([part] * len(rows), [amounts, value, pcts, most])
+    pieces = piece_columns([part] * len(rows))
+    assert pieces is not None
+    texts = fill_columns(part.fields, pieces, [amounts, value, pcts, most])
     if (amounts < 0).any() or (most < 0).any():
         assert texts is None
         return
@@ -357,9 +367,22 @@ def test_column_sentences_of_distances_round_as_render_reason() -> None:
     part = partial(Code.ODOMETER_TOO_HIGH, {"max_odometer_km": 250_000})
     assert part is not None
     odo = np.array([0.5, 1.5, 2.5, 123_456.5, 99.49], np.float64)
-    texts = fill_columns([part] * odo.size, [odo])
+    pieces = piece_columns([part] * odo.size)
+    assert pieces is not None
+    texts = fill_columns(part.fields, pieces, [odo])
     assert texts == [
         render_reason(Code.ODOMETER_TOO_HIGH, {"odometer_km": o, "max_odometer_km": 250_000})
         for o in odo.tolist()
     ]
-    assert fill_columns([part], [np.array([np.inf])]) is None
+    assert fill_columns(part.fields, [[p] for p in part.pieces or ()], [np.array([np.inf])]) is None
+
+
+@given(
+    st.lists(
+        st.one_of(st.integers(0, 10**6), st.integers(0, 10**11), st.integers(0, 10**16)),
+        max_size=40,
+    )
+)
+def test_money_digit_tables_write_what_format_money_writes(minors: list[int]) -> None:
+    # Amounts under ten million units come from tables of digit groups, larger ones from format.
+    assert _money_digits(minors) == [format_money(m).removeprefix("$") for m in minors]
