@@ -233,7 +233,10 @@ class ProgramSet:
         # Pass outcomes per program and tier, built once: a pair that passes a rule shares them.
         self.pass_outcomes = [_pass_outcomes(p) for p in ps]
         # every program's pass outcomes per tier, flat: program j's tier t at pass_offset[j] + t
-        self.pass_flat = [row for per_tier in self.pass_outcomes for row in per_tier]
+        # followed by the skipped tail (see _assembler)
+        self.pass_flat = [
+            row + _SKIPPED_TAIL for per_tier in self.pass_outcomes for row in per_tier
+        ]
         self.pass_offset = np.cumsum([0] + [len(t) for t in self.pass_outcomes[:-1]])
         self.static_groups = _static_groups(ps)
         # Sentences whose numbers differ per program, with the program's own numbers rendered.
@@ -895,23 +898,24 @@ def _pass_outcomes(p: LenderProgram) -> list[tuple[RuleOutcome, ...]]:
 
 
 _N_RULES = len(_RULE_SPECS)
+_FOUND = _N_RULES + len(_SKIPPED_TAIL)  # where a pair's fail and note outcomes start
 
 
 @functools.lru_cache(maxsize=4096)
 def _assembler(mask: int) -> Callable[[tuple[RuleOutcome, ...]], Any]:
     """How to report a pair with outcome ``mask``: a C-level getter that picks the pair's
-    outcomes in report order from its tier's pass outcomes, then its outcome for every fail and
-    note code (in bit order, ``None`` where it has none), then the skipped tail."""
+    outcomes in report order from its tier's pass outcomes followed by the skipped tail
+    (``ProgramSet.pass_flat``) and then its outcome for every fail and note code (in bit order,
+    ``None`` where it has none)."""
     gated = bool(mask & GATING_MASK)
     positions: list[int] = []
     for r, (_, bits, codes) in enumerate(_RULE_SPECS[:_N_GATING] if gated else _RULE_SPECS):
         if not mask & bits:
             positions.append(r)
             continue
-        positions += (_N_RULES + _BIT_INDEX[code] for code, bit, _ in codes if mask & bit)
+        positions += (_FOUND + _BIT_INDEX[code] for code, bit, _ in codes if mask & bit)
     if gated:
-        tail = _N_RULES + len(_BIT_CODES)
-        positions += range(tail, tail + len(_SKIPPED_TAIL))
+        positions += range(_N_RULES, _FOUND)
     return operator.itemgetter(*positions)  # at least two positions: returns a tuple
 
 
@@ -1002,12 +1006,12 @@ def _explain_all(
                     cache[key] = hit
                 found[j] = hit
         by_bit.append(found)
-    # Each pair's outcomes: its tier's passes + its outcome for each bit in the union + the
-    # skipped tail, picked by its mask's getter; all at C level.
+    # Each pair's outcomes: picked by its mask's getter from its tier's passes and the skipped
+    # tail, then its outcome for every code; all at C level.
     tiers = np.maximum(arrays["tier"], 0)
     passes = map(ps.pass_flat.__getitem__, (ps.pass_offset + tiers).tolist())
     found_rows = zip(*(found or itertools.repeat(None, ps.size) for found in by_bit), strict=True)
-    rows = map(operator.add, map(operator.add, passes, found_rows), itertools.repeat(_SKIPPED_TAIL))
+    rows = map(operator.add, passes, found_rows)
     getters = map(_assembler, mask_list)
     return list(map(operator.call, getters, rows))
 

@@ -561,7 +561,7 @@ def fill_columns(
         elif fmt is _pct:
             if kind not in "fiu":
                 return None
-            texts.append(_each_once(column, _PCT_TEXTS))
+            texts.append(_each_once(column, _pct_texts))
         elif fmt is _km:
             if kind == "f":
                 if not (np.abs(column) < 2.0**52).all():
@@ -631,7 +631,30 @@ def _each(render: Callable[[Any], str]) -> Callable[[list[Any]], list[str]]:
     return render_all
 
 
-_PCT_TEXTS = _each("{:.1f}%".format)
+# "{:.1f}%" of every tenth from 0.0 to 999.9, by tenths
+_PCT_TABLE = [whole + tenth for whole in _GROUP for tenth in [f".{n}%" for n in range(10)]]
+
+
+def _pct_texts(values: list[Any]) -> list[str]:
+    """``"{:.1f}%"`` of each value (:func:`_pct`). Many values are rounded to tenths in numpy and
+    looked up where that is what ``format`` writes: below 1000 and away from a tie (the product
+    by ten is exact to well under 1e-6 there); other values are formatted by ``format``."""
+    if len(values) < 64:
+        return list(map("{:.1f}%".format, values))
+    x = np.array(values, np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        tenths = x * 10.0
+        rounded = np.rint(tenths)
+        odd = ~((tenths >= 0) & (rounded < 10_000)) | (
+            np.abs(np.abs(tenths - rounded) - 0.5) <= 1e-6
+        )
+    odd |= np.signbit(x)
+    out = list(map(_PCT_TABLE.__getitem__, np.where(odd, 0, rounded).astype(np.int64).tolist()))
+    for i in np.flatnonzero(odd).tolist():
+        out[i] = f"{values[i]:.1f}%"
+    return out
+
+
 _KM_TEXTS = _each("{:,}".format)
 _INT_TEXTS = _each(str)
 

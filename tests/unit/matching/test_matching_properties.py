@@ -32,6 +32,7 @@ from gateway.matching.reasons import (
     GATING_CODES,
     SentenceWriter,
     _money_digits,
+    _pct_texts,
     fill_columns,
     format_money,
     partial,
@@ -386,3 +387,20 @@ def test_column_sentences_of_distances_round_as_render_reason() -> None:
 def test_money_digit_tables_write_what_format_money_writes(minors: list[int]) -> None:
     # Amounts under ten million units come from tables of digit groups, larger ones from format.
     assert _money_digits(minors) == [format_money(m).removeprefix("$") for m in minors]
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.floats(0, 1_000, allow_nan=False).map(lambda v: round(v, 2)),
+            st.integers(0, 20_000).map(lambda n: n / 20),  # ties in the second decimal
+            st.floats(allow_nan=True, allow_infinity=True),
+            st.integers(-5, 5_000),
+        ),
+        min_size=60,
+        max_size=120,
+    )
+)
+def test_percent_tables_write_what_format_writes(values: list[float]) -> None:
+    # Many percentages are rounded in numpy and looked up; ties, odd and huge values fall back.
+    assert _pct_texts(values) == [f"{v:.1f}%" for v in values]
