@@ -748,7 +748,7 @@ def match(
     ch = _evaluate(
         ps, cols, 0, 1, ps.effective_on(as_of), _currency_ok(ps, cols), keep_rows=with_curve
     )
-    curves: dict[int, LtvCurve] = {}
+    curves = np.full(ps.size, None, dtype=object)  # by program
     if with_curve and ch.ratio_rows is not None and ch.priced_index.size:
         idx = ch.priced_index
         scaled = ch.ratio_rows * (ch.ltv.reshape(-1)[idx] * 100.0).astype(np.float32)[:, None]
@@ -759,13 +759,8 @@ def match(
         np.round(flat, 2, out=flat)
         flat.flags.writeable = False
         ends = np.cumsum(terms + 1)
-        curves = dict(
-            zip(
-                idx.tolist(),
-                map(LtvCurve, itertools.repeat(flat), (ends - terms - 1).tolist(), ends.tolist()),
-                strict=True,
-            )
-        )
+        made = map(LtvCurve, itertools.repeat(flat), (ends - terms - 1).tolist(), ends.tolist())
+        curves[idx] = np.fromiter(made, dtype=object, count=idx.size)
     ctx = _Ctx(collateral, request, as_of)
     income = request.monthly_income_minor
     # Round in numpy, once, rather than per pair in Python.
@@ -784,9 +779,8 @@ def match(
     all_outcomes = _explain_all(ps, ch.mask[0], ch.mask[0].tolist(), ctx, lists, arrays)
     # Every field as a column in report order, None where it does not apply, then each result
     # built from its row at C level.
-    js = order.tolist()
     unpriced = ~ch.priced[0][order]
-    tier_names = ps.tier_names
+    tier = ch.tier[0][order]
     ltv = np.round(ch.ltv[0][order] * 100.0, 2)
     peak = np.round(ch.peak_ltv[0][order] * 100.0, 2)
     score = np.round(ch.score[0][order], 6)
@@ -797,10 +791,7 @@ def match(
         ch.eligible[0][order].tolist(),
         _none_where(ch.rank[0][order], ch.rank[0][order] == 0),
         _none_where(score, np.isnan(score)),
-        [
-            tier_names[j][t] if t >= 0 else None
-            for j, t in zip(js, ch.tier[0][order].tolist(), strict=True)
-        ],
+        _none_where(ps.partials.tier_name[order, np.maximum(tier, 0)], tier < 0),
         _none_where(ch.apr_bp[0][order] / 100, unpriced),
         itertools.repeat(request.term_months),
         _none_where(ch.term[0][order], unpriced),
@@ -811,8 +802,8 @@ def match(
         _none_where(peak, np.isnan(peak)),
         _none_where(ch.peak_month[0][order], unpriced),
         _none_where(pti, unpriced | np.isnan(pti)),
-        [all_outcomes[j] for j in js],
-        map(curves.get, js),
+        map(all_outcomes.__getitem__, order.tolist()),
+        curves[order].tolist(),
     )
     return list(map(_new_tuple, itertools.repeat(MatchResult), rows))
 

@@ -620,6 +620,8 @@ def _each_once(column: npt.NDArray[Any], render: Callable[[list[Any]], list[str]
     distinct = list(dict.fromkeys(values))
     if len(distinct) == len(values):
         return render(values)
+    if len(distinct) == 1:  # a constant column (the car's value, its odometer)
+        return render(distinct) * len(values)
     shown = dict(zip(distinct, render(distinct), strict=True))
     return list(map(shown.__getitem__, values))
 
