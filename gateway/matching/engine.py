@@ -1132,10 +1132,10 @@ def _round2(x: F64) -> list[float]:
     back gives the nearest double to the rounded decimal, as ``round`` does; values near a tie
     (or huge, or not finite) go through ``round``."""
     hundredths = x * 100.0
-    out: list[float] = (np.rint(hundredths) / 100.0).tolist()
-    risky = ~(np.abs(hundredths) < 1e12) | (
-        np.abs(np.abs(hundredths - np.trunc(hundredths)) - 0.5) <= 1e-6
-    )
+    rounded = np.rint(hundredths)
+    out: list[float] = (rounded / 100.0).tolist()
+    # within 1e-6 of a tie: at least 0.499999 from the nearest integer (NaN: not below it)
+    risky = ~((np.abs(hundredths - rounded) < 0.499999) & (np.abs(hundredths) < 1e12))
     for i in np.flatnonzero(risky).tolist():
         out[i] = round(float(x[i]), 2)
     return out

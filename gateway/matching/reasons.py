@@ -233,12 +233,26 @@ _TEMPLATES: Final[dict[Code, str]] = {
 _SYMBOLS: Final[dict[str, str]] = {"USD": "$", "CAD": "CA$", "EUR": "€", "GBP": "£"}
 
 
+_GROUP = [str(n) for n in range(1000)]  # a leading group of digits
+_COMMA_GROUP = [f",{n:03d}" for n in range(1000)]  # a following group
+_CENTS = [f".{n:02d}" for n in range(100)]
+
+
+def _grouped(n: int) -> str:
+    """``1234567`` → ``1,234,567`` (``f"{n:,}"``; below a million from tables, which is faster)."""
+    if 0 <= n < 1000:
+        return _GROUP[n]
+    if 0 <= n < 1_000_000:
+        return _GROUP[n // 1000] + _COMMA_GROUP[n % 1000]
+    return f"{n:,}"
+
+
 def format_money(minor: int, currency: str = "USD") -> str:
     """``123456`` → ``$1,234.56`` (or ``1,234.56 XYZ`` for currencies without a symbol here)."""
     sign = "-" if minor < 0 else ""
     units, cents = divmod(abs(int(minor)), 100)
     symbol = _SYMBOLS.get(currency)
-    body = f"{units:,}.{cents:02d}"
+    body = _grouped(units) + _CENTS[cents]
     return f"{sign}{symbol}{body}" if symbol else f"{sign}{body} {currency}"
 
 
@@ -589,16 +603,11 @@ def piece_columns(partials: Sequence[Partial]) -> list[list[str]] | None:
     return [list(column) for column in zip(*cast(list[tuple[str, ...]], rows), strict=True)]
 
 
-_GROUP = [str(n) for n in range(1000)]  # a leading group of digits
-_COMMA_GROUP = [f",{n:03d}" for n in range(1000)]  # a following group
-_CENTS = [f".{n:02d}" for n in range(100)]
-
-
 def _money_digits(minors: list[int]) -> list[str]:
     """``123456`` → ``1,234.56`` for each: :func:`format_money` of non-negative amounts, without
     the currency. Many amounts of the same magnitude are joined from tables of digit groups."""
     if len(minors) < 48:
-        return [f"{m // 100:,}.{m % 100:02d}" for m in minors]
+        return [_grouped(m // 100) + _CENTS[m % 100] for m in minors]
     units, cents = np.divmod(np.array(minors, np.int64), 100)
     least, most = int(units.min()), int(units.max())
     if most < 1000:
@@ -657,7 +666,7 @@ def _pct_texts(values: list[Any]) -> list[str]:
     return out
 
 
-_KM_TEXTS = _each("{:,}".format)
+_KM_TEXTS = _each(_grouped)
 _INT_TEXTS = _each(str)
 
 

@@ -31,6 +31,7 @@ from gateway.matching.engine import _round2
 from gateway.matching.reasons import (
     GATING_CODES,
     SentenceWriter,
+    _grouped,
     _money_digits,
     _pct_texts,
     fill_columns,
@@ -404,3 +405,8 @@ def test_money_digit_tables_write_what_format_money_writes(minors: list[int]) ->
 def test_percent_tables_write_what_format_writes(values: list[float]) -> None:
     # Many percentages are rounded in numpy and looked up; ties, odd and huge values fall back.
     assert _pct_texts(values) == [f"{v:.1f}%" for v in values]
+
+
+@given(st.one_of(st.integers(-(10**7), 10**7), st.integers()))
+def test_grouped_digits_are_formats(n: int) -> None:
+    assert _grouped(n) == f"{n:,}"
