@@ -1145,13 +1145,56 @@ def _outcomes(
     rule: Rule,
     code: Code,
     sentences: _Sentences,
-    at: Any,
-    params: list[dict[str, Any]],
+    at: I64 | tuple[I64, I64],
+    make: Callable[..., dict[str, Any]],
+    values: list[list[Any]],
+    columns: dict[str, npt.NDArray[Any]],
+    *,
+    share: bool = True,
+) -> list[RuleOutcome]:
+    """Failing outcomes of one code for many pairs: pair ``i`` takes the sentence of its program
+    (and tier) at ``at[i]`` of ``sentences``, its parameters ``make(*row i of values)``, and for
+    the sentence the same values as arrays by parameter name (``columns``: every field the
+    sentences leave open).
+
+    The values are all of a pair's parameters, so pairs with equal values share one outcome
+    (with ``share``: many programs of one match often do); each is built once.
+    """
+    n = len(values[0]) if values else 0
+    if (
+        share
+        and n > 1
+        and not any(c.dtype.kind == "f" and np.signbit(c).any() for c in columns.values())
+    ):  # (−0.0 equals 0.0 but is written "-0.0")
+        keys = list(zip(*values, strict=True))
+        first = dict(zip(reversed(keys), range(n - 1, -1, -1), strict=True))  # key: first pair
+        if len(first) < n:
+            picks = list(first.values())
+            pick = np.array(picks, np.int64)
+            made = _outcome_rows(
+                rule,
+                code,
+                sentences,
+                (at[0][pick], at[1][pick]) if isinstance(at, tuple) else at[pick],
+                make,
+                [list(map(column.__getitem__, picks)) for column in values],
+                {name: column[pick] for name, column in columns.items()},
+            )
+            by_key = dict(zip(first, made, strict=True))
+            return list(map(by_key.__getitem__, keys))
+    return _outcome_rows(rule, code, sentences, at, make, values, columns)
+
+
+def _outcome_rows(
+    rule: Rule,
+    code: Code,
+    sentences: _Sentences,
+    at: I64 | tuple[I64, I64],
+    make: Callable[..., dict[str, Any]],
+    values: list[list[Any]],
     columns: dict[str, npt.NDArray[Any]],
 ) -> list[RuleOutcome]:
-    """Failing outcomes of one code for many pairs: the sentences of each pair's program (and
-    tier) at index ``at`` of ``sentences``, ``params[i]`` and, for the sentences, the same values
-    as arrays by parameter name (every field the partials leave open)."""
+    params = list(map(make, *values))
     partials: list[Partial | None] = sentences.partials[at].tolist()
     messages = None
     if partials and sentences.joinable[at].all():
@@ -1169,14 +1212,13 @@ def _build_odometer(
     ps: ProgramSet, ctx: _Ctx, a: dict[str, npt.NDArray[Any]], js: list[int], idx: I64
 ) -> list[RuleOutcome]:
     odo = ctx.collateral.odometer_km
-    params = [
-        {"odometer_km": odo, "max_odometer_km": most}
-        for most in ps.partials.max_odometer_km[idx].tolist()
-    ]
+    values = [[odo] * len(js), ps.partials.max_odometer_km[idx].tolist()]
     columns = {"odometer_km": np.full(len(js), odo)}
     return _outcomes(
-        Rule.ODOMETER, Code.ODOMETER_TOO_HIGH, ps.partials.odometer, idx, params, columns
-    )
+        Rule.ODOMETER, Code.ODOMETER_TOO_HIGH, ps.partials.odometer, idx,
+        lambda km, most: {"odometer_km": km, "max_odometer_km": most}, values, columns,
+        share=False,  # each program's own limit: rarely shared
+    )  # fmt: skip
 
 
 def _build_pti(
@@ -1186,18 +1228,20 @@ def _build_pti(
     income = ctx.request.monthly_income_minor
     payments = a["payment"][idx]
     ptis = _round2(payments * 100 / income) if income else [100.0] * len(js)
-    params = [
-        {"currency": currency, "payment_minor": payment, "pti_pct": pti, "max_pti_pct": most}
-        for currency, payment, pti, most in zip(
-            program.currency[idx].tolist(),
-            payments.tolist(),
-            ptis,
-            program.max_pti_pct[idx].tolist(),
-            strict=True,
-        )
+    values = [
+        program.currency[idx].tolist(),
+        payments.tolist(),
+        ptis,
+        program.max_pti_pct[idx].tolist(),
     ]
     columns = {"payment_minor": payments, "pti_pct": np.array(ptis, np.float64)}
-    return _outcomes(Rule.PAYMENT_TO_INCOME, Code.PTI_EXCEEDED, program.pti, idx, params, columns)
+    return _outcomes(
+        Rule.PAYMENT_TO_INCOME, Code.PTI_EXCEEDED, program.pti, idx,
+        lambda currency, payment, pti, most: {
+            "currency": currency, "payment_minor": payment, "pti_pct": pti, "max_pti_pct": most,
+        },
+        values, columns,
+    )  # fmt: skip
 
 
 def _build_residual(
@@ -1206,22 +1250,12 @@ def _build_residual(
     program = ps.partials
     months, most = a["peak_month"][idx], a["max_amount"][idx]
     peaks = _round2(100 * a["peak_ltv"][idx].astype(np.float64))
-    params = [
-        {
-            "currency": currency,
-            "month": month,
-            "peak_ltv_pct": peak_pct,
-            "max_ltv_pct": limit,
-            "max_amount_minor": most_j,
-        }
-        for currency, month, peak_pct, limit, most_j in zip(
-            program.currency[idx].tolist(),
-            months.tolist(),
-            peaks,
-            program.residual_max_ltv_pct[idx].tolist(),
-            most.tolist(),
-            strict=True,
-        )
+    values = [
+        program.currency[idx].tolist(),
+        months.tolist(),
+        peaks,
+        program.residual_max_ltv_pct[idx].tolist(),
+        most.tolist(),
     ]
     columns = {
         "month": months,
@@ -1229,8 +1263,13 @@ def _build_residual(
         "max_amount_minor": most,
     }
     return _outcomes(
-        Rule.RESIDUAL, Code.RESIDUAL_LTV_EXCEEDED, program.residual, idx, params, columns
-    )
+        Rule.RESIDUAL, Code.RESIDUAL_LTV_EXCEEDED, program.residual, idx,
+        lambda currency, month, peak, limit, most_j: {
+            "currency": currency, "month": month, "peak_ltv_pct": peak, "max_ltv_pct": limit,
+            "max_amount_minor": most_j,
+        },
+        values, columns,
+    )  # fmt: skip
 
 
 def _build_ltv(
@@ -1246,25 +1285,14 @@ def _build_ltv(
     for i in np.flatnonzero(most < 0).tolist():
         # unpriced pairs have no overall maximum; the tier's advance limit still applies
         most[i] = math.floor(value * limits[i] / 100)
-    params = [
-        {
-            "currency": currency,
-            "amount_minor": fin,
-            "value_minor": value,
-            "ltv_pct": ltv_pct,
-            "tier": name,
-            "max_ltv_pct": limit,
-            "max_amount_minor": most_j,
-        }
-        for currency, fin, ltv_pct, name, limit, most_j in zip(
-            program.currency[idx].tolist(),
-            financed.tolist(),
-            ltv_pcts,
-            program.tier_name[idx, tiers].tolist(),
-            limits,
-            most.tolist(),
-            strict=True,
-        )
+    values = [
+        program.currency[idx].tolist(),
+        financed.tolist(),
+        [value] * len(js),
+        ltv_pcts,
+        program.tier_name[idx, tiers].tolist(),
+        limits,
+        most.tolist(),
     ]
     columns = {
         "amount_minor": financed,
@@ -1272,7 +1300,14 @@ def _build_ltv(
         "ltv_pct": np.array(ltv_pcts, np.float64),
         "max_amount_minor": most,
     }
-    return _outcomes(Rule.LTV, Code.LTV_ABOVE_MAXIMUM, program.ltv, (idx, tiers), params, columns)
+    return _outcomes(
+        Rule.LTV, Code.LTV_ABOVE_MAXIMUM, program.ltv, (idx, tiers),
+        lambda currency, fin, value_j, ltv_pct, name, limit, most_j: {
+            "currency": currency, "amount_minor": fin, "value_minor": value_j, "ltv_pct": ltv_pct,
+            "tier": name, "max_ltv_pct": limit, "max_amount_minor": most_j,
+        },
+        values, columns,
+    )  # fmt: skip
 
 
 # For codes whose parameters (within one match) follow from a few of the pair's numbers: those
