@@ -129,6 +129,9 @@ class ProgramSet:
         )
         self.kind = np.array([_KIND[p.loan_kind] for p in ps], np.int8)
         self.currency = [p.currency for p in ps]
+        self.currency_codes = {c: i for i, c in enumerate(dict.fromkeys(self.currency))}
+        self.currency_index = np.array([self.currency_codes[c] for c in self.currency], np.int32)
+        self._effective: tuple[int, npt.NDArray[np.bool_]] | None = None
         # credit tiers: padding −1 is never above a score, so "cut-offs above the score" counts
         # the tiers the score misses.
         self.tier_min = _pad([[t.min_score for t in p.credit.tiers] for p in ps], -1, np.int32)
@@ -260,8 +263,15 @@ class ProgramSet:
         ] if ps else []  # fmt: skip
 
     def effective_on(self, as_of: date) -> npt.NDArray[np.bool_]:
+        """Which programs are in force on ``as_of`` (read-only; remembered for the last day)."""
         day = as_of.toordinal()
-        return (self.effective_from <= day) & (day <= self.effective_to)
+        last = self._effective
+        if last is not None and last[0] == day:
+            return last[1]
+        found = (self.effective_from <= day) & (day <= self.effective_to)
+        found.flags.writeable = False
+        self._effective = (day, found)
+        return found
 
 
 _SCORE_SLOTS = 901  # scores 0..900
@@ -654,10 +664,9 @@ def _peaks(
 
 
 def _currency_ok(ps: ProgramSet, cols: _Columns) -> npt.NDArray[np.bool_]:
-    codes: dict[str, int] = {}
-    prog = np.array([codes.setdefault(c, len(codes)) for c in ps.currency], np.int32)
-    app = np.array([codes.setdefault(c, len(codes)) for c in cols.currency], np.int32)
-    same: npt.NDArray[np.bool_] = app[:, None] == prog[None, :]
+    codes = ps.currency_codes
+    app = np.array([codes.get(c, -1) for c in cols.currency], np.int32)
+    same: npt.NDArray[np.bool_] = app[:, None] == ps.currency_index[None, :]
     return same
 
 
