@@ -1027,6 +1027,7 @@ class _Sentences:
     partials: npt.NDArray[np.object_]  # Partial | None
     pieces: npt.NDArray[np.object_]  # one more axis: the pieces
     joinable: npt.NDArray[np.bool_]
+    fixed: I64  # the program's numbers in the sentence and its parameters: equal ids, equal numbers
 
 
 @dataclass(frozen=True, slots=True)
@@ -1060,7 +1061,23 @@ def _objects(rows: Sequence[Any] | Sequence[Sequence[Any]], width: int = 0) -> n
     return out
 
 
-def _sentences(partials: npt.NDArray[np.object_]) -> _Sentences:
+def _sentences(code: Code, fixed: npt.NDArray[np.object_]) -> _Sentences:
+    """``code``'s sentences for the program's own numbers in ``fixed`` (a dict each; None for
+    padding)."""
+    numbers = fixed.reshape(-1).tolist()
+    ids: dict[tuple[Any, ...], int] = {}
+    fixed_ids = np.array(
+        [
+            -1
+            if f is None
+            else ids.setdefault(tuple((k, type(v), v) for k, v in f.items()), len(ids))
+            for f in numbers
+        ],
+        np.int64,
+    ).reshape(fixed.shape)
+    partials = _objects([None if f is None else partial(code, f) for f in numbers]).reshape(
+        fixed.shape
+    )
     flat = partials.reshape(-1).tolist()
     width = next((len(p.pieces) for p in flat if p is not None and p.pieces), 1)
     pieces = np.full((len(flat), width), None, dtype=object)
@@ -1070,54 +1087,48 @@ def _sentences(partials: npt.NDArray[np.object_]) -> _Sentences:
             pieces[i] = p.pieces
             joinable[i] = True
     return _Sentences(
-        partials, pieces.reshape(*partials.shape, width), joinable.reshape(partials.shape)
+        partials,
+        pieces.reshape(*partials.shape, width),
+        joinable.reshape(partials.shape),
+        fixed_ids,
     )
 
 
 def _program_partials(programs: Sequence[LenderProgram]) -> _Partials:
     tiers = max((len(p.credit.tiers) for p in programs), default=1)
-    odometer = _objects(
-        [
-            partial(Code.ODOMETER_TOO_HIGH, {"max_odometer_km": p.vehicle.max_odometer_km})
-            for p in programs
-        ]
-    )
-    pti = _objects(
-        [
-            partial(
-                Code.PTI_EXCEEDED,
-                {"currency": p.currency, "max_pti_pct": p.affordability.max_pti_pct},
-            )
-            for p in programs
-        ]
-    )
-    residual = _objects(
-        [
-            partial(
-                Code.RESIDUAL_LTV_EXCEEDED,
-                {"currency": p.currency, "max_ltv_pct": p.residual.max_ltv_pct},
-            )
-            for p in programs
-        ]
-    )
-    ltv = _objects(
-        [
-            [
-                partial(
-                    Code.LTV_ABOVE_MAXIMUM,
-                    {"currency": p.currency, "tier": t.name, "max_ltv_pct": t.max_ltv_pct},
-                )
-                for t in p.credit.tiers
-            ]
-            for p in programs
-        ],
-        tiers,
-    )
     return _Partials(
-        odometer=_sentences(odometer),
-        pti=_sentences(pti),
-        residual=_sentences(residual),
-        ltv=_sentences(ltv),
+        odometer=_sentences(
+            Code.ODOMETER_TOO_HIGH,
+            _objects([{"max_odometer_km": p.vehicle.max_odometer_km} for p in programs]),
+        ),
+        pti=_sentences(
+            Code.PTI_EXCEEDED,
+            _objects(
+                [
+                    {"currency": p.currency, "max_pti_pct": p.affordability.max_pti_pct}
+                    for p in programs
+                ]
+            ),
+        ),
+        residual=_sentences(
+            Code.RESIDUAL_LTV_EXCEEDED,
+            _objects(
+                [{"currency": p.currency, "max_ltv_pct": p.residual.max_ltv_pct} for p in programs]
+            ),
+        ),
+        ltv=_sentences(
+            Code.LTV_ABOVE_MAXIMUM,
+            _objects(
+                [
+                    [
+                        {"currency": p.currency, "tier": t.name, "max_ltv_pct": t.max_ltv_pct}
+                        for t in p.credit.tiers
+                    ]
+                    for p in programs
+                ],
+                tiers,
+            ),
+        ),
         currency=_objects([p.currency for p in programs]),
         max_odometer_km=_objects([p.vehicle.max_odometer_km for p in programs]),
         max_pti_pct=_objects([p.affordability.max_pti_pct for p in programs]),
@@ -1158,40 +1169,54 @@ def _outcomes(
     make: Callable[..., dict[str, Any]],
     values: list[list[Any]],
     columns: dict[str, npt.NDArray[Any]],
-    *,
-    share: bool = True,
+    numbers: list[npt.NDArray[Any]] | None,
 ) -> list[RuleOutcome]:
     """Failing outcomes of one code for many pairs: pair ``i`` takes the sentence of its program
     (and tier) at ``at[i]`` of ``sentences``, its parameters ``make(*row i of values)``, and for
     the sentence the same values as arrays by parameter name (``columns``: every field the
     sentences leave open).
 
-    The values are all of a pair's parameters, so pairs with equal values share one outcome
-    (with ``share``: many programs of one match often do); each is built once.
+    ``numbers`` are per-pair arrays that, with the program's numbers, determine every parameter:
+    pairs with equal ones share one outcome (many programs of one match often do), built once.
     """
-    n = len(values[0]) if values else 0
-    if (
-        share
-        and n > 1
-        and not any(c.dtype.kind == "f" and np.signbit(c).any() for c in columns.values())
-    ):  # (−0.0 equals 0.0 but is written "-0.0")
-        keys = list(zip(*values, strict=True))
-        first = dict(zip(reversed(keys), range(n - 1, -1, -1), strict=True))  # key: first pair
-        if len(first) < n:
-            picks = list(first.values())
-            pick = np.array(picks, np.int64)
-            made = _outcome_rows(
-                rule,
-                code,
-                sentences,
-                (at[0][pick], at[1][pick]) if isinstance(at, tuple) else at[pick],
-                make,
-                [list(map(column.__getitem__, picks)) for column in values],
-                {name: column[pick] for name, column in columns.items()},
-            )
-            by_key = dict(zip(first, made, strict=True))
-            return list(map(by_key.__getitem__, keys))
-    return _outcome_rows(rule, code, sentences, at, make, values, columns)
+    shared = _shared([sentences.fixed[at], *numbers]) if numbers is not None else None
+    if shared is None:
+        return _outcome_rows(rule, code, sentences, at, make, values, columns)
+    first, each = shared
+    picks = first.tolist()
+    made = _outcome_rows(
+        rule,
+        code,
+        sentences,
+        (at[0][first], at[1][first]) if isinstance(at, tuple) else at[first],
+        make,
+        [list(map(column.__getitem__, picks)) for column in values],
+        {name: column[first] for name, column in columns.items()},
+    )
+    return list(map(made.__getitem__, each.tolist()))
+
+
+def _shared(numbers: list[npt.NDArray[Any]]) -> tuple[I64, I64] | None:
+    """For pairs described by ``numbers`` (row ``i`` of each array: pair ``i``): the first pair
+    of each distinct row and each pair's row among them; ``None`` when every row differs, or
+    when numbers could be confused (negative ones: −0.0 equals 0.0 but is written "-0.0";
+    integers beyond 2**53, where floats lose them)."""
+    for column in numbers:
+        if column.dtype.kind in "iu" and not (np.abs(column) < 2**53).all():
+            return None
+    rows = np.stack(numbers).astype(np.float64, copy=False)
+    if np.signbit(rows).any():
+        return None
+    order = np.lexsort(rows)
+    ranked = rows[:, order]
+    starts = np.empty(order.size, bool)
+    starts[:1] = True
+    np.any(ranked[:, 1:] != ranked[:, :-1], axis=0, out=starts[1:])  # NaN: never equal
+    if starts.all():
+        return None
+    each = np.empty(order.size, np.int64)
+    each[order] = np.cumsum(starts) - 1
+    return order[starts], each
 
 
 def _outcome_rows(
@@ -1226,7 +1251,7 @@ def _build_odometer(
     return _outcomes(
         Rule.ODOMETER, Code.ODOMETER_TOO_HIGH, ps.partials.odometer, idx,
         lambda km, most: {"odometer_km": km, "max_odometer_km": most}, values, columns,
-        share=False,  # each program's own limit: rarely shared
+        None,  # each program's own limit: rarely shared
     )  # fmt: skip
 
 
@@ -1249,7 +1274,7 @@ def _build_pti(
         lambda currency, payment, pti, most: {
             "currency": currency, "payment_minor": payment, "pti_pct": pti, "max_pti_pct": most,
         },
-        values, columns,
+        values, columns, [payments],  # the PTI follows from the payment
     )  # fmt: skip
 
 
@@ -1277,7 +1302,7 @@ def _build_residual(
             "currency": currency, "month": month, "peak_ltv_pct": peak, "max_ltv_pct": limit,
             "max_amount_minor": most_j,
         },
-        values, columns,
+        values, columns, [months, columns["peak_ltv_pct"], most],
     )  # fmt: skip
 
 
@@ -1315,7 +1340,7 @@ def _build_ltv(
             "currency": currency, "amount_minor": fin, "value_minor": value_j, "ltv_pct": ltv_pct,
             "tier": name, "max_ltv_pct": limit, "max_amount_minor": most_j,
         },
-        values, columns,
+        values, columns, [financed, most],  # the LTV follows from the amount financed
     )  # fmt: skip
 
 

@@ -27,7 +27,7 @@ from gateway.matching import (
     render_reason,
     sample_programs_dir,
 )
-from gateway.matching.engine import _round2
+from gateway.matching.engine import _round2, _shared
 from gateway.matching.reasons import (
     GATING_CODES,
     SentenceWriter,
@@ -39,7 +39,7 @@ from gateway.matching.reasons import (
     partial,
     piece_columns,
 )
-from gateway.matching.synthetic import synthetic_programs
+from gateway.matching.synthetic import synthetic_cases, synthetic_programs
 
 AS_OF = date(2026, 3, 1)
 SAMPLES = compile_programs(load_programs(sample_programs_dir()))
@@ -410,3 +410,37 @@ def test_percent_tables_write_what_format_writes(values: list[float]) -> None:
 @given(st.one_of(st.integers(-(10**7), 10**7), st.integers()))
 def test_grouped_digits_are_formats(n: int) -> None:
     assert _grouped(n) == f"{n:,}"
+
+
+def test_pairs_with_equal_numbers_share_outcomes_that_are_each_pairs_own() -> None:
+    # Many programs with equal limits: their failing outcomes are built once and shared, and
+    # each is still exactly what that program alone gives.
+    programs = compile_programs(synthetic_programs(120, seed=7, as_of=AS_OF))
+    collaterals, requests = synthetic_cases(40, seed=8)
+    shared = 0
+    for car, ask in list(zip(collaterals, requests, strict=True))[::8]:
+        together = match(car, ask, programs, as_of=AS_OF, with_curve=True)
+        seen: dict[int, int] = {}
+        for r in together:
+            for o in r.outcomes:
+                if o.code in (Code.LTV_ABOVE_MAXIMUM, Code.RESIDUAL_LTV_EXCEEDED):
+                    seen[id(o)] = seen.get(id(o), 0) + 1
+        shared += sum(n > 1 for n in seen.values())
+        for r in together:
+            program = programs.programs[
+                [p.program_id for p in programs.programs].index(r.program_id)
+            ]
+            (alone,) = match(car, ask, [program], as_of=AS_OF, with_curve=True)
+            assert alone._replace(rank=None) == r._replace(rank=None)  # rank: among all
+    assert shared  # the case this test is about happened
+
+
+def test_shared_finds_equal_rows_and_refuses_confusable_numbers() -> None:
+    first, each = _shared([np.array([3, 1, 3, 2]), np.array([0.5, 0.5, 0.5, 0.5])]) or (None, None)
+    assert first is not None and each is not None
+    assert sorted(first.tolist()) == [0, 1, 3] and each[0] == each[2] != each[1] != each[3]
+    assert _shared([np.array([1, 2, 3])]) is None  # all differ
+    assert _shared([np.array([0.0, -0.0])]) is None  # equal, but written differently
+    assert _shared([np.array([2**53, 2**53 + 1])]) is None  # floats would confuse them
+    nan = _shared([np.array([np.nan, np.nan, 1.0, 1.0])])
+    assert nan is not None and nan[1][0] != nan[1][1]  # NaN is not equal to NaN
