@@ -250,17 +250,11 @@ class ProgramSet:
         self.id_order = np.argsort(np.array(ids, dtype=object), kind="stable").argsort()
         # Each program's identity, as columns: program id, version, lender, lender kind, loan
         # kind, currency (the first fields of a MatchResult).
-        self.header_columns = [
-            np.array(column, dtype=object)
-            for column in zip(
-                *(
-                    (p.program_id, p.version, p.lender, p.lender_kind.value, p.loan_kind.value,
-                     p.currency)
-                    for p in ps
-                ),
-                strict=True,
-            )
-        ] if ps else []  # fmt: skip
+        # program_id, version, lender, lender kind, loan kind, currency: one row each
+        self.header = np.empty((6, len(ps)), dtype=object)
+        for j, p in enumerate(ps):
+            self.header[:, j] = (p.program_id, p.version, p.lender, p.lender_kind.value,
+                                 p.loan_kind.value, p.currency)  # fmt: skip
 
     def effective_on(self, as_of: date) -> npt.NDArray[np.bool_]:
         """Which programs are in force on ``as_of`` (read-only; remembered for the last day)."""
@@ -796,7 +790,7 @@ def match(
     pti = pti[order]
     rows = zip(
         itertools.repeat(collateral.appraisal_id),
-        *(column[order].tolist() for column in ps.header_columns),
+        *ps.header[:, order].tolist(),
         ch.eligible[0][order].tolist(),
         _none_where(ch.rank[0][order], ch.rank[0][order] == 0),
         _none_where(score, np.isnan(score)),

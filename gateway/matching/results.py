@@ -39,18 +39,18 @@ class LtvCurve(Sequence[float]):
 
     __slots__ = ("_start", "_stop", "_values")
 
-    def __init__(self, values: npt.NDArray[np.float64], start: int = 0, stop: int = -1) -> None:
-        """``values[start:stop]`` (``stop`` −1: to the end); ``values`` must not change after."""
+    def __init__(self, values: npt.NDArray[np.float64], start: int, stop: int) -> None:
+        """``values[start:stop]``; ``values`` must not change after (make it read-only)."""
         self._values = values
         self._start = start
-        self._stop = values.shape[0] if stop < 0 else stop
+        self._stop = stop
 
     @classmethod
     def of(cls, floats: Sequence[float]) -> LtvCurve:
         """A curve holding ``floats`` (already rounded)."""
         values = np.array(floats, np.float64).reshape(-1)
         values.flags.writeable = False
-        return cls(values)
+        return cls(values, 0, values.size)
 
     def tolist(self) -> list[float]:
         """The curve as a list of Python floats (what JSON carries)."""
