@@ -1192,9 +1192,12 @@ def _outcomes(
 
 def _shared(numbers: list[npt.NDArray[Any]]) -> tuple[I64, I64] | None:
     """For pairs described by ``numbers`` (row ``i`` of each array: pair ``i``): the first pair
-    of each distinct row and each pair's row among them; ``None`` when every row differs, or
+    of each distinct row and each pair's row among them; ``None`` when (nearly) every row
+    differs (the last array, the most varied, tells cheaply), or
     when numbers could be confused (negative ones: −0.0 equals 0.0 but is written "-0.0";
     integers beyond 2**53, where floats lose them)."""
+    if len(set(numbers[-1].tolist())) * 5 > numbers[-1].size * 4:
+        return None  # hardly any pair to share with: not worth finding them
     for column in numbers:
         if column.dtype.kind in "iu" and not (np.abs(column) < 2**53).all():
             return None
@@ -1268,7 +1271,7 @@ def _build_pti(
         lambda currency, payment, pti, most: {
             "currency": currency, "payment_minor": payment, "pti_pct": pti, "max_pti_pct": most,
         },
-        values, columns, [payments],  # the PTI follows from the payment
+        values, columns, None,  # each program's own payment (rate and term): rarely shared
     )  # fmt: skip
 
 

@@ -627,7 +627,7 @@ def _each_once(column: npt.NDArray[Any], render: Callable[[list[Any]], list[str]
     """``render`` of the column's values (as Python values), given each distinct value once."""
     values = column.tolist()
     distinct = list(dict.fromkeys(values))
-    if len(distinct) == len(values):
+    if len(distinct) * 4 > len(values) * 3:  # mostly distinct: looking them up costs more
         return render(values)
     if len(distinct) == 1:  # a constant column (the car's value, its odometer)
         return render(distinct) * len(values)
