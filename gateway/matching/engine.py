@@ -922,6 +922,30 @@ _BIT_CODES: tuple[tuple[int, Rule, Code, Status], ...] = tuple(
 _BIT_INDEX: dict[Code, int] = {code: k for k, (_, _, code, _) in enumerate(_BIT_CODES)}
 
 
+# Outcomes whose parameters recur from match to match (a car's age, the requested term, the
+# program's dates), kept across matches: rendering a sentence costs more than finding it.
+_RECENT_OUTCOMES: dict[tuple[Any, ...], RuleOutcome] = {}
+_RECENT_LIMIT = 8192
+
+
+def _shared_outcome(
+    rule: Rule, status: Status, code: Code, params: dict[str, Any], writer: SentenceWriter
+) -> RuleOutcome:
+    """The outcome of ``code`` with ``params``: one built by an earlier match when its
+    parameters were the same values of the same types, else a new one."""
+    try:
+        key = (code, *params.values(), *map(type, params.values()))
+        found = _RECENT_OUTCOMES.get(key)
+    except TypeError:  # a value that cannot be a key
+        return RuleOutcome(rule, status, code, writer.render(code, params), params)
+    if found is None:
+        found = RuleOutcome(rule, status, code, writer.render(code, params), params)
+        if len(_RECENT_OUTCOMES) >= _RECENT_LIMIT:
+            _RECENT_OUTCOMES.clear()
+        _RECENT_OUTCOMES[key] = found
+    return found
+
+
 def _static_groups(programs: Sequence[LenderProgram]) -> list[I64 | None]:
     """Per bit index, for codes whose outcome depends only on the program within one match: each
     program's group (programs in one group share the outcome); ``None`` for other codes."""
@@ -984,7 +1008,7 @@ def _explain_all(
             # each key's first pair (a dict keeps the last value written for a key)
             for key, j in dict(zip(reversed(keys), reversed(js), strict=True)).items():
                 prm = params(programs[j], ctx, v, j, None)
-                made[key] = RuleOutcome(rule, status, code, writer.render(code, prm), prm)
+                made[key] = _shared_outcome(rule, status, code, prm, writer)
             for j, key in zip(js, keys, strict=True):
                 found[j] = made[key]
         else:
@@ -996,7 +1020,7 @@ def _explain_all(
                 key = tuple(prm.values())
                 hit = cache.get(key)
                 if hit is None:
-                    hit = RuleOutcome(rule, status, code, writer.render(code, prm), prm)
+                    hit = _shared_outcome(rule, status, code, prm, writer)
                     cache[key] = hit
                 found[j] = hit
         by_bit.append(found)
@@ -1140,19 +1164,25 @@ _Builder = Callable[
 _new_tuple = tuple.__new__  # a named tuple from its fields without the Python-level __new__
 
 
-def _round2(x: F64) -> list[float]:
-    """``round(v, 2)`` of each value, the same floats, without Python's decimal rounding per
-    value: away from a tie, rounding the (half-ulp exact) product by 100 in numpy and dividing
-    back gives the nearest double to the rounded decimal, as ``round`` does; values near a tie
-    (or huge, or not finite) go through ``round``."""
+def _rounded2(x: F64) -> tuple[F64, list[float]]:
+    """``round(v, 2)`` of each value, the same floats, as an array and a list, without Python's
+    decimal rounding per value: away from a tie, rounding the (half-ulp exact) product by 100 in
+    numpy and dividing back gives the nearest double to the rounded decimal, as ``round`` does;
+    values near a tie (or huge, or not finite) go through ``round``."""
     hundredths = x * 100.0
     rounded = np.rint(hundredths)
-    out: list[float] = (rounded / 100.0).tolist()
+    out = rounded / 100.0
     # within 1e-6 of a tie: at least 0.499999 from the nearest integer (NaN: not below it)
     risky = ~((np.abs(hundredths - rounded) < 0.499999) & (np.abs(hundredths) < 1e12))
+    items: list[float] = out.tolist()
     for i in np.flatnonzero(risky).tolist():
-        out[i] = round(float(x[i]), 2)
-    return out
+        out[i] = items[i] = round(float(x[i]), 2)
+    return out, items
+
+
+def _round2(x: F64) -> list[float]:
+    """``round(v, 2)`` of each value (see :func:`_rounded2`)."""
+    return _rounded2(x)[1]
 
 
 def _outcomes(
@@ -1162,13 +1192,13 @@ def _outcomes(
     at: I64 | tuple[I64, I64],
     make: Callable[..., dict[str, Any]],
     values: list[list[Any]],
-    columns: dict[str, npt.NDArray[Any]],
+    columns: dict[str, tuple[npt.NDArray[Any], list[Any]]],
     numbers: list[npt.NDArray[Any]] | None,
 ) -> list[RuleOutcome]:
     """Failing outcomes of one code for many pairs: pair ``i`` takes the sentence of its program
     (and tier) at ``at[i]`` of ``sentences``, its parameters ``make(*row i of values)``, and for
-    the sentence the same values as arrays by parameter name (``columns``: every field the
-    sentences leave open).
+    the sentence the same values by parameter name, as an array and a list (``columns``: every
+    field the sentences leave open).
 
     ``numbers`` are per-pair arrays that, with the program's numbers, determine every parameter:
     pairs with equal ones share one outcome (many programs of one match often do), built once.
@@ -1185,7 +1215,10 @@ def _outcomes(
         (at[0][first], at[1][first]) if isinstance(at, tuple) else at[first],
         make,
         [list(map(column.__getitem__, picks)) for column in values],
-        {name: column[first] for name, column in columns.items()},
+        {
+            name: (array[first], list(map(items.__getitem__, picks)))
+            for name, (array, items) in columns.items()
+        },
     )
     return list(map(made.__getitem__, each.tolist()))
 
@@ -1223,7 +1256,7 @@ def _outcome_rows(
     at: I64 | tuple[I64, I64],
     make: Callable[..., dict[str, Any]],
     values: list[list[Any]],
-    columns: dict[str, npt.NDArray[Any]],
+    columns: dict[str, tuple[npt.NDArray[Any], list[Any]]],
 ) -> list[RuleOutcome]:
     params = list(map(make, *values))
     partials: list[Partial | None] = sentences.partials[at].tolist()
@@ -1231,7 +1264,8 @@ def _outcome_rows(
     if partials and sentences.joinable[at].all():
         fields = cast(Partial, partials[0]).fields
         pieces = sentences.pieces[at].T.tolist()
-        messages = fill_columns(fields, pieces, [columns[name] for name, _, _ in fields])
+        open_ = [columns[name] for name, _, _ in fields]
+        messages = fill_columns(fields, pieces, [c[0] for c in open_], [c[1] for c in open_])
     if messages is None:  # values the bulk path does not render: row by row, as render_reason
         messages = SentenceWriter().fill_many(code, partials, params)
     rows = zip(itertools.repeat(rule), itertools.repeat(Status.FAIL), itertools.repeat(code),
@@ -1244,7 +1278,7 @@ def _build_odometer(
 ) -> list[RuleOutcome]:
     odo = ctx.collateral.odometer_km
     values = [[odo] * len(js), ps.partials.max_odometer_km[idx].tolist()]
-    columns = {"odometer_km": np.full(len(js), odo)}
+    columns = {"odometer_km": (np.full(len(js), odo), values[0])}
     return _outcomes(
         Rule.ODOMETER, Code.ODOMETER_TOO_HIGH, ps.partials.odometer, idx,
         lambda km, most: {"odometer_km": km, "max_odometer_km": most}, values, columns,
@@ -1258,14 +1292,18 @@ def _build_pti(
     program = ps.partials
     income = ctx.request.monthly_income_minor
     payments = a["payment"][idx]
-    ptis = _round2(payments * 100 / income) if income else [100.0] * len(js)
+    pti_array, ptis = (
+        _rounded2(payments * 100 / income)
+        if income
+        else (np.full(len(js), 100.0), [100.0] * len(js))
+    )
     values = [
         program.currency[idx].tolist(),
         payments.tolist(),
         ptis,
         program.max_pti_pct[idx].tolist(),
     ]
-    columns = {"payment_minor": payments, "pti_pct": np.array(ptis, np.float64)}
+    columns = {"payment_minor": (payments, values[1]), "pti_pct": (pti_array, ptis)}
     return _outcomes(
         Rule.PAYMENT_TO_INCOME, Code.PTI_EXCEEDED, program.pti, idx,
         lambda currency, payment, pti, most: {
@@ -1280,7 +1318,7 @@ def _build_residual(
 ) -> list[RuleOutcome]:
     program = ps.partials
     months, most = a["peak_month"][idx], a["max_amount"][idx]
-    peaks = _round2(100 * a["peak_ltv"][idx].astype(np.float64))
+    peak_array, peaks = _rounded2(100 * a["peak_ltv"][idx].astype(np.float64))
     values = [
         program.currency[idx].tolist(),
         months.tolist(),
@@ -1289,9 +1327,9 @@ def _build_residual(
         most.tolist(),
     ]
     columns = {
-        "month": months,
-        "peak_ltv_pct": np.array(peaks, np.float64),
-        "max_amount_minor": most,
+        "month": (months, values[1]),
+        "peak_ltv_pct": (peak_array, peaks),
+        "max_amount_minor": (most, values[4]),
     }
     return _outcomes(
         Rule.RESIDUAL, Code.RESIDUAL_LTV_EXCEEDED, program.residual, idx,
@@ -1299,7 +1337,7 @@ def _build_residual(
             "currency": currency, "month": month, "peak_ltv_pct": peak, "max_ltv_pct": limit,
             "max_amount_minor": most_j,
         },
-        values, columns, [months, columns["peak_ltv_pct"], most],
+        values, columns, [months, peak_array, most],
     )  # fmt: skip
 
 
@@ -1310,7 +1348,7 @@ def _build_ltv(
     tiers = np.maximum(a["tier"][idx], 0)
     financed = a["financed"][idx]
     value = ctx.collateral.value_minor or 0
-    ltv_pcts = _round2(100 * a["ltv_all"][idx].astype(np.float64))
+    ltv_array, ltv_pcts = _rounded2(100 * a["ltv_all"][idx].astype(np.float64))
     limits = program.tier_max_ltv_pct[idx, tiers].tolist()
     most = a["max_amount"][idx].copy()
     for i in np.flatnonzero(most < 0).tolist():
@@ -1326,10 +1364,10 @@ def _build_ltv(
         most.tolist(),
     ]
     columns = {
-        "amount_minor": financed,
-        "value_minor": np.full(len(js), value, np.int64),
-        "ltv_pct": np.array(ltv_pcts, np.float64),
-        "max_amount_minor": most,
+        "amount_minor": (financed, values[1]),
+        "value_minor": (np.full(len(js), value, np.int64), values[2]),
+        "ltv_pct": (ltv_array, ltv_pcts),
+        "max_amount_minor": (most, values[6]),
     }
     return _outcomes(
         Rule.LTV, Code.LTV_ABOVE_MAXIMUM, program.ltv, (idx, tiers),

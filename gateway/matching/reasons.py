@@ -553,6 +553,7 @@ def fill_columns(
     fields: Sequence[_Field],
     pieces: Sequence[Sequence[str]],
     columns: Sequence[npt.NDArray[Any]],
+    lists: Sequence[list[Any]] | None = None,
 ) -> list[str] | None:
     """Sentences of one code, row ``i`` from piece ``pieces[k][i]`` of each row's partial (one
     column per piece of :attr:`Partial.pieces`; every partial must have them) and value
@@ -561,21 +562,23 @@ def fill_columns(
 
     Each distinct value is formatted once, and each sentence joined from its pieces at C level.
     ``None`` when the values need the row-by-row path: a negative or non-integer amount, a
-    non-finite distance, text that is not an integer.
+    non-finite distance, text that is not an integer. ``lists``, when given, are the columns'
+    values as Python values (``column.tolist()``), which the caller often has already.
     """
     if not columns or not len(columns[0]):
         return [] if columns else None
     texts: list[list[str]] = []
-    for (_, is_money, fmt), column in zip(fields, columns, strict=True):
+    for k, ((_, is_money, fmt), column) in enumerate(zip(fields, columns, strict=True)):
         kind = column.dtype.kind
+        known = lists[k] if lists is not None else None
         if is_money:
             if kind not in "iu" or column.min() < 0:
                 return None
-            texts.append(_each_once(column, _money_digits))
+            texts.append(_each_once(column, _money_digits, known))
         elif fmt is _pct:
             if kind not in "fiu":
                 return None
-            texts.append(_each_once(column, _pct_texts))
+            texts.append(_each_once(column, _pct_texts, known))
         elif fmt is _km:
             if kind == "f":
                 if not (np.abs(column) < 2.0**52).all():
@@ -585,7 +588,7 @@ def fill_columns(
                 return None
             texts.append(_each_once(column, _KM_TEXTS))
         elif kind in "iu":
-            texts.append(_each_once(column, _INT_TEXTS))
+            texts.append(_each_once(column, _INT_TEXTS, known))
         else:
             return None
     interleaved: list[Sequence[Any]] = [pieces[0]]
@@ -623,9 +626,15 @@ def _money_digits(minors: list[int]) -> list[str]:
     return list(map("".join, zip(*groups, map(_CENTS.__getitem__, cents.tolist()), strict=True)))
 
 
-def _each_once(column: npt.NDArray[Any], render: Callable[[list[Any]], list[str]]) -> list[str]:
-    """``render`` of the column's values (as Python values), given each distinct value once."""
-    values = column.tolist()
+def _each_once(
+    column: npt.NDArray[Any],
+    render: Callable[[list[Any]], list[str]],
+    values: list[Any] | None = None,
+) -> list[str]:
+    """``render`` of the column's values (as Python values: ``values`` when given), given each
+    distinct value once."""
+    if values is None:
+        values = column.tolist()
     distinct = list(dict.fromkeys(values))
     if len(distinct) * 4 > len(values) * 3:  # mostly distinct: looking them up costs more
         return render(values)
