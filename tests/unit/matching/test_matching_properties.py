@@ -16,6 +16,7 @@ from gateway.matching import (
     LoanRequest,
     MatchResult,
     ProgramSet,
+    Rule,
     Status,
     VehicleFlag,
     amortisation_schedule,
@@ -27,7 +28,7 @@ from gateway.matching import (
     render_reason,
     sample_programs_dir,
 )
-from gateway.matching.engine import _round2, _shared
+from gateway.matching.engine import _round2, _shared, _shared_outcome
 from gateway.matching.reasons import (
     GATING_CODES,
     SentenceWriter,
@@ -444,3 +445,19 @@ def test_shared_finds_equal_rows_and_refuses_confusable_numbers() -> None:
     assert _shared([np.array([2**53, 2**53 + 1])]) is None  # floats would confuse them
     nan = _shared([np.array([np.nan, np.nan, 1.0, 1.0])])
     assert nan is not None and nan[1][0] != nan[1][1]  # NaN is not equal to NaN
+
+
+def test_outcomes_recurring_across_matches_are_kept_by_value_and_type() -> None:
+    writer = SentenceWriter()
+    older = {"age_years": 12, "max_age_years": 10}
+    first = _shared_outcome(Rule.VEHICLE_AGE, Status.FAIL, Code.VEHICLE_TOO_OLD, older, writer)
+    again = _shared_outcome(
+        Rule.VEHICLE_AGE, Status.FAIL, Code.VEHICLE_TOO_OLD, dict(older), writer
+    )
+    assert again is first and first.message == render_reason(Code.VEHICLE_TOO_OLD, older)
+    as_float = {"age_years": 12.0, "max_age_years": 10}  # equal, but JSON writes it otherwise
+    other = _shared_outcome(Rule.VEHICLE_AGE, Status.FAIL, Code.VEHICLE_TOO_OLD, as_float, writer)
+    assert other is not first and type(other.params["age_years"]) is float
+    odd = {"flags": ["flood"]}  # not hashable: built, not kept
+    made = _shared_outcome(Rule.FLAGS, Status.FAIL, Code.EXCLUDED_FLAG, odd, writer)
+    assert made.params is odd and made.message == render_reason(Code.EXCLUDED_FLAG, odd)
