@@ -771,13 +771,7 @@ def match(
         pti = np.round(100.0 * ch.payment[0] / income, 2) if income > 0 else ch.ltv[0] * np.nan
     # Results in report order: eligible offers first by rank, then the rest, each by program id.
     order = np.lexsort((ps.id_order, ch.rank[0], ~ch.eligible[0]))
-    lists = {
-        name: getattr(ch, name)[0].tolist()
-        for name in (
-            "term_all", "max_term_age", "max_term_odo", "financed", "required_down",
-            "long_term_min", "tier",
-        )
-    }  # fmt: skip
+    lists = _Lists(ch)
     arrays = {name: getattr(ch, name)[0] for name in _BUILDER_ARRAYS}
     all_outcomes = _explain_all(ps, ch.mask[0], ch.mask[0].tolist(), ctx, lists, arrays)
     # Every field as a column in report order, None where it does not apply, then each result
@@ -820,6 +814,20 @@ def _none_where(values: npt.NDArray[Any], missing: npt.NDArray[np.bool_]) -> lis
 
 
 # --- explanation (single match) -----------------------------------------------------------------
+
+
+class _Lists(dict[str, list[Any]]):
+    """A match's per-program numbers by name as Python lists, each made on first use (most
+    matches read only a few)."""
+
+    def __init__(self, chunk: _Chunk) -> None:
+        super().__init__()
+        self._chunk = chunk
+
+    def __missing__(self, name: str) -> list[Any]:
+        items: list[Any] = getattr(self._chunk, name)[0].tolist()
+        self[name] = items
+        return items
 
 
 @dataclass(frozen=True)
