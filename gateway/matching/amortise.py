@@ -52,10 +52,13 @@ def growth_tables() -> tuple[npt.NDArray[np.float32], FloatArray]:
 def factor_from_growth(
     apr_bp: npt.NDArray[Any], term_months: npt.NDArray[Any], g_n: FloatArray
 ) -> FloatArray:
-    """Monthly payment per unit of principal, given ``G_n``: ``r·G_n / (G_n − 1)``, or ``1/n``."""
+    """Monthly payment per unit of principal, given ``G_n``: ``r·G_n / (G_n − 1)``, or ``1/n``.
+
+    Terms are at least one month and ``G_n`` is :func:`growth`'s (``1 + n`` at 0%), so nothing
+    here divides by zero (no error state to set: this runs for every match).
+    """
     r = apr_bp / 120000.0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out: FloatArray = np.where(apr_bp > 0, r * g_n / (g_n - 1.0), 1.0 / term_months)
+    out: FloatArray = np.where(apr_bp > 0, r * g_n / (g_n - 1.0), 1.0 / term_months)
     return out
 
 

@@ -293,7 +293,7 @@ def _index_table(
 def _lookup(ps: ProgramSet, table: I64, values: npt.NDArray[Any]) -> I64:
     """``table[program, value]`` for a (appraisals, programs) grid of values."""
     width = table.shape[1]
-    out: I64 = np.take(table.reshape(-1), ps.offsets[width] + values)
+    out: I64 = table.reshape(-1).take(ps.offsets[width] + values)
     return out
 
 
@@ -342,7 +342,7 @@ def _curve_row(curve: Sequence[float]) -> tuple[npt.NDArray[np.float64], bool]:
         tail = c[-1] * rate ** np.arange(1, CURVE_MONTHS - c.size + 1)
         c = np.concatenate([c, tail])
     c = c[:CURVE_MONTHS]
-    return np.clip(c, 1e-3, 10.0), True
+    return np.minimum(np.maximum(c, 1e-3), 10.0), True
 
 
 def _columns(collaterals: Sequence[CollateralFacts], requests: Sequence[LoanRequest]) -> _Columns:
@@ -375,7 +375,7 @@ def _columns(collaterals: Sequence[CollateralFacts], requests: Sequence[LoanRequ
         grade=np.array([c.condition_grade for c in collaterals], np.float64),
         inv_curve=(1.0 / curves).astype(np.float32),
         has_curve=has_curve,
-        dep_weight=np.clip((dep - _DEP_SLOW) / (_DEP_FAST - _DEP_SLOW), 0.0, 1.0),
+        dep_weight=np.minimum(np.maximum((dep - _DEP_SLOW) / (_DEP_FAST - _DEP_SLOW), 0.0), 1.0),
         kind=np.array([_KIND[r.loan_kind] for r in requests], np.int8),
         price=np.array([r.amount_requested_minor for r in requests], np.int64),
         taxes=np.array([r.taxes_and_fees_minor for r in requests], np.int64),
@@ -465,8 +465,7 @@ def _evaluate(
     flag(age_known & (age > ps.max_age[None, :]), Code.VEHICLE_TOO_OLD)
     odo_known = ~np.isnan(odo)
     flag(~odo_known, Code.ODOMETER_UNKNOWN)
-    with np.errstate(invalid="ignore"):
-        flag(odo_known & (odo > ps.max_odo[None, :]), Code.ODOMETER_TOO_HIGH)
+    flag(odo_known & (odo > ps.max_odo[None, :]), Code.ODOMETER_TOO_HIGH)  # NaN: quietly False
     flag((col(cols.flags) & ps.excluded[None, :]) != 0, Code.EXCLUDED_FLAG)
     flag(col(cols.grade) < ps.min_grade[None, :], Code.CONDITION_TOO_LOW)
     flag((ps.required_photos[None, :] & ~col(cols.photos)) != 0, Code.PHOTOS_MISSING)
@@ -529,14 +528,11 @@ def _evaluate(
     factor = factor_from_growth(apr, term, g_n)
     payment = round_half_up(financed * factor)
     income = col(cols.income)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        pti = np.where(
-            income > 0, payment / np.maximum(income, 1), np.where(payment > 0, np.inf, 0.0)
-        )
+    pti = np.where(income > 0, payment / np.maximum(income, 1), np.where(payment > 0, np.inf, 0.0))
     flag(priced & (pti > ps.max_pti[None, :]), Code.PTI_EXCEEDED)  # needs a real APR
 
     # The residual rule: peak of balance ÷ forecast value over months 0..term.
-    idx = np.flatnonzero(priced)
+    idx = priced.ravel().nonzero()[0]
     g_n_priced = g_n.reshape(-1)[idx]
     denom = g_n_priced - 1.0
     scaled_peak, month, rows = _peaks(
@@ -582,7 +578,7 @@ def _evaluate(
     w_apr = 1.0 - w_ltv - w_term
     score_v = w_apr * (apr / 2000.0) + w_term * (term / 84.0) + w_ltv * (peak_ltv / 1.5)
     score_v = np.where(eligible, score_v, np.inf)
-    order = np.argsort(score_v, axis=1, kind="stable")
+    order = score_v.argsort(axis=1, kind="stable")
     rank = np.empty_like(order)
     rank[np.arange(shape[0])[:, None], order] = np.arange(1, ps.size + 1)
     rank = np.where(eligible, rank, 0)
@@ -638,7 +634,7 @@ def _peaks(
     kept: list[npt.NDArray[np.float32]] = []
     for start in range(0, k, _CURVE_BLOCK):
         end = min(k, start + _CURVE_BLOCK)
-        width = int(term[start:end].max()) + 1  # later months cannot matter in this block
+        width = int(np.maximum.reduce(term[start:end])) + 1  # later months cannot matter here
         rows = g32[apr[start:end], :width]
         np.subtract(g_n[start:end, None], rows, out=rows)
         rows *= inv_curve[app_of[start:end], :width]
@@ -759,16 +755,15 @@ def match(
         terms = ch.term_all.reshape(-1)[idx]
         within = np.arange(scaled.shape[1])[None, :] <= terms[:, None]
         flat = scaled[within].astype(np.float64)
-        np.round(flat, 2, out=flat)
+        flat.round(2, out=flat)
         flat.flags.writeable = False
-        ends = np.cumsum(terms + 1)
+        ends = (terms + 1).cumsum()
         made = map(LtvCurve, itertools.repeat(flat), (ends - terms - 1).tolist(), ends.tolist())
         curves[idx] = np.fromiter(made, dtype=object, count=idx.size)
     ctx = _Ctx(collateral, request, as_of)
     income = request.monthly_income_minor
-    # Round in numpy, once, rather than per pair in Python.
-    with np.errstate(divide="ignore", invalid="ignore"):
-        pti = np.round(100.0 * ch.payment[0] / income, 2) if income > 0 else ch.ltv[0] * np.nan
+    # Round in numpy, once, rather than per pair in Python (no income: no ratio).
+    pti = (100.0 * ch.payment[0] / income).round(2) if income > 0 else np.full(ps.size, np.nan)
     # Results in report order: eligible offers first by rank, then the rest, each by program id.
     order = np.lexsort((ps.id_order, ch.rank[0], ~ch.eligible[0]))
     lists = _Lists(ch)
@@ -778,9 +773,9 @@ def match(
     # built from its row at C level.
     unpriced = ~ch.priced[0][order]
     tier = ch.tier[0][order]
-    ltv = np.round(ch.ltv[0][order] * 100.0, 2)
-    peak = np.round(ch.peak_ltv[0][order] * 100.0, 2)
-    score = np.round(ch.score[0][order], 6)
+    ltv = (ch.ltv[0][order] * 100.0).round(2)
+    peak = (ch.peak_ltv[0][order] * 100.0).round(2)
+    score = ch.score[0][order].round(6)
     pti = pti[order]
     rows = zip(
         itertools.repeat(collateral.appraisal_id),
@@ -992,7 +987,7 @@ def _explain_all(
             by_bit.append([])
             continue
         found: list[Any] = [None] * ps.size
-        hits = np.flatnonzero(masks & np.uint32(bit))
+        hits = (masks & np.uint32(bit)).nonzero()[0]
         js: list[int] = hits.tolist()
         build = _BUILDERS.get(code)
         if build is not None:
@@ -1183,7 +1178,7 @@ def _rounded2(x: F64) -> tuple[F64, list[float]]:
     # within 1e-6 of a tie: at least 0.499999 from the nearest integer (NaN: not below it)
     risky = ~((np.abs(hundredths - rounded) < 0.499999) & (np.abs(hundredths) < 1e12))
     items: list[float] = out.tolist()
-    for i in np.flatnonzero(risky).tolist():
+    for i in risky.nonzero()[0].tolist():
         out[i] = items[i] = round(float(x[i]), 2)
     return out, items
 
@@ -1240,20 +1235,20 @@ def _shared(numbers: list[npt.NDArray[Any]]) -> tuple[I64, I64] | None:
     if len(set(numbers[-1].tolist())) * 5 > numbers[-1].size * 4:
         return None  # hardly any pair to share with: not worth finding them
     for column in numbers:
-        if column.dtype.kind in "iu" and not (np.abs(column) < 2**53).all():
+        if column.dtype.kind in "iu" and not np.logical_and.reduce(np.abs(column) < 2**53):
             return None
-    rows = np.stack(numbers).astype(np.float64, copy=False)
-    if np.signbit(rows).any():
+    rows = np.array(numbers, np.float64)
+    if np.logical_or.reduce(np.signbit(rows), axis=None):
         return None
     order = np.lexsort(rows)
     ranked = rows[:, order]
     starts = np.empty(order.size, bool)
     starts[:1] = True
-    np.any(ranked[:, 1:] != ranked[:, :-1], axis=0, out=starts[1:])  # NaN: never equal
-    if starts.all():
+    np.logical_or.reduce(ranked[:, 1:] != ranked[:, :-1], axis=0, out=starts[1:])  # NaN: unequal
+    if np.logical_and.reduce(starts):
         return None
     each = np.empty(order.size, np.int64)
-    each[order] = np.cumsum(starts) - 1
+    each[order] = starts.cumsum() - 1
     return order[starts], each
 
 
@@ -1269,7 +1264,7 @@ def _outcome_rows(
     params = list(map(make, *values))
     partials: list[Partial | None] = sentences.partials[at].tolist()
     messages = None
-    if partials and sentences.joinable[at].all():
+    if partials and np.logical_and.reduce(sentences.joinable[at]):
         fields = cast(Partial, partials[0]).fields
         pieces = sentences.pieces[at].T.tolist()
         open_ = [columns[name] for name, _, _ in fields]
@@ -1359,7 +1354,7 @@ def _build_ltv(
     ltv_array, ltv_pcts = _rounded2(100 * a["ltv_all"][idx].astype(np.float64))
     limits = program.tier_max_ltv_pct[idx, tiers].tolist()
     most = a["max_amount"][idx].copy()
-    for i in np.flatnonzero(most < 0).tolist():
+    for i in (most < 0).nonzero()[0].tolist():
         # unpriced pairs have no overall maximum; the tier's advance limit still applies
         most[i] = math.floor(value * limits[i] / 100)
     values = [

@@ -572,7 +572,7 @@ def fill_columns(
         kind = column.dtype.kind
         known = lists[k] if lists is not None else None
         if is_money:
-            if kind not in "iu" or column.min() < 0:
+            if kind not in "iu" or np.minimum.reduce(column) < 0:
                 return None
             texts.append(_each_once(column, _money_digits, known))
         elif fmt is _pct:
@@ -670,7 +670,7 @@ def _pct_texts(values: list[Any]) -> list[str]:
         )
     odd |= np.signbit(x)
     out = list(map(_PCT_TABLE.__getitem__, np.where(odd, 0, rounded).astype(np.int64).tolist()))
-    for i in np.flatnonzero(odd).tolist():
+    for i in odd.nonzero()[0].tolist():
         out[i] = f"{values[i]:.1f}%"
     return out
 
