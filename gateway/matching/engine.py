@@ -1228,10 +1228,10 @@ def _outcomes(
 
 def _shared(numbers: list[npt.NDArray[Any]]) -> tuple[I64, I64] | None:
     """For pairs described by ``numbers`` (row ``i`` of each array: pair ``i``): the first pair
-    of each distinct row and each pair's row among them; ``None`` when (nearly) every row
-    differs (the last array, the most varied, tells cheaply), or
-    when numbers could be confused (negative ones: −0.0 equals 0.0 but is written "-0.0";
-    integers beyond 2**53, where floats lose them)."""
+    of each distinct row and each pair's row among them. ``None`` when (nearly) every row
+    differs (the last array, the most varied, tells cheaply) or when numbers could be confused
+    (negative ones: −0.0 equals 0.0 but is written "-0.0"; integers beyond 2**53, which floats
+    lose)."""
     if len(set(numbers[-1].tolist())) * 5 > numbers[-1].size * 4:
         return None  # hardly any pair to share with: not worth finding them
     for column in numbers:
