@@ -34,7 +34,8 @@ class LtvCurve(Sequence[float]):
     A single match prices up to hundreds of offers of up to 85 months each: their curves share
     one numpy array, and each curve is a window on it. Python floats are made only when a curve
     is read, so a match whose curves nobody reads does not pay for thousands of them (a curve
-    kept on its own keeps that array: at most 200 × 85 floats). Compares equal to another curve
+    kept on its own keeps that array: a float per month of every offer its match priced).
+    Compares equal to another curve
     or a tuple of the same floats.
     """
 
