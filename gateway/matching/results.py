@@ -35,8 +35,7 @@ class LtvCurve(Sequence[float]):
     one numpy array, and each curve is a window on it. Python floats are made only when a curve
     is read, so a match whose curves nobody reads does not pay for thousands of them (a curve
     kept on its own keeps that array: a float per month of every offer its match priced).
-    Compares equal to another curve
-    or a tuple of the same floats.
+    Compares equal to another curve or a tuple of the same floats.
     """
 
     __slots__ = ("_start", "_stop", "_values")
