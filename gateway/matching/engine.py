@@ -234,13 +234,11 @@ class ProgramSet:
             for width in (_SCORE_SLOTS, _AGE_SLOTS, _TERM_SLOTS)
         }
         # Pass outcomes per program and tier, built once: a pair that passes a rule shares them.
-        self.pass_outcomes = [_pass_outcomes(p) for p in ps]
+        pass_outcomes = [_pass_outcomes(p) for p in ps]
         # every program's pass outcomes per tier, flat: program j's tier t at pass_offset[j] + t
         # followed by the skipped tail (see _assembler)
-        self.pass_flat = [
-            row + _SKIPPED_TAIL for per_tier in self.pass_outcomes for row in per_tier
-        ]
-        self.pass_offset = np.cumsum([0] + [len(t) for t in self.pass_outcomes[:-1]])
+        self.pass_flat = [row + _SKIPPED_TAIL for per_tier in pass_outcomes for row in per_tier]
+        self.pass_offset = np.cumsum([0] + [len(t) for t in pass_outcomes[:-1]])
         self.static_groups = _static_groups(ps)
         # Sentences whose numbers differ per program, with the program's own numbers rendered.
         self.partials: _Partials = _program_partials(ps)
@@ -1181,11 +1179,6 @@ def _rounded2(x: F64) -> tuple[F64, list[float]]:
     for i in risky.nonzero()[0].tolist():
         out[i] = items[i] = round(float(x[i]), 2)
     return out, items
-
-
-def _round2(x: F64) -> list[float]:
-    """``round(v, 2)`` of each value (see :func:`_rounded2`)."""
-    return _rounded2(x)[1]
 
 
 def _outcomes(

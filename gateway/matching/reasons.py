@@ -597,15 +597,6 @@ def fill_columns(
     return list(map("".join, zip(*interleaved, strict=True)))
 
 
-def piece_columns(partials: Sequence[Partial]) -> list[list[str]] | None:
-    """The pieces of ``partials`` (of one code) as columns for :func:`fill_columns`; ``None``
-    when a partial has none."""
-    rows = [p.pieces for p in partials]
-    if not rows or any(r is None for r in rows):
-        return None
-    return [list(column) for column in zip(*cast(list[tuple[str, ...]], rows), strict=True)]
-
-
 def _money_digits(minors: list[int]) -> list[str]:
     """``123456`` → ``1,234.56`` for each: :func:`format_money` of non-negative amounts, without
     the currency. Many amounts of the same magnitude are joined from tables of digit groups."""

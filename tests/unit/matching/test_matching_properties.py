@@ -28,9 +28,10 @@ from gateway.matching import (
     render_reason,
     sample_programs_dir,
 )
-from gateway.matching.engine import _round2, _shared, _shared_outcome
+from gateway.matching.engine import _rounded2, _shared, _shared_outcome
 from gateway.matching.reasons import (
     GATING_CODES,
+    Partial,
     SentenceWriter,
     _grouped,
     _money_digits,
@@ -38,7 +39,6 @@ from gateway.matching.reasons import (
     fill_columns,
     format_money,
     partial,
-    piece_columns,
 )
 from gateway.matching.synthetic import synthetic_cases, synthetic_programs
 
@@ -304,9 +304,16 @@ def test_every_sentence_is_what_render_reason_says(car: CollateralFacts, ask: Lo
             assert o.message == render_reason(o.code, o.params), (r.program_id, o.code)
 
 
+def piece_columns(partials: list[Partial]) -> list[list[str]]:
+    """The pieces of ``partials`` as columns, as the engine gathers them for fill_columns."""
+    assert all(p.pieces is not None for p in partials)
+    return [list(column) for column in zip(*(p.pieces or () for p in partials), strict=True)]
+
+
 @given(st.lists(st.floats(0, 2_000, allow_nan=False), max_size=40))
 def test_bulk_rounding_is_pythons(values: list[float]) -> None:
-    assert _round2(np.array(values, np.float64)) == [round(v, 2) for v in values]
+    array, items = _rounded2(np.array(values, np.float64))
+    assert items == [round(v, 2) for v in values] == array.tolist()
 
 
 def test_bulk_sentences_fall_back_where_a_value_is_odd() -> None:
@@ -351,7 +358,6 @@ def test_column_sentences_are_render_reasons(
     most = np.array([r[2] for r in rows], np.int64)
     value = np.full(len(rows), 1_234_567, np.int64)
     pieces = piece_columns([part] * len(rows))
-    assert pieces is not None
     texts = fill_columns(part.fields, pieces, [amounts, value, pcts, most])
     if (amounts < 0).any() or (most < 0).any():
         assert texts is None
@@ -371,7 +377,6 @@ def test_column_sentences_of_distances_round_as_render_reason() -> None:
     assert part is not None
     odo = np.array([0.5, 1.5, 2.5, 123_456.5, 99.49], np.float64)
     pieces = piece_columns([part] * odo.size)
-    assert pieces is not None
     texts = fill_columns(part.fields, pieces, [odo])
     assert texts == [
         render_reason(Code.ODOMETER_TOO_HIGH, {"odometer_km": o, "max_odometer_km": 250_000})
