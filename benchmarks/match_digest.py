@@ -51,8 +51,9 @@ def digest(cases: int = 1500) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cases", type=int, default=1500, help="appraisals per case seed")
+    parser.add_argument("--quick", action="store_true", help="a smoke run (50 cases a seed)")
     args = parser.parse_args(argv)
-    print(digest(args.cases))
+    print(digest(50 if args.quick else args.cases))
     print("reproduce: .venv/bin/python benchmarks/match_digest.py")
     return 0
 

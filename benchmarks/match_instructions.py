@@ -78,7 +78,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--workload", choices=["build", "match"], help=argparse.SUPPRESS)
     parser.add_argument("--loop", type=float, metavar="SECONDS", help="match for this long")
+    parser.add_argument(
+        "--quick", action="store_true", help="a smoke run: match the eight once, no valgrind"
+    )
     args = parser.parse_args(argv)
+    if args.quick:
+        _workload(True)
+        print("matched the eight slowest appraisals once (no count: run without --quick)")
+        return 0
     if args.loop is not None:
         _workload(True, args.loop)
         return 0
