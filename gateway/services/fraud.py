@@ -23,10 +23,10 @@ from sqlalchemy import DateTime, Table, bindparam, func
 from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
-from edge.protocol import AppraisalBody
 from gateway.db.bulk import AnyOf
 from gateway.db.models import Appraisal, AppraisalPhoto
 from gateway.photos import DEFAULT_THRESHOLD, parse_phash
+from gateway.services.wire import AppraisalView
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ class PhotoIndex:
 
 
 def check_appraisals(
-    session: Session, appraisals: Sequence[AppraisalBody], index: PhotoIndex | None
+    session: Session, appraisals: Sequence[AppraisalView], index: PhotoIndex | None
 ) -> dict[str, list[dict[str, Any]]]:
     """Gateway flags for newly stored appraisals (call inside the ingest transaction)."""
     flags: dict[str, list[dict[str, Any]]] = {}
@@ -97,7 +97,7 @@ def check_appraisals(
     return flags
 
 
-def _photo_reuse(body: AppraisalBody, index: PhotoIndex) -> list[dict[str, Any]]:
+def _photo_reuse(body: AppraisalView, index: PhotoIndex) -> list[dict[str, Any]]:
     out = []
     for photo in body.photos:
         if not photo.phash:
@@ -144,7 +144,7 @@ _HIGHEST_ODOMETER = AnyOf(
 
 
 def _odometer_rollbacks(
-    session: Session, appraisals: Sequence[AppraisalBody]
+    session: Session, appraisals: Sequence[AppraisalView]
 ) -> dict[str, dict[str, Any]]:
     """Appraisals whose odometer is lower than an earlier appraisal of the same VIN (one query)."""
     candidates = [

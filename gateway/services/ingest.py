@@ -36,8 +36,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, col
 
 from edge.protocol import (
-    AppraisalBody,
-    Envelope,
     EventBody,
     EventKind,
     KioskState,
@@ -62,6 +60,13 @@ from gateway.db.models import (
 )
 from gateway.services import fraud
 from gateway.services.fraud import PhotoIndex
+from gateway.services.wire import (
+    AppraisalView,
+    EnvelopeView,
+    decode_appraisal,
+    is_appraisal,
+    report_json,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +83,9 @@ class Inbound:
     # Sent by the broker because we (re)subscribed, not by the kiosk (a retained status):
     # seeing it again after a restart is no duplicate delivery.
     retained: bool = False
+
+
+_Decoded = tuple[Inbound, EnvelopeView | ProtocolError]
 
 
 @dataclass
@@ -107,20 +115,26 @@ def ingest_batch(
 
     ``photo_index`` enables the cross-appraisal photo-reuse check.
     """
+    return _commit(session, [(item, _decode_or_reason(item)) for item in batch], photo_index)
+
+
+def _commit(
+    session: Session, decoded: Sequence[_Decoded], photo_index: PhotoIndex | None
+) -> IngestOutcome:
     try:
-        outcome = _ingest(session, batch, photo_index)
+        outcome = _ingest(session, decoded, photo_index)
         session.commit()
         return outcome
     except IntegrityError:
         # Another worker committed one of these message_ids between our check and our insert.
         session.rollback()
-        if len(batch) == 1:
-            outcome = _ingest(session, batch, photo_index)
+        if len(decoded) == 1:
+            outcome = _ingest(session, decoded, photo_index)
             session.commit()
             return outcome
         merged = IngestOutcome()
-        for item in batch:
-            merged.merge(ingest_batch(session, [item], photo_index=photo_index))
+        for one in decoded:
+            merged.merge(_commit(session, [one], photo_index))
         return merged
 
 
@@ -224,7 +238,7 @@ class _Writes:
         self.duplicates: list[dict[str, Any]] = []
         self.appraisals: list[dict[str, Any]] = []
         self.appraisal_ids: set[str] = set()
-        self.bodies: list[AppraisalBody] = []
+        self.bodies: list[AppraisalView] = []
         self.photos: list[dict[str, Any]] = []
         self.history: list[dict[str, Any]] = []
 
@@ -237,7 +251,7 @@ class _Writes:
             self.kiosks[kiosk_id] = kiosk
         return kiosk
 
-    def heard(self, env: Envelope[Any], received_at: datetime) -> None:
+    def heard(self, env: EnvelopeView, received_at: datetime) -> None:
         seen = self.seen.get(env.kiosk_id)
         if seen is None:
             seen = self.seen[env.kiosk_id] = _KioskSeen(
@@ -303,15 +317,15 @@ def _ensure_kiosks(session: Session, kiosk_ids: set[str]) -> dict[str, int | Non
 
 
 def _ingest(
-    session: Session, batch: Sequence[Inbound], photo_index: PhotoIndex | None
+    session: Session, decoded: Sequence[_Decoded], photo_index: PhotoIndex | None
 ) -> IngestOutcome:
     outcome = IngestOutcome()
-    valid: list[tuple[Inbound, Envelope[Any]]] = []
-    for item in batch:
-        try:
-            valid.append((item, decode(item.topic, item.payload)))
-        except ProtocolError as exc:
-            _dead_letter(session, item, exc.reason, outcome)
+    valid: list[tuple[Inbound, EnvelopeView]] = []
+    for item, env in decoded:
+        if isinstance(env, ProtocolError):
+            _dead_letter(session, item, env.reason, outcome)
+        else:
+            valid.append((item, env))
     valid = _answered_by_the_kiosk_asked(session, valid, outcome)
     if not valid:
         return outcome
@@ -319,9 +333,7 @@ def _ingest(
     conn = session.connection()
     known = set(_KNOWN_MESSAGES.execute(conn, list({env.message_id for _, env in valid})).scalars())
     writes = _Writes(session, _ensure_kiosks(session, {env.kiosk_id for _, env in valid}))
-    appraisal_ids = [
-        env.body.appraisal_id for _, env in valid if isinstance(env.body, AppraisalBody)
-    ]
+    appraisal_ids = [env.body.appraisal_id for _, env in valid if is_appraisal(env.body)]
     if appraisal_ids:
         writes.appraisal_ids = set(_KNOWN_APPRAISALS.execute(conn, appraisal_ids).scalars())
     for item, env in valid:
@@ -355,12 +367,34 @@ def _ingest(
     return outcome
 
 
+def _decode_or_reason(item: Inbound) -> EnvelopeView | ProtocolError:
+    """The message in ``item``, or why it is invalid.
+
+    Appraisals take the fast path when they can (``gateway.services.wire``, which accepts only
+    what pydantic accepts, with the same values); whatever it leaves (other channels, anything
+    unusual, every invalid payload) is decoded by :func:`edge.protocol.decode`, which also
+    names what is wrong.
+    """
+    try:
+        topic = parse_topic(item.topic)
+    except ProtocolError:
+        topic = None
+    if topic is not None:
+        envelope = decode_appraisal(topic, item.payload)
+        if envelope is not None:
+            return envelope
+    try:
+        return decode(item.topic, item.payload)
+    except ProtocolError as exc:
+        return exc
+
+
 def _answered_by_the_kiosk_asked(
-    session: Session, valid: list[tuple[Inbound, Envelope[Any]]], outcome: IngestOutcome
-) -> list[tuple[Inbound, Envelope[Any]]]:
+    session: Session, valid: list[tuple[Inbound, EnvelopeView]], outcome: IngestOutcome
+) -> list[tuple[Inbound, EnvelopeView]]:
     """``valid`` without appraisals that a dealer asked of another kiosk (those become dead
     letters): a kiosk cannot answer, or overwrite, an appraisal requested on someone else's."""
-    ids = [env.body.appraisal_id for _, env in valid if isinstance(env.body, AppraisalBody)]
+    ids = [env.body.appraisal_id for _, env in valid if is_appraisal(env.body)]
     if not ids:
         return valid
     asked: dict[str, str] = {
@@ -372,9 +406,7 @@ def _answered_by_the_kiosk_asked(
     kept = []
     for item, env in valid:
         body = env.body
-        if isinstance(body, AppraisalBody) and asked.get(body.appraisal_id, env.kiosk_id) != (
-            env.kiosk_id
-        ):
+        if is_appraisal(body) and asked.get(body.appraisal_id, env.kiosk_id) != (env.kiosk_id):
             reason = (
                 f"appraisal {body.appraisal_id} was requested on kiosk "
                 f"{asked[body.appraisal_id]}, not on {env.kiosk_id}"
@@ -439,11 +471,11 @@ def _salvage_ids(item: Inbound) -> tuple[str | None, str | None]:
     return kiosk_id, message_id
 
 
-def _apply(writes: _Writes, item: Inbound, env: Envelope[Any], outcome: IngestOutcome) -> None:
+def _apply(writes: _Writes, item: Inbound, env: EnvelopeView, outcome: IngestOutcome) -> None:
     writes.heard(env, item.received_at)
     # decode() checked that the body's schema belongs on the topic's channel.
     body = env.body
-    if isinstance(body, AppraisalBody):
+    if is_appraisal(body):
         _store_appraisal(writes, item, env, body, outcome)
     elif isinstance(body, TelemetryBody):
         kiosk = writes.kiosk(env.kiosk_id)
@@ -473,8 +505,8 @@ def _apply(writes: _Writes, item: Inbound, env: Envelope[Any], outcome: IngestOu
 def _store_appraisal(
     writes: _Writes,
     item: Inbound,
-    env: Envelope[Any],
-    body: AppraisalBody,
+    env: EnvelopeView,
+    body: AppraisalView,
     outcome: IngestOutcome,
 ) -> None:
     if body.appraisal_id in writes.appraisal_ids:
@@ -499,7 +531,7 @@ def _store_appraisal(
             "created_at": env.created_at,
             "received_at": item.received_at,
             "odometer_km": body.vehicle.odometer_km,
-            "report": RawJSON(body.model_dump_json()),
+            "report": RawJSON(report_json(body)),
             "gateway_flags": _NO_FLAGS,
         }
     )
@@ -518,7 +550,7 @@ def _store_appraisal(
 
 
 def _apply_status(
-    kiosk: Kiosk, env: Envelope[Any], body: StatusBody, outcome: IngestOutcome
+    kiosk: Kiosk, env: EnvelopeView, body: StatusBody, outcome: IngestOutcome
 ) -> None:
     # Retained status can arrive late (after a reconnect of ours); only a newer one counts.
     if kiosk.state_at is not None and _aware(kiosk.state_at) > env.created_at:
