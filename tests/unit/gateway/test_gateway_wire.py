@@ -171,8 +171,8 @@ def check_agrees(raw: bytes) -> bool:
 
 
 def test_a_kiosk_payload_takes_the_fast_path_with_pydantics_values() -> None:
-    raw = json.dumps(payload_of(full_body())).encode()
-    assert check_agrees(raw)
+    raw = json.dumps(payload_of(full_body()), ensure_ascii=False).encode()
+    assert check_agrees(raw)  # spaced as json.dumps spaces it
     fast = decode_appraisal(PARSED, encode(make_envelope(KIOSK, full_body(), seq=1)))
     assert fast is not None and is_appraisal(fast.body)
     # The stored report is byte for byte what pydantic writes, for what kiosks send.
@@ -376,7 +376,8 @@ def test_timestamps_agree(text: str, field: str) -> None:
         doc["body"]["valuation"]["valued_at"] = text
     else:
         doc["body"][field] = text
-    check_agrees(json.dumps(doc).encode())
+    for separators in ((",", ":"), (", ", ": "), (",", " :  ")):
+        check_agrees(json.dumps(doc, ensure_ascii=False, separators=separators).encode())
 
 
 @pytest.mark.parametrize(
@@ -396,11 +397,14 @@ def test_timestamps_agree(text: str, field: str) -> None:
         ((b'"code": "P0301"', b'"code": "P0301\\n"'), "pattern and newline"),
         ((b'"model_year": 2019', b'"model_year": 2019.0'), "float for an int"),
         ((b'"grade": 3.75', b'"grade": 1e400'), "infinity"),
+        ((b'"grade": 3.75', b'"grade": 3.75, "sheen": "high"'), "a field it does not know"),
+        ((b'"inspector": "', b'"inspector": "\\"quoted\\" '), "an escape"),
     ],
 )
 def test_what_the_mirror_leaves_to_pydantic(splice: tuple[bytes, bytes], why: str) -> None:
-    raw = json.dumps(payload_of(full_body())).encode()
+    raw = json.dumps(payload_of(full_body()), ensure_ascii=False).encode()
     assert splice[0] in raw, why
+    assert decode_appraisal(PARSED, raw) is not None  # without the splice, it takes it
     assert decode_appraisal(PARSED, raw.replace(*splice, 1)) is None, why
 
 
@@ -432,6 +436,9 @@ def test_a_model_the_mirror_cannot_copy_exactly_is_refused() -> None:
     class Strict(BaseModel):
         x: int
 
-    for model in (Validated, Multiple, Strict):
+    class Timestamp(WireModel):
+        seen: datetime
+
+    for model in (Validated, Multiple, Strict, Timestamp):
         with pytest.raises(MirrorError):
             mirror(model)
