@@ -21,9 +21,9 @@ is made stricter or steps aside:
 - a model with a validator or serializer of its own cannot be mirrored (import fails), except
   the envelope's two, which :func:`decode_appraisal` applies itself.
 
-The stored report is :func:`report_json` of the body: the same JSON values as pydantic's
-``model_dump_json`` (same keys in the same order, same types); only the spelling of a float's
-exponent may differ (``1e16`` for ``1e+16``).
+The stored report is the decoded body encoded again by msgspec: the same JSON values as
+pydantic's ``model_dump_json`` (same keys in the same order, same types); only the spelling of a
+float's exponent may differ (``1e16`` for ``1e+16``).
 
 The gateway reads both forms through the protocols below (``EnvelopeView``, ``AppraisalView``),
 which name what it uses of them.
@@ -311,21 +311,66 @@ def mirror(model: type[BaseModel], allowed_decorators: frozenset[str] = frozense
 
 _APPRAISAL_ENVELOPE = mirror(Envelope[AppraisalBody], frozenset(_ENVELOPE_DECORATORS))
 APPRAISAL_MIRROR: type = mirror(AppraisalBody)
-_APPRAISAL_TYPES: tuple[type, ...] = (AppraisalBody, APPRAISAL_MIRROR)
 _DECODER: msgspec.json.Decoder[Any] = msgspec.json.Decoder(_APPRAISAL_ENVELOPE)
 _ENCODER = msgspec.json.Encoder()
 # A timestamp with seven or more fractional digits (msgspec rounds them, pydantic truncates).
-# Every timestamp field's name ends in "_at" (a test checks), so the search starts from that
-# literal, which the regex engine finds quickly; escapes, which could hide one, never get here.
+# Every timestamp field's name ends in "_at" (the mirror refuses a model where one does not), so
+# the search starts from that literal, which the regex engine finds quickly; escapes, which
+# could hide one, never get here.
 _LONG_FRACTION = re.compile(rb'_at"\s*:\s*"[^"]{19}[.,][0-9]{7}')
 
 
-def decode_appraisal(topic: ParsedTopic, payload: bytes) -> EnvelopeView | None:
-    """The appraisal envelope in ``payload`` as a mirror struct, or None for pydantic to decide.
+class PhotoFacts(msgspec.Struct, frozen=True, gc=False):
+    view: str
+    sha256: str
+    phash: str | None
 
-    None means "not decided here": anything malformed, unusual or on another channel. The result
-    has the envelope's attributes (``schema_``, ``message_id``, ``kiosk_id``, ``seq``,
-    ``created_at``, ``body``) and ``body`` those of :class:`AppraisalBody`.
+
+class VehicleFacts(msgspec.Struct, frozen=True, gc=False):
+    vin: str | None
+    vin_valid: bool
+    odometer_km: float | None
+
+
+class ValuationFacts(msgspec.Struct, frozen=True, gc=False):
+    status: ValuationStatus
+    value_minor: int | None
+    currency: str
+
+
+class DecodedAppraisal(msgspec.Struct, frozen=True, gc=False):
+    """What the gateway reads of an appraisal the mirror decoded, and its stored report.
+
+    Kept instead of the whole decoded report: a batch holds hundreds of messages until its
+    commit, and the whole report is hundreds of objects (a float per month of the residual
+    curve, a dict per readiness monitor …). Made and dropped one message at a time, their
+    memory is reused at once; held for a batch, they cost the decoder fresh memory (and cache
+    misses) for every one.
+    """
+
+    appraisal_id: str
+    started_at: datetime
+    vehicle: VehicleFacts
+    valuation: ValuationFacts
+    photos: tuple[PhotoFacts, ...]
+    report: str
+
+
+class DecodedEnvelope(msgspec.Struct, frozen=True, gc=False):
+    """An appraisal message the mirror decoded (an :class:`EnvelopeView`)."""
+
+    schema_: str
+    message_id: str
+    kiosk_id: str
+    seq: int | None
+    created_at: datetime
+    body: DecodedAppraisal
+
+
+def decode_appraisal(topic: ParsedTopic, payload: bytes) -> DecodedEnvelope | None:
+    """The appraisal message in ``payload``, or None for pydantic to decide.
+
+    None means "not decided here": anything malformed, unusual or on another channel.
     """
     if (
         topic.channel is not Channel.APPRAISALS
@@ -348,26 +393,44 @@ def decode_appraisal(topic: ParsedTopic, payload: bytes) -> EnvelopeView | None:
         or envelope.kiosk_id != topic.kiosk_id
     ):
         return None
-    result: EnvelopeView = envelope
-    return result
+    body = envelope.body
+    vehicle, valuation = body.vehicle, body.valuation
+    return DecodedEnvelope(
+        envelope.schema_,
+        envelope.message_id,
+        envelope.kiosk_id,
+        envelope.seq,
+        envelope.created_at,
+        DecodedAppraisal(
+            body.appraisal_id,
+            body.started_at,
+            VehicleFacts(vehicle.vin, vehicle.vin_valid, vehicle.odometer_km),
+            ValuationFacts(valuation.status, valuation.value_minor, valuation.currency),
+            tuple(PhotoFacts(p.view, p.sha256, p.phash) for p in body.photos),
+            _ENCODER.encode(body).decode(),
+        ),
+    )
 
 
 def is_appraisal(body: object) -> TypeGuard[AppraisalView]:
     """True for an appraisal body, decoded by pydantic or by the mirror."""
-    return isinstance(body, _APPRAISAL_TYPES)
+    return isinstance(body, AppraisalBody | DecodedAppraisal)
 
 
 def report_json(body: AppraisalView) -> str:
-    """The stored report of an appraisal body: a mirror struct's or a pydantic model's."""
-    if isinstance(body, BaseModel):
-        return body.model_dump_json()
-    return _ENCODER.encode(body).decode()
+    """The stored report of an appraisal body (the same JSON values whichever decoded it)."""
+    if isinstance(body, DecodedAppraisal):
+        return body.report
+    assert isinstance(body, BaseModel)
+    return body.model_dump_json()
 
 
 __all__ = [
     "APPRAISAL_MIRROR",
     "APPRAISAL_SCHEMA",
     "AppraisalView",
+    "DecodedAppraisal",
+    "DecodedEnvelope",
     "EnvelopeView",
     "MirrorError",
     "PhotoView",

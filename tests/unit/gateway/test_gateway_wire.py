@@ -164,6 +164,20 @@ def check_agrees(raw: bytes) -> bool:
     assert fast.seq == slow.seq and type(fast.seq) is type(slow.seq)
     assert fast.created_at == slow.created_at
     assert fast.created_at.utcoffset() == slow.created_at.utcoffset()
+    body, want = fast.body, slow.body
+    assert body.appraisal_id == want.appraisal_id
+    assert body.started_at == want.started_at
+    assert body.started_at.utcoffset() == want.started_at.utcoffset()
+    assert (body.vehicle.vin, body.vehicle.vin_valid) == (want.vehicle.vin, want.vehicle.vin_valid)
+    assert same(body.vehicle.odometer_km, want.vehicle.odometer_km)
+    assert body.valuation.status is want.valuation.status
+    assert (body.valuation.value_minor, body.valuation.currency) == (
+        want.valuation.value_minor,
+        want.valuation.currency,
+    )
+    assert [(p.view, p.sha256, p.phash) for p in body.photos] == [
+        (p.view, p.sha256, p.phash) for p in want.photos
+    ]
     stored = json.loads(report_json(fast.body))
     assert same(stored, json.loads(slow.body.model_dump_json()))
     assert same(stored, slow.body.model_dump(mode="json"))
