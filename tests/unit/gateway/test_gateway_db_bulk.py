@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import (
     JSON,
     Column,
@@ -22,9 +24,10 @@ from sqlalchemy import (
     select,
     text,
 )
+from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
 from sqlalchemy.exc import IntegrityError
 
-from gateway.db.bulk import AnyOf, BulkInsert
+from gateway.db.bulk import AnyOf, BulkInsert, _datetime_text
 from gateway.db.engine import RawJSON, make_engine
 
 _META = MetaData()
@@ -82,6 +85,20 @@ def test_the_same_text_and_types_as_core(engine: Engine) -> None:
         BulkInsert(_ROWS).execute(conn, rows)
     assert _stored(engine, _ROWS) == core
     assert core[0][2] == ("str", "2026-01-02 03:04:05.678901")
+
+
+_SQLITE = sqlite_dialect()
+_CORE_DATETIME: Any = DateTime(timezone=True).dialect_impl(_SQLITE).bind_processor(_SQLITE)
+
+
+@given(
+    st.datetimes(
+        timezones=st.none()
+        | st.builds(timezone, st.timedeltas(timedelta(hours=-23), timedelta(hours=23)))
+    )
+)
+def test_datetime_text_is_sqlalchemys(value: datetime) -> None:
+    assert _datetime_text(_CORE_DATETIME)(value) == _CORE_DATETIME(value)
 
 
 def test_a_column_default_computed_in_python_is_left_to_core(engine: Engine) -> None:
