@@ -18,6 +18,7 @@ from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import (
+    JSON,
     Connection,
     CursorResult,
     DateTime,
@@ -25,11 +26,15 @@ from sqlalchemy import (
     Executable,
     String,
     Table,
+    Text,
     bindparam,
+    cast,
     func,
     insert,
     select,
 )
+
+from gateway.db.engine import RawJSONBytes
 
 __all__ = ["AnyOf", "BulkInsert"]
 
@@ -57,6 +62,17 @@ def _datetime_text(slow: _Processor) -> _Processor:
                 value.second,
                 value.microsecond,
             )
+        return slow(value)
+
+    return process
+
+
+def _utf8_as_is(slow: _Processor) -> _Processor:
+    """JSON serialised as UTF-8 bytes bound as they are; ``slow`` (SQLAlchemy's) for the rest."""
+
+    def process(value: Any) -> Any:
+        if type(value) is RawJSONBytes:
+            return value
         return slow(value)
 
     return process
@@ -93,8 +109,19 @@ class BulkInsert:
 
     def _plan(self, dialect: Dialect, keys: tuple[str, ...]) -> _Plan | None:
         """The SQL and a row → parameters function; ``None`` where Core must do it (a column
-        default to compute in Python, a statement that is not plainly positional)."""
-        compiled: Any = self.statement.compile(dialect=dialect, column_keys=list(keys))
+        default to compute in Python, a statement that is not plainly positional).
+
+        A JSON column's value is written ``CAST(? AS TEXT)``, so that one already serialised as
+        UTF-8 bytes (:class:`RawJSONBytes`) is bound as it is and stored as text; any other
+        value is text already, which the cast leaves alone.
+        """
+        casts = {
+            key: cast(bindparam(key, type_=column.type), Text)
+            for key in keys
+            if isinstance((column := self.table.c[key]).type, JSON)
+        }
+        statement = self.statement.values(casts) if casts else self.statement
+        compiled: Any = statement.compile(dialect=dialect, column_keys=list(keys))
         names = compiled.positiontup
         if (
             not dialect.positional
@@ -114,6 +141,8 @@ class BulkInsert:
                 fast = _datetime_text(processor)
                 if _same_text(processor, fast):
                     processor = fast
+            elif isinstance(column_type, JSON):
+                processor = _utf8_as_is(processor)
             converters.append((index, processor))
         get = itemgetter(*names)
 

@@ -28,9 +28,22 @@ class RawJSON(str):
     __slots__ = ()
 
 
+class RawJSONBytes(bytes):
+    """JSON already serialised, as UTF-8 bytes: stored as is in a JSON column.
+
+    On SQLite :class:`gateway.db.bulk.BulkInsert` hands the bytes to SQLite, which stores them
+    as text (``CAST(? AS TEXT)``): a str would have to be made from them and then encoded back
+    to UTF-8 to be bound, character by character once it holds any non-ASCII one.
+    """
+
+    __slots__ = ()
+
+
 def _json_serializer(value: object) -> str:
     if isinstance(value, RawJSON):
         return str(value)
+    if isinstance(value, RawJSONBytes):
+        return value.decode()
     return json.dumps(value)
 
 

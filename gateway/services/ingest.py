@@ -47,7 +47,7 @@ from edge.protocol import (
     parse_topic,
 )
 from gateway.db.bulk import AnyOf, BulkInsert
-from gateway.db.engine import RawJSON
+from gateway.db.engine import RawJSON, RawJSONBytes
 from gateway.db.models import (
     Appraisal,
     AppraisalPhoto,
@@ -531,7 +531,7 @@ def _store_appraisal(
             "created_at": env.created_at,
             "received_at": item.received_at,
             "odometer_km": body.vehicle.odometer_km,
-            "report": RawJSON(report_json(body)),
+            "report": RawJSONBytes(report_json(body)),
             "gateway_flags": _NO_FLAGS,
         }
     )

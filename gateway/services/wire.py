@@ -353,7 +353,7 @@ class DecodedAppraisal(msgspec.Struct, frozen=True, gc=False):
     vehicle: VehicleFacts
     valuation: ValuationFacts
     photos: tuple[PhotoFacts, ...]
-    report: str
+    report: bytes
 
 
 class DecodedEnvelope(msgspec.Struct, frozen=True, gc=False):
@@ -407,7 +407,7 @@ def decode_appraisal(topic: ParsedTopic, payload: bytes) -> DecodedEnvelope | No
             VehicleFacts(vehicle.vin, vehicle.vin_valid, vehicle.odometer_km),
             ValuationFacts(valuation.status, valuation.value_minor, valuation.currency),
             tuple(PhotoFacts(p.view, p.sha256, p.phash) for p in body.photos),
-            _ENCODER.encode(body).decode(),
+            _ENCODER.encode(body),
         ),
     )
 
@@ -417,12 +417,13 @@ def is_appraisal(body: object) -> TypeGuard[AppraisalView]:
     return isinstance(body, AppraisalBody | DecodedAppraisal)
 
 
-def report_json(body: AppraisalView) -> str:
-    """The stored report of an appraisal body (the same JSON values whichever decoded it)."""
+def report_json(body: AppraisalView) -> bytes:
+    """The stored report of an appraisal body, UTF-8 JSON (the same values whichever decoded
+    it)."""
     if isinstance(body, DecodedAppraisal):
         return body.report
     assert isinstance(body, BaseModel)
-    return body.model_dump_json()
+    return body.__pydantic_serializer__.to_json(body)
 
 
 __all__ = [

@@ -28,7 +28,7 @@ from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
 from sqlalchemy.exc import IntegrityError
 
 from gateway.db.bulk import AnyOf, BulkInsert, _datetime_text
-from gateway.db.engine import RawJSON, make_engine
+from gateway.db.engine import RawJSON, RawJSONBytes, make_engine
 
 _META = MetaData()
 _ROWS = Table(
@@ -63,6 +63,7 @@ def _rows() -> list[dict[str, Any]]:
         {"name": "b", "at": datetime(2026, 1, 2, 3, 4, 5, tzinfo=plus_two), "km": None},
         {"name": "c", "at": datetime(1, 1, 1), "km": 0.0},
         {"name": "d", "at": None, "km": 1e300},
+        {"name": "e", "at": None, "km": -0.0},
     ]
 
 
@@ -75,7 +76,13 @@ def _stored(engine: Engine, table: Table) -> list[tuple[Any, ...]]:
 
 
 def test_the_same_text_and_types_as_core(engine: Engine) -> None:
-    docs: list[Any] = [RawJSON('{"x": [1, 2]}'), {"y": "é"}, [], None]
+    docs: list[Any] = [
+        RawJSON('{"x": [1, 2]}'),
+        {"y": "é"},
+        [],
+        None,
+        RawJSONBytes('{"z": "→ é 😀", "n": 1.5e+16}'.encode()),
+    ]
     rows = [{**row, "doc": doc} for row, doc in zip(_rows(), docs, strict=True)]
     with engine.begin() as conn:
         conn.execute(insert(_ROWS), rows)
@@ -85,6 +92,7 @@ def test_the_same_text_and_types_as_core(engine: Engine) -> None:
         BulkInsert(_ROWS).execute(conn, rows)
     assert _stored(engine, _ROWS) == core
     assert core[0][2] == ("str", "2026-01-02 03:04:05.678901")
+    assert core[4][4] == ("str", '{"z": "→ é 😀", "n": 1.5e+16}')  # bytes stored as that text
 
 
 _SQLITE = sqlite_dialect()

@@ -190,8 +190,8 @@ def test_a_kiosk_payload_takes_the_fast_path_with_pydantics_values() -> None:
     fast = decode_appraisal(PARSED, encode(make_envelope(KIOSK, full_body(), seq=1)))
     assert fast is not None and is_appraisal(fast.body)
     # The stored report is byte for byte what pydantic writes, for what kiosks send.
-    assert report_json(fast.body) == full_body().model_dump_json()
-    assert report_json(full_body()) == full_body().model_dump_json()
+    assert report_json(fast.body) == full_body().model_dump_json().encode()
+    assert report_json(full_body()) == full_body().model_dump_json().encode()
 
 
 _TRICKY_STRINGS = [
