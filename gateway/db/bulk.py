@@ -41,6 +41,10 @@ __all__ = ["AnyOf", "BulkInsert"]
 _Processor = Callable[[Any], Any]
 
 
+_UTC_TEXTS: dict[dt.datetime, str] = {}
+_UTC_TEXTS_KEPT = 4096  # two batches' worth of messages
+
+
 def _datetime_text(slow: _Processor) -> _Processor:
     """SQLite DATETIME's text for a datetime from one tuple, ``slow`` (SQLAlchemy's) for the rest.
 
@@ -48,12 +52,17 @@ def _datetime_text(slow: _Processor) -> _Processor:
     same format filled from a tuple gives the same text (the wall-clock fields, any UTC offset
     dropped) in half the time. :func:`_same_text` checks that it still does.
     """
-    datetime = dt.datetime
+    datetime, utc, texts = dt.datetime, dt.UTC, _UTC_TEXTS
     text = "%04d-%02d-%02d %02d:%02d:%02d.%06d"
 
     def process(value: Any) -> Any:
         if type(value) is datetime:
-            return text % (
+            # A UTC time's text is remembered: ingest writes each message's times in two
+            # tables. Only UTC ones: equal datetimes in other zones have other wall clocks.
+            utc_time = value.tzinfo is utc
+            if utc_time and (known := texts.get(value)) is not None:
+                return known
+            formatted = text % (
                 value.year,
                 value.month,
                 value.day,
@@ -62,6 +71,11 @@ def _datetime_text(slow: _Processor) -> _Processor:
                 value.second,
                 value.microsecond,
             )
+            if utc_time:
+                if len(texts) >= _UTC_TEXTS_KEPT:
+                    texts.clear()
+                texts[value] = formatted
+            return formatted
         return slow(value)
 
     return process

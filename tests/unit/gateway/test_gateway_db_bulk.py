@@ -109,6 +109,15 @@ def test_datetime_text_is_sqlalchemys(value: datetime) -> None:
     assert _datetime_text(_CORE_DATETIME)(value) == _CORE_DATETIME(value)
 
 
+def test_remembered_utc_texts_never_stand_for_another_zones_wall_clock() -> None:
+    fast = _datetime_text(_CORE_DATETIME)
+    utc_time = datetime(2026, 3, 4, 5, 6, 7, 8, tzinfo=UTC)
+    for value in (utc_time, utc_time.astimezone(timezone(timedelta(hours=1))), utc_time):
+        assert value == utc_time  # the same instant, so equal (and equal hashes) as datetimes
+        assert fast(value) == _CORE_DATETIME(value)
+    assert fast(utc_time.replace(tzinfo=None)) == "2026-03-04 05:06:07.000008"
+
+
 def test_a_column_default_computed_in_python_is_left_to_core(engine: Engine) -> None:
     bulk = BulkInsert(_WITH_DEFAULT)
     with engine.begin() as conn:
