@@ -11,14 +11,18 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import paho.mqtt
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.exception import MalformedPacket
 from paho.mqtt.reasoncodes import ReasonCode
 
 from edge.protocol import MqttEndpoint
+
+if TYPE_CHECKING:
+    from paho.mqtt.client import _InPacket
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +78,31 @@ class ReadAheadSocket:
         """Bytes read from the kernel that paho has not taken yet."""
         return max(0, len(self._buffer) - self._position)
 
+    def take_packet(self) -> tuple[int, int, bytearray] | None:
+        """The next whole MQTT packet in the buffer: (first byte, remaining length, the rest).
+
+        ``None`` when the buffer does not hold one whole packet (or its length is malformed):
+        then paho's own reader takes over, byte by byte, and reports what is wrong.
+        """
+        buffer, start = self._buffer, self._position
+        end_of_buffer = len(buffer)
+        index = start + 1
+        length = 0
+        shift = 0
+        while index < end_of_buffer and shift < 28:  # at most four length bytes
+            byte = buffer[index]
+            index += 1
+            length |= (byte & 0x7F) << shift
+            if byte < 0x80:
+                end = index + length
+                if end > end_of_buffer:
+                    return None
+                self._position = end
+                with memoryview(buffer) as view:
+                    return buffer[start], length, bytearray(view[index:end])
+            shift += 7
+        return None
+
     def send(self, data: bytes | bytearray) -> int:
         return self._sock.send(data)
 
@@ -98,6 +127,20 @@ def _paho_release(version: str) -> tuple[int, ...]:
 _PAHO_SHORTCUTS = _paho_release(paho.mqtt.__version__) in {(2, 1), (2, 2)}
 
 
+def _fresh_in_packet() -> _InPacket:
+    """paho's reader state between packets."""
+    return {
+        "command": 0,
+        "have_remaining": 0,
+        "remaining_count": [],
+        "remaining_mult": 1,
+        "remaining_length": 0,
+        "packet": bytearray(b""),
+        "to_process": 0,
+        "pos": 0,
+    }
+
+
 class _Client(mqtt.Client):
     """paho's client, its plain TCP socket wrapped in a :class:`ReadAheadSocket`, and its
     messages handed to ``on_message`` without the topic matcher while no per-topic callback
@@ -118,6 +161,54 @@ class _Client(mqtt.Client):
     def message_callback_add(self, sub: str, callback: mqtt.CallbackOnMessage) -> None:
         self._topic_callbacks = True  # from now on, paho's own dispatch
         super().message_callback_add(sub, callback)
+
+    def _packet_read(self) -> MQTTErrorCode:
+        """paho's, except that every whole packet the read-ahead buffer holds is handled here.
+
+        paho handles one packet per pass of its network loop (a ``select`` system call and
+        several reads through its byte-by-byte state machine each); a kernel read brings in
+        dozens. Between packets, and for a packet cut at the buffer's end, paho's own code runs.
+        """
+        sock = self._sock
+        if (
+            not _PAHO_SHORTCUTS
+            or not isinstance(sock, ReadAheadSocket)
+            or self._in_packet["command"] != 0  # paho is in the middle of a packet
+        ):
+            return super()._packet_read()
+        reader: ReadAheadSocket = sock
+        handled = 0
+        rc = MQTTErrorCode.MQTT_ERR_SUCCESS
+        while rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
+            packet = reader.take_packet()
+            if packet is None:
+                break
+            command, length, body = packet
+            # The state paho's reader leaves when a packet is complete, then the fresh one.
+            self._in_packet = {
+                "command": command,
+                "have_remaining": 1,
+                "remaining_count": [],
+                "remaining_mult": 1,
+                "remaining_length": length,
+                "packet": body,
+                "to_process": 0,
+                "pos": 0,
+            }
+            try:
+                rc = self._packet_handle()
+            except MalformedPacket as exc:
+                self._easy_log(mqtt.MQTT_LOG_DEBUG, "Received malformed packet: %s", exc)
+                rc = MQTTErrorCode.MQTT_ERR_PROTOCOL
+            self._in_packet = _fresh_in_packet()
+            handled += 1
+            if self._sock is not reader:  # the handler closed the connection
+                break
+        if not handled:
+            return super()._packet_read()
+        with self._msgtime_mutex:
+            self._last_bytes_received = mqtt.time_func()
+        return rc
 
     def _handle_publish(self) -> MQTTErrorCode:
         """paho's, for a well-formed MQTT 3.1.1 PUBLISH at QoS 0 or 1 (all the gateway gets).
