@@ -36,7 +36,7 @@ from sqlalchemy import (
 
 from gateway.db.engine import RawJSONBytes
 
-__all__ = ["AnyOf", "BulkInsert"]
+__all__ = ["AnyOf", "BulkExecute", "BulkInsert"]
 
 _Processor = Callable[[Any], Any]
 
@@ -145,25 +145,69 @@ class BulkInsert:
             or compiled.insert_prefetch
         ):
             return None
-        converters: list[tuple[int, _Processor]] = []
-        for index, name in enumerate(names):
-            column_type = self.table.c[name].type
-            processor = column_type.dialect_impl(dialect).bind_processor(dialect)
-            if processor is None:
-                continue
-            if isinstance(column_type, DateTime):
-                fast = _datetime_text(processor)
-                if _same_text(processor, fast):
-                    processor = fast
-            elif isinstance(column_type, JSON):
-                processor = _utf8_as_is(processor)
-            converters.append((index, processor))
-        get = itemgetter(*names)
+        return _Plan(
+            compiled.string, _row_values(dialect, names, [self.table.c[n].type for n in names])
+        )
 
-        def values(row: dict[str, Any]) -> tuple[Any, ...]:
-            return _convert(converters, get(row))
 
-        return _Plan(compiled.string, values)
+class BulkExecute:
+    """A statement with named bind parameters, run for many rows given as dicts.
+
+    On SQLite it is compiled once, and each row becomes a tuple of the positional parameters,
+    converted as :class:`BulkInsert` converts them; elsewhere Core runs it.
+    """
+
+    def __init__(self, statement: Executable) -> None:
+        self.statement = statement
+        self._compilable: Any = statement
+        self._plans: dict[str, _Plan | None] = {}
+
+    def execute(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        dialect = conn.dialect
+        plan = None
+        if dialect.name == "sqlite":
+            if dialect.name not in self._plans:
+                self._plans[dialect.name] = self._plan(dialect)
+            plan = self._plans[dialect.name]
+        if plan is None:
+            conn.execute(self.statement, rows)
+            return
+        values = plan.values
+        conn.exec_driver_sql(plan.sql, [values(row) for row in rows])
+
+    def _plan(self, dialect: Dialect) -> _Plan | None:
+        compiled: Any = self._compilable.compile(dialect=dialect)
+        names = compiled.positiontup
+        if not dialect.positional or not names or len(names) < 2:
+            return None
+        types = [compiled.binds[name].type for name in names]
+        return _Plan(compiled.string, _row_values(dialect, names, types))
+
+
+def _row_values(
+    dialect: Dialect, names: list[str], types: list[Any]
+) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+    """Row dict → the driver's positional parameters, each converted as SQLAlchemy would."""
+    converters: list[tuple[int, _Processor]] = []
+    for index, column_type in enumerate(types):
+        processor = column_type.dialect_impl(dialect).bind_processor(dialect)
+        if processor is None:
+            continue
+        if isinstance(column_type, DateTime):
+            fast = _datetime_text(processor)
+            if _same_text(processor, fast):
+                processor = fast
+        elif isinstance(column_type, JSON):
+            processor = _utf8_as_is(processor)
+        converters.append((index, processor))
+    get = itemgetter(*names)
+
+    def values(row: dict[str, Any]) -> tuple[Any, ...]:
+        return _convert(converters, get(row))
+
+    return values
 
 
 def _convert(converters: list[tuple[int, _Processor]], row: tuple[Any, ...]) -> tuple[Any, ...]:

@@ -46,7 +46,7 @@ from edge.protocol import (
     is_valid_kiosk_id,
     parse_topic,
 )
-from gateway.db.bulk import AnyOf, BulkInsert
+from gateway.db.bulk import AnyOf, BulkExecute, BulkInsert
 from gateway.db.engine import RawJSON, RawJSONBytes
 from gateway.db.models import (
     Appraisal,
@@ -168,7 +168,7 @@ _INSERT_HISTORY = BulkInsert(_table(KioskHistory))
 
 # One statement per batch for every kiosk heard from. Computed in the database, so two workers
 # sharing a subscription never move a kiosk's last seq (or last seen) backwards, nor lose a count.
-_KIOSK_SEEN = (
+_KIOSK_SEEN = BulkExecute(
     update(_KIOSK)
     .where(_KIOSK.c.kiosk_id == bindparam("b_kiosk"))
     .values(
@@ -274,8 +274,8 @@ class _Writes:
     def flush(self) -> None:
         conn = self.session.connection()
         if self.seen:
-            conn.execute(
-                _KIOSK_SEEN,
+            _KIOSK_SEEN.execute(
+                conn,
                 [
                     {
                         "b_kiosk": kiosk_id,

@@ -20,14 +20,17 @@ from sqlalchemy import (
     String,
     Table,
     bindparam,
+    case,
     insert,
+    or_,
     select,
     text,
+    update,
 )
 from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
 from sqlalchemy.exc import IntegrityError
 
-from gateway.db.bulk import AnyOf, BulkInsert, _datetime_text
+from gateway.db.bulk import AnyOf, BulkExecute, BulkInsert, _datetime_text
 from gateway.db.engine import RawJSON, RawJSONBytes, make_engine
 
 _META = MetaData()
@@ -116,6 +119,43 @@ def test_remembered_utc_texts_never_stand_for_another_zones_wall_clock() -> None
         assert value == utc_time  # the same instant, so equal (and equal hashes) as datetimes
         assert fast(value) == _CORE_DATETIME(value)
     assert fast(utc_time.replace(tzinfo=None)) == "2026-03-04 05:06:07.000008"
+
+
+def test_an_update_for_many_rows_stores_what_core_stores(engine: Engine) -> None:
+    at = DateTime(timezone=True)
+    statement = (
+        update(_ROWS)
+        .where(_ROWS.c.name == bindparam("b_name"))
+        .values(
+            at=case(
+                (
+                    or_(_ROWS.c.at.is_(None), _ROWS.c.at < bindparam("b_at", type_=at)),
+                    bindparam("b_at", type_=at),
+                ),
+                else_=_ROWS.c.at,
+            ),
+            km=_ROWS.c.km + bindparam("b_km", type_=Float()),
+        )
+    )
+    later = datetime(2027, 1, 1, 12, 0, 0, 5, tzinfo=UTC)
+    params = [
+        {"b_name": "a", "b_at": later, "b_km": 1.0},  # later: taken
+        {"b_name": "b", "b_at": datetime(2000, 1, 1, tzinfo=UTC), "b_km": 2.0},  # earlier: kept
+        {"b_name": "d", "b_at": later, "b_km": 3.0},  # NULL before
+        {"b_name": "zz", "b_at": later, "b_km": 4.0},  # no such row
+    ]
+    stored = []
+    for bulk in (False, True):
+        with engine.begin() as conn:
+            conn.execute(_ROWS.delete())
+            conn.execute(insert(_ROWS), [{**row, "doc": []} for row in _rows()])
+            if bulk:
+                BulkExecute(statement).execute(conn, params)
+            else:
+                conn.execute(statement, params)
+        stored.append(_stored(engine, _ROWS))
+    assert stored[0] == stored[1]
+    assert stored[0][0][2] == ("str", "2027-01-01 12:00:00.000005")
 
 
 def test_a_column_default_computed_in_python_is_left_to_core(engine: Engine) -> None:
