@@ -127,6 +127,31 @@ def _paho_release(version: str) -> tuple[int, ...]:
 _PAHO_SHORTCUTS = _paho_release(paho.mqtt.__version__) in {(2, 1), (2, 2)}
 
 
+class _Received(mqtt.MQTTMessage):
+    """A received message as paho makes one, without the delivery tracker it makes for each.
+
+    paho gives every message an ``MQTTMessageInfo`` (a ``threading.Condition`` inside), which
+    only a message *we* publish uses (``wait_for_publish``); a received one shares an inert one.
+    """
+
+    __slots__ = ()
+
+    def __init__(self, mid: int, topic: bytes, payload: bytes, qos: int, header: int) -> None:
+        self.timestamp = mqtt.time_func()
+        self.state = mqtt.mqtt_ms_invalid
+        self.dup = bool(header & 0x08)
+        self.mid = mid
+        self._topic = topic
+        self.payload = payload
+        self.qos = qos
+        self.retain = bool(header & 0x01)
+        self.info = _RECEIVED_INFO
+        self.properties = None
+
+
+_RECEIVED_INFO = mqtt.MQTTMessageInfo(0)
+
+
 def _fresh_in_packet() -> _InPacket:
     """paho's reader state between packets."""
     return {
@@ -236,15 +261,13 @@ class _Client(mqtt.Client):
         if topic_end == 2 or len(packet) < payload_start:  # empty topic, or cut short
             return super()._handle_publish()
         with memoryview(packet) as view:
-            message = mqtt.MQTTMessage(
-                mid=int.from_bytes(view[topic_end:payload_start], "big") if qos else 0,
-                topic=bytes(view[2:topic_end]),
+            message = _Received(
+                int.from_bytes(view[topic_end:payload_start], "big") if qos else 0,
+                bytes(view[2:topic_end]),
+                bytes(view[payload_start:]),
+                qos,
+                header,
             )
-            message.payload = bytes(view[payload_start:])
-        message.dup = bool(header & 0x08)
-        message.qos = qos
-        message.retain = bool(header & 0x01)
-        message.timestamp = mqtt.time_func()
         self._handle_on_message(message)
         if qos == 0 or self._manual_ack:
             return MQTTErrorCode.MQTT_ERR_SUCCESS

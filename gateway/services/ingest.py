@@ -73,9 +73,10 @@ logger = logging.getLogger(__name__)
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Inbound:
-    """A message as it came off the broker."""
+    """A message as it came off the broker (not frozen: one is made per message, and a frozen
+    dataclass sets each field through ``object.__setattr__``)."""
 
     topic: str
     payload: bytes
