@@ -19,7 +19,7 @@ CPU per message as the raw reference's publisher does.
 
 Reproduce::
 
-    .venv/bin/python benchmarks/ingest.py                 # 3,000 appraisals per case
+    .venv/bin/python benchmarks/ingest.py                 # 10,000 appraisals per case
     .venv/bin/python benchmarks/ingest.py --quick --json  # a smoke run
     .venv/bin/python benchmarks/ingest.py --cases sqlite1,sqlite2  # SQLite only
     .venv/bin/python benchmarks/ingest.py --cases sqlite2 --repeats 5  # median of 5 runs
@@ -352,7 +352,7 @@ def _cases(text: str) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--count", type=int, default=3000, help="appraisals per case")
+    parser.add_argument("--count", type=int, default=10000, help="appraisals per case")
     parser.add_argument(
         "--quick", action="store_true", help="300 appraisals, SQLite and one worker only"
     )
@@ -443,14 +443,17 @@ def main(argv: list[str] | None = None) -> int:
     results["raw_broker_msgs_per_s"] = best_raw
     results["raw"] = raws
     sqlite = [v for k, v in results.items() if k.startswith("sqlite")]
-    best = max(sqlite, key=lambda v: v["share_of_raw"])
     repeats = f", median of {args.repeats} runs" if args.repeats > 1 else ""
-    print(
-        f"goals: ≥ 50% of raw and ≥ 1,000/s with SQLite (best case{repeats}: "
-        f"{best['appraisals_per_s']:,.0f}/s, {best['share_of_raw']:.0%} of the raw runs around it, "
-        f"{best['appraisals_per_s'] / best_raw:.0%} of the best raw run of all); "
-        "p95 ≤ 250 ms at 300/s"
-    )
+    if sqlite:
+        best = max(sqlite, key=lambda v: v["share_of_raw"])
+        print(
+            f"goals: ≥ 50% of raw and ≥ 1,000/s with SQLite (best case{repeats}: "
+            f"{best['appraisals_per_s']:,.0f}/s, {best['share_of_raw']:.0%} of the raw runs "
+            f"around it, {best['appraisals_per_s'] / best_raw:.0%} of the best raw run of all); "
+            "p95 ≤ 250 ms at 300/s"
+        )
+    else:
+        print("goals: ≥ 50% of raw and ≥ 1,000/s with SQLite (no SQLite case run); p95 ≤ 250 ms")
     print(
         "reproduce: .venv/bin/python benchmarks/ingest.py"
         + (
