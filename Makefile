@@ -45,7 +45,7 @@ protocol-docs: $(STAMP)
 
 ## benchmarks: every benchmark (a quick run where the script offers one)
 benchmarks: $(STAMP)
-	@for b in benchmarks/*.py; do \
+	@for b in benchmarks/[!_]*.py; do \
 	  q=$$(grep -q -- '"--quick"' $$b && echo --quick); \
 	  echo "== $$b $$q"; $(BIN)/python $$b $$q || exit 1; \
 	done

@@ -22,17 +22,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import pickle
 import random
-import re
-import shutil
-import subprocess
 import sys
 import tempfile
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+
+from _callgrind import have_valgrind, instructions
 
 ROOT = Path(__file__).resolve().parents[1]
 BATCH = 500
@@ -98,29 +96,8 @@ def _workload(payload_file: Path, batches: int, mirror: bool) -> None:
 
 
 def _instructions(payload_file: Path, batches: int, mirror: bool, out: Path) -> int:
-    env = {**os.environ, "PYTHONHASHSEED": "0", "OPENBLAS_NUM_THREADS": "1"}
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *sys.path])
-    done = subprocess.run(
-        [
-            "valgrind",
-            "--tool=callgrind",
-            f"--callgrind-out-file={out}",
-            sys.executable,
-            __file__,
-            "--workload",
-            str(payload_file),
-            str(batches),
-            "mirror" if mirror else "pydantic",
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    found = re.search(r"Collected : (\d+)", done.stderr)
-    if found is None:
-        raise SystemExit(f"valgrind printed no instruction count:\n{done.stderr[-2000:]}")
-    return int(found.group(1))
+    mode = "mirror" if mirror else "pydantic"
+    return instructions(__file__, ["--workload", str(payload_file), str(batches), mode], out)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -133,8 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         path, batches, mode = args.workload
         _workload(Path(path), int(batches), mode == "mirror")
         return 0
-    if not args.quick and shutil.which("valgrind") is None:
-        print("error: valgrind is not installed (apt-get install valgrind)", file=sys.stderr)
+    if not args.quick and not have_valgrind():
         return 2
     with tempfile.TemporaryDirectory() as tmp:
         payload_file = Path(tmp) / "payloads.pickle"

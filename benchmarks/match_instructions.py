@@ -20,15 +20,13 @@ from __future__ import annotations
 
 import argparse
 import gc
-import os
-import re
-import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from datetime import date
 from pathlib import Path
+
+from _callgrind import have_valgrind, instructions
 
 AS_OF = date(2026, 3, 1)
 SLOWEST = (173, 459, 472, 470, 100, 177, 267, 476)
@@ -51,27 +49,8 @@ def _workload(match_them: bool, seconds: float = 0.0) -> None:
 
 
 def _instructions(match_them: bool, out_dir: Path) -> int:
-    env = {**os.environ, "PYTHONHASHSEED": "0", "OPENBLAS_NUM_THREADS": "1"}
-    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[1]), *sys.path])
-    done = subprocess.run(
-        [
-            "valgrind",
-            "--tool=callgrind",
-            f"--callgrind-out-file={out_dir / 'callgrind.out'}",
-            sys.executable,
-            __file__,
-            "--workload",
-            "match" if match_them else "build",
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    found = re.search(r"Collected : (\d+)", done.stderr)
-    if found is None:
-        raise SystemExit(f"valgrind printed no instruction count:\n{done.stderr[-2000:]}")
-    return int(found.group(1))
+    workload = "match" if match_them else "build"
+    return instructions(__file__, ["--workload", workload], out_dir / "callgrind.out")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -92,8 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.workload:
         _workload(args.workload == "match")
         return 0
-    if shutil.which("valgrind") is None:
-        print("error: valgrind is not installed (apt-get install valgrind)", file=sys.stderr)
+    if not have_valgrind():
         return 2
     with tempfile.TemporaryDirectory() as tmp:
         base = _instructions(False, Path(tmp))
