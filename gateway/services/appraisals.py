@@ -30,7 +30,7 @@ from gateway.db.models import (
     MatchRow,
 )
 from gateway.errors import ConflictError, NotFoundError
-from gateway.services import commands, offers
+from gateway.services import commands, offers, wire
 from gateway.services.pages import check_limit, encode_newest_cursor, newest_after, split_page
 from gateway.services.sealing import Sealer, mask_money, mask_score
 
@@ -185,7 +185,7 @@ def view_appraisal(
         kiosk_id=req.kiosk_id,
         state="received" if appraisal is not None else "requested",
         command_state=command.state if command else None,
-        report=appraisal.report if appraisal else None,
+        report=wire.public_report(appraisal.report) if appraisal else None,
         gateway_flags=appraisal.gateway_flags if appraisal else [],
         loan_requests=loans_public,
         offers=latest.offers if latest else [],

@@ -21,9 +21,10 @@ is made stricter or steps aside:
 - a model with a validator or serializer of its own cannot be mirrored (import fails), except
   the envelope's two, which :func:`decode_appraisal` applies itself.
 
-The stored report is the decoded body encoded again by msgspec: the same JSON values as
-pydantic's ``model_dump_json`` (same keys in the same order, same types); only the spelling of a
-float's exponent may differ (``1e16`` for ``1e+16``).
+The stored report is the body's text as the kiosk sent it (a kiosk writes it with pydantic, so it
+is what pydantic would have stored), which the mirror has validated: only the model's fields, no
+escape sequences, every value within the contract. Read back with ``AppraisalBody`` it is the
+same body; the API returns it in the model's own form.
 
 The gateway reads both forms through the protocols below (``EnvelopeView``, ``AppraisalView``),
 which name what it uses of them.
@@ -31,6 +32,7 @@ which name what it uses of them.
 
 from __future__ import annotations
 
+import logging
 import re
 import sys
 import types
@@ -51,7 +53,7 @@ from typing import (
 
 import annotated_types
 import msgspec
-from pydantic import AwareDatetime, BaseModel
+from pydantic import AwareDatetime, BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
@@ -64,6 +66,8 @@ from edge.protocol import (
     ParsedTopic,
     ValuationStatus,
 )
+
+logger = logging.getLogger(__name__)
 
 APPRAISAL_SCHEMA = SCHEMA_FOR_CHANNEL[Channel.APPRAISALS]
 _FLOAT_MAX = sys.float_info.max
@@ -275,12 +279,22 @@ def _check_config(model: type[BaseModel], allowed: set[str]) -> None:
 
 
 @cache
-def mirror(model: type[BaseModel], allowed_decorators: frozenset[str] = frozenset()) -> type:
-    """A frozen msgspec struct with ``model``'s fields (by their JSON names), types and rules."""
+def mirror(
+    model: type[BaseModel],
+    allowed_decorators: frozenset[str] = frozenset(),
+    raw_fields: frozenset[str] = frozenset(),
+) -> type:
+    """A frozen msgspec struct with ``model``'s fields (by their JSON names), types and rules.
+
+    ``raw_fields`` are kept as their JSON text (``msgspec.Raw``), for the caller to decode.
+    """
     _check_config(model, set(allowed_decorators))
     fields: list[tuple[str, Any, Any]] = []
     for name, info in model.model_fields.items():
-        typ = _mirror_type(info.annotation, list(info.metadata))
+        if name in raw_fields:
+            typ: Any = msgspec.Raw
+        else:
+            typ = _mirror_type(info.annotation, list(info.metadata))
         wire_name = info.alias or name
         if _holds_datetime(info.annotation) and not wire_name.endswith("_at"):
             raise MirrorError(
@@ -296,7 +310,7 @@ def mirror(model: type[BaseModel], allowed_decorators: frozenset[str] = frozense
             default = msgspec.field(default=info.default, name=wire_name)
         fields.append((name, typ, default))
     struct: type = msgspec.defstruct(
-        f"{model.__name__}Mirror",
+        f"{model.__name__}Mirror" + ("Raw" if raw_fields else ""),
         fields,
         kw_only=True,
         frozen=True,
@@ -309,10 +323,12 @@ def mirror(model: type[BaseModel], allowed_decorators: frozenset[str] = frozense
     return struct
 
 
-_APPRAISAL_ENVELOPE = mirror(Envelope[AppraisalBody], frozenset(_ENVELOPE_DECORATORS))
+# The envelope with its body kept as text: the body is decoded (validated) on its own, and its
+# text, as the kiosk sent it, is the stored report.
+_ENVELOPE = mirror(Envelope[AppraisalBody], frozenset(_ENVELOPE_DECORATORS), frozenset({"body"}))
 APPRAISAL_MIRROR: type = mirror(AppraisalBody)
-_DECODER: msgspec.json.Decoder[Any] = msgspec.json.Decoder(_APPRAISAL_ENVELOPE)
-_ENCODER = msgspec.json.Encoder()
+_ENVELOPE_DECODER: msgspec.json.Decoder[Any] = msgspec.json.Decoder(_ENVELOPE)
+_BODY_DECODER: msgspec.json.Decoder[Any] = msgspec.json.Decoder(APPRAISAL_MIRROR)
 # A timestamp with seven or more fractional digits (msgspec rounds them, pydantic truncates).
 # Every timestamp field's name ends in "_at" (the mirror refuses a model where one does not), so
 # the search starts from that literal, which the regex engine finds quickly; escapes, which
@@ -384,16 +400,17 @@ def decode_appraisal(topic: ParsedTopic, payload: bytes) -> DecodedEnvelope | No
     ):
         return None
     try:
-        envelope = _DECODER.decode(payload)
+        envelope = _ENVELOPE_DECODER.decode(payload)
+        if (
+            envelope.schema_ != APPRAISAL_SCHEMA
+            or envelope.seq is None  # the envelope's own rule: seq on every message but status
+            or envelope.kiosk_id != topic.kiosk_id
+        ):
+            return None
+        report = bytes(envelope.body)
+        body = _BODY_DECODER.decode(report)
     except (ValueError, RecursionError):  # msgspec's errors and bad UTF-8 inside a string
         return None
-    if (
-        envelope.schema_ != APPRAISAL_SCHEMA
-        or envelope.seq is None  # the envelope's own rule: seq on every message but status
-        or envelope.kiosk_id != topic.kiosk_id
-    ):
-        return None
-    body = envelope.body
     vehicle, valuation = body.vehicle, body.valuation
     return DecodedEnvelope(
         envelope.schema_,
@@ -407,7 +424,7 @@ def decode_appraisal(topic: ParsedTopic, payload: bytes) -> DecodedEnvelope | No
             VehicleFacts(vehicle.vin, vehicle.vin_valid, vehicle.odometer_km),
             ValuationFacts(valuation.status, valuation.value_minor, valuation.currency),
             tuple(PhotoFacts(p.view, p.sha256, p.phash) for p in body.photos),
-            _ENCODER.encode(body),
+            report,
         ),
     )
 
@@ -418,12 +435,27 @@ def is_appraisal(body: object) -> TypeGuard[AppraisalView]:
 
 
 def report_json(body: AppraisalView) -> bytes:
-    """The stored report of an appraisal body, UTF-8 JSON (the same values whichever decoded
-    it)."""
+    """The stored report of an appraisal body, as UTF-8 JSON: the body's text as the kiosk sent
+    it when the mirror decoded it, pydantic's serialisation otherwise. Either reads back (with
+    ``AppraisalBody.model_validate``) as the same body."""
     if isinstance(body, DecodedAppraisal):
         return body.report
     assert isinstance(body, BaseModel)
     return body.__pydantic_serializer__.to_json(body)
+
+
+def public_report(report: dict[str, Any]) -> dict[str, Any]:
+    """A stored report in the contract's own form: every field, defaults filled in.
+
+    Reports are stored as the kiosk sent them (``gateway.services.wire``): a kiosk that left out
+    a field with a default, or wrote a time as ``+00:00`` rather than ``Z``, is shown here as
+    pydantic writes it. A report that no longer validates (an older schema) is shown as stored.
+    """
+    try:
+        return AppraisalBody.model_validate(report).model_dump(mode="json")
+    except ValidationError:
+        logger.warning("a stored report does not validate against the current contract")
+        return report
 
 
 __all__ = [
@@ -440,5 +472,6 @@ __all__ = [
     "decode_appraisal",
     "is_appraisal",
     "mirror",
+    "public_report",
     "report_json",
 ]
