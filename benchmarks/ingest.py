@@ -12,6 +12,13 @@ In one run, on a Mosquitto and a PostgreSQL this script starts on free ports:
    is receipted messages over the time from the first publish to the last receipt;
 3. at a fixed 300 appraisals/s: the p95 latency from ``created_at`` to the receipt.
 
+Every run starts on an empty database (a new SQLite file; PostgreSQL's schema dropped and made
+again), and after each case the broker is made to forget the stopped gateways' persistent
+sessions: no run pays for an earlier one's rows or for messages queued for a gateway that is
+gone. (Until 29 November repeats shared one SQLite file, and each case's sessions stayed
+subscribed: later runs ran on a database tens of MB larger, with the broker queuing every
+message for the earlier cases' gateways.)
+
 The kiosks are paho clients publishing pre-built envelopes (the kiosk's outbox is measured by
 the fault suite, not here): the gateway is what is measured. Real kiosks run on their own
 hardware; here one thread drives all 50 connections so the load generator takes about as much
@@ -255,6 +262,19 @@ def raw_limit(
     }
 
 
+def _forget_sessions(endpoint: MqttEndpoint, client_ids: list[str]) -> None:
+    """Have the broker drop the persistent sessions of ``client_ids`` (a clean-session connect)."""
+    for client_id in client_ids:
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True)
+        client.connect(endpoint.host, endpoint.port)
+        client.loop_start()
+        deadline = time.monotonic() + 5
+        while not client.is_connected() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        client.disconnect()
+        client.loop_stop()
+
+
 def cpu_seconds(pid: int | None) -> float:
     """User + system CPU time a process has used so far (Linux ``/proc``; 0 elsewhere)."""
     if pid is None:
@@ -275,16 +295,21 @@ def ingest_case(
     count: int,
     tag: str,
     broker_pid: int | None = None,
+    run: int = 0,
 ) -> dict[str, float]:
     endpoint = MqttEndpoint.parse(broker_url)
     gateways = []
+    # Forgotten when the case ends: the broker would otherwise keep the stopped gateways'
+    # persistent sessions and queue every later case's messages for them.
+    sessions = [f"gateway-{tag}-w{w}" for w in range(workers)]
     with ExitStack() as stack:
+        stack.callback(_forget_sessions, endpoint, sessions)
         for w in range(workers):
             env_extra = {"KIOSKMATCH_WORKER_ID": f"{tag}-w{w}"}
             if workers > 1:
                 env_extra["KIOSKMATCH_MQTT_SHARED_GROUP"] = f"bench-{tag}"
-            gw = GatewayProcess(
-                workdir / f"gw-{tag}", broker_url, database_url, extra_env=env_extra
+            gw = GatewayProcess(  # each run on a new SQLite database, as PostgreSQL's is reset
+                workdir / f"gw-{tag}-{run}", broker_url, database_url, extra_env=env_extra
             )
             gw.start()
             stack.callback(gw.stop)
@@ -415,11 +440,19 @@ def main(argv: list[str] | None = None) -> int:
                 tag = f"{db}{workers}"
                 database_url = pg_url if db == "postgres" else None
                 runs = []
-                for _ in range(args.repeats):
+                for run in range(args.repeats):
                     if db == "postgres":
                         _reset_postgres(pg_url or "")
                     r = ingest_case(
-                        broker.url, body, Path(tmp), database_url, workers, count, tag, broker_pid
+                        broker.url,
+                        body,
+                        Path(tmp),
+                        database_url,
+                        workers,
+                        count,
+                        tag,
+                        broker_pid,
+                        run,
                     )
                     after = measure_raw()
                     r["raw_msgs_per_s"] = max(before["msgs_per_s"], after["msgs_per_s"])
