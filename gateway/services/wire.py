@@ -329,10 +329,9 @@ _ENVELOPE = mirror(Envelope[AppraisalBody], frozenset(_ENVELOPE_DECORATORS), fro
 APPRAISAL_MIRROR: type = mirror(AppraisalBody)
 _ENVELOPE_DECODER: msgspec.json.Decoder[Any] = msgspec.json.Decoder(_ENVELOPE)
 _BODY_DECODER: msgspec.json.Decoder[Any] = msgspec.json.Decoder(APPRAISAL_MIRROR)
-# A timestamp with seven or more fractional digits (msgspec rounds them, pydantic truncates).
-# Every timestamp field's name ends in "_at" (the mirror refuses a model where one does not), so
-# the search starts from that literal, which the regex engine finds quickly; escapes, which
-# could hide one, never get here.
+# A timestamp with seven or more fractional digits (msgspec rounds them, pydantic truncates),
+# found after a name ending in "_at": every timestamp field's does (the mirror refuses a model
+# where one does not), and escapes, which could spell one otherwise, never get this far.
 _LONG_FRACTION = re.compile(rb'_at"\s*:\s*"[^"]{19}[.,][0-9]{7}')
 
 
