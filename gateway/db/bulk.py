@@ -98,12 +98,13 @@ class _Plan:
     values: Callable[[dict[str, Any]], tuple[Any, ...]]
 
 
-class BulkInsert:
-    """``INSERT INTO table`` for many rows given as dicts with the same keys."""
+class _Bulk:
+    """A statement run for many rows given as dicts with the same keys: on SQLite compiled once
+    per set of keys (a plan), each row a tuple of the positional parameters; elsewhere, or
+    where no plan can be made, Core runs it."""
 
-    def __init__(self, table: Table) -> None:
-        self.table = table
-        self.statement = insert(table)
+    def __init__(self, statement: Executable) -> None:
+        self.statement = statement
         self._plans: dict[tuple[str, ...], _Plan | None] = {}
 
     def execute(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
@@ -122,6 +123,17 @@ class BulkInsert:
         conn.exec_driver_sql(plan.sql, [values(row) for row in rows])
 
     def _plan(self, dialect: Dialect, keys: tuple[str, ...]) -> _Plan | None:
+        raise NotImplementedError
+
+
+class BulkInsert(_Bulk):
+    """``INSERT INTO table`` for many rows given as dicts with the same keys."""
+
+    def __init__(self, table: Table) -> None:
+        super().__init__(insert(table))
+        self.table = table
+
+    def _plan(self, dialect: Dialect, keys: tuple[str, ...]) -> _Plan | None:
         """The SQL and a row → parameters function; ``None`` where Core must do it (a column
         default to compute in Python, a statement that is not plainly positional).
 
@@ -134,7 +146,7 @@ class BulkInsert:
             for key in keys
             if isinstance((column := self.table.c[key]).type, JSON)
         }
-        statement = self.statement.values(casts) if casts else self.statement
+        statement = insert(self.table).values(casts) if casts else insert(self.table)
         compiled: Any = statement.compile(dialect=dialect, column_keys=list(keys))
         names = compiled.positiontup
         if (
@@ -150,35 +162,14 @@ class BulkInsert:
         )
 
 
-class BulkExecute:
-    """A statement with named bind parameters, run for many rows given as dicts.
+class BulkExecute(_Bulk):
+    """A statement with named bind parameters (an UPDATE, say), run for many rows given as
+    dicts; on SQLite compiled once, its parameters converted as :class:`BulkInsert` converts
+    them."""
 
-    On SQLite it is compiled once, and each row becomes a tuple of the positional parameters,
-    converted as :class:`BulkInsert` converts them; elsewhere Core runs it.
-    """
-
-    def __init__(self, statement: Executable) -> None:
-        self.statement = statement
-        self._compilable: Any = statement
-        self._plans: dict[str, _Plan | None] = {}
-
-    def execute(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
-        if not rows:
-            return
-        dialect = conn.dialect
-        plan = None
-        if dialect.name == "sqlite":
-            if dialect.name not in self._plans:
-                self._plans[dialect.name] = self._plan(dialect)
-            plan = self._plans[dialect.name]
-        if plan is None:
-            conn.execute(self.statement, rows)
-            return
-        values = plan.values
-        conn.exec_driver_sql(plan.sql, [values(row) for row in rows])
-
-    def _plan(self, dialect: Dialect) -> _Plan | None:
-        compiled: Any = self._compilable.compile(dialect=dialect)
+    def _plan(self, dialect: Dialect, keys: tuple[str, ...]) -> _Plan | None:
+        statement: Any = self.statement
+        compiled: Any = statement.compile(dialect=dialect)
         names = compiled.positiontup
         if not dialect.positional or not names or len(names) < 2:
             return None

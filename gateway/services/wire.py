@@ -164,8 +164,8 @@ def _strict_pattern(pattern: str) -> str:
     return pattern[:-1] + r"\Z"
 
 
-def _meta(base: Any, constraints: list[Any]) -> Any:
-    """``base`` with ``constraints`` (pydantic field metadata) as a msgspec ``Meta``."""
+def _constraint_kwargs(constraints: list[Any]) -> dict[str, Any]:
+    """pydantic field metadata as ``msgspec.Meta`` keyword arguments."""
     kwargs: dict[str, Any] = {}
     for item in constraints:
         if isinstance(item, annotated_types.Ge):
@@ -181,12 +181,17 @@ def _meta(base: Any, constraints: list[Any]) -> Any:
         elif isinstance(item, annotated_types.MinLen):
             kwargs["min_length"] = item.min_length
         elif isinstance(item, FieldInfo):  # Annotated[X, Field(...)] nested in a type
-            kwargs_from_field = _meta_kwargs(item)
-            kwargs.update(kwargs_from_field)
+            kwargs.update(_constraint_kwargs(list(item.metadata)))
         elif (pattern := getattr(item, "pattern", None)) is not None and _only_pattern(item):
             kwargs["pattern"] = _strict_pattern(pattern)
         else:
             raise MirrorError(f"constraint {item!r} has no mirror")
+    return kwargs
+
+
+def _meta(base: Any, constraints: list[Any]) -> Any:
+    """``base`` with ``constraints`` (pydantic field metadata) as a msgspec ``Meta``."""
+    kwargs = _constraint_kwargs(constraints)
     if base is float:  # the contract refuses infinities (allow_inf_nan=False); JSON has no NaN
         if "gt" not in kwargs:
             kwargs.setdefault("ge", -_FLOAT_MAX)
@@ -201,18 +206,6 @@ def _only_pattern(item: Any) -> bool:
     """True for pydantic's general metadata that carries a pattern and nothing else."""
     data = getattr(item, "__dict__", {})
     return set(data) == {"pattern"}
-
-
-def _meta_kwargs(info: FieldInfo) -> dict[str, Any]:
-    meta = _meta(object, list(info.metadata))
-    if meta is object:
-        return {}
-    found: msgspec.Meta = get_args(meta)[1]
-    return {
-        name: getattr(found, name)
-        for name in ("ge", "gt", "le", "lt", "max_length", "min_length", "pattern")
-        if getattr(found, name) is not None
-    }
 
 
 def _mirror_type(annotation: Any, constraints: list[Any]) -> Any:
@@ -326,9 +319,8 @@ def mirror(
 # The envelope with its body kept as text: the body is decoded (validated) on its own, and its
 # text, as the kiosk sent it, is the stored report.
 _ENVELOPE = mirror(Envelope[AppraisalBody], frozenset(_ENVELOPE_DECORATORS), frozenset({"body"}))
-APPRAISAL_MIRROR: type = mirror(AppraisalBody)
 _ENVELOPE_DECODER: msgspec.json.Decoder[Any] = msgspec.json.Decoder(_ENVELOPE)
-_BODY_DECODER: msgspec.json.Decoder[Any] = msgspec.json.Decoder(APPRAISAL_MIRROR)
+_BODY_DECODER: msgspec.json.Decoder[Any] = msgspec.json.Decoder(mirror(AppraisalBody))
 # A timestamp with seven or more fractional digits (msgspec rounds them, pydantic truncates),
 # found after a name ending in "_at": every timestamp field's does (the mirror refuses a model
 # where one does not), and escapes, which could spell one otherwise, never get this far.
@@ -458,7 +450,6 @@ def public_report(report: dict[str, Any]) -> dict[str, Any]:
 
 
 __all__ = [
-    "APPRAISAL_MIRROR",
     "APPRAISAL_SCHEMA",
     "AppraisalView",
     "DecodedAppraisal",
