@@ -30,6 +30,7 @@ Reproduce::
     .venv/bin/python benchmarks/ingest.py --quick --json  # a smoke run
     .venv/bin/python benchmarks/ingest.py --cases sqlite1,sqlite2  # SQLite only
     .venv/bin/python benchmarks/ingest.py --cases sqlite2 --repeats 5  # median of 5 runs
+    .venv/bin/python benchmarks/ingest.py --cases sqlite2 --repeats 3 --keep-database  # growing
 """
 
 from __future__ import annotations
@@ -391,6 +392,12 @@ def main(argv: list[str] | None = None) -> int:
         default=list(CASES),
         help=f"comma-separated cases to run, of {', '.join(CASES)} (default: all)",
     )
+    parser.add_argument(
+        "--keep-database",
+        action="store_true",
+        help="the repeats of a case share one database, which grows run by run (ingest into a "
+        "database that already holds appraisals), instead of each starting empty",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     count = 300 if args.quick else args.count
@@ -441,7 +448,7 @@ def main(argv: list[str] | None = None) -> int:
                 database_url = pg_url if db == "postgres" else None
                 runs = []
                 for run in range(args.repeats):
-                    if db == "postgres":
+                    if db == "postgres" and not (args.keep_database and run):
                         _reset_postgres(pg_url or "")
                     r = ingest_case(
                         broker.url,
@@ -452,7 +459,7 @@ def main(argv: list[str] | None = None) -> int:
                         count,
                         tag,
                         broker_pid,
-                        run,
+                        0 if args.keep_database else run,
                     )
                     after = measure_raw()
                     r["raw_msgs_per_s"] = max(before["msgs_per_s"], after["msgs_per_s"])
@@ -493,6 +500,7 @@ def main(argv: list[str] | None = None) -> int:
             " --quick"
             if args.quick
             else f" --count {count} --cases {','.join(args.cases)} --repeats {args.repeats}"
+            + (" --keep-database" if args.keep_database else "")
         )
     )
     if args.json:

@@ -16,6 +16,8 @@ commit's disk writes and the receipts are not in it. Needs valgrind; takes about
 
     .venv/bin/python benchmarks/ingest_instructions.py
     .venv/bin/python benchmarks/ingest_instructions.py --quick   # a smoke run, no valgrind
+    .venv/bin/python benchmarks/ingest_instructions.py --profiles var/profiles  # keep them:
+    callgrind_annotate --inclusive=yes var/profiles/callgrind.mirror.6  # minus ….mirror.1
 """
 
 from __future__ import annotations
@@ -105,6 +107,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workload", nargs=3, help=argparse.SUPPRESS)
     parser.add_argument("--quick", action="store_true", help="a smoke run, no valgrind")
     parser.add_argument("--json", action="store_true", help="last line: one JSON object")
+    parser.add_argument(
+        "--profiles",
+        type=Path,
+        metavar="DIR",
+        help="keep valgrind's profiles there (callgrind_annotate shows where the instructions go)",
+    )
     args = parser.parse_args(argv)
     if args.workload:
         path, batches, mode = args.workload
@@ -125,8 +133,10 @@ def main(argv: list[str] | None = None) -> int:
         result = {}
         for mirror in (True, False):
             name = "mirror" if mirror else "pydantic"
-            one = _instructions(payload_file, 1, mirror, Path(tmp) / f"{name}.1")
-            six = _instructions(payload_file, 6, mirror, Path(tmp) / f"{name}.6")
+            profiles = args.profiles or Path(tmp)
+            profiles.mkdir(parents=True, exist_ok=True)
+            one = _instructions(payload_file, 1, mirror, profiles / f"callgrind.{name}.1")
+            six = _instructions(payload_file, 6, mirror, profiles / f"callgrind.{name}.6")
             result[name] = (six - one) / (5 * BATCH)
             per = result[name] / 1e3
             print(f"ingest_batch, {name} decoding: {per:,.0f} k instructions per appraisal")
