@@ -29,6 +29,7 @@ a fast-falling car is better financed short and with equity.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import itertools
 import logging
@@ -239,6 +240,11 @@ class ProgramSet:
         # followed by the skipped tail (see _assembler)
         self.pass_flat = [row + _SKIPPED_TAIL for per_tier in pass_outcomes for row in per_tier]
         self.pass_offset = np.cumsum([0] + [len(t) for t in pass_outcomes[:-1]])
+        # the same pass outcomes as a table, one row per program and tier, a column per rule
+        pass_rows = [row for per_tier in pass_outcomes for row in per_tier]
+        self.pass_table = np.empty((len(pass_rows), len(RULE_CODES)), dtype=object)
+        for i, outcomes in enumerate(pass_rows):
+            self.pass_table[i] = np.fromiter(outcomes, dtype=object, count=len(outcomes))
         self.static_groups = _static_groups(ps)
         # Sentences whose numbers differ per program, with the program's own numbers rendered.
         self.partials: _Partials = _program_partials(ps)
@@ -416,6 +422,11 @@ class _Chunk:
     rank: I64
 
 
+_N_BITS = len(BIT)
+_PLANE = {code: bit.bit_length() - 1 for code, bit in BIT.items()}
+_BIT_WEIGHTS = (np.uint32(1) << np.arange(_N_BITS, dtype=np.uint32))[:, None, None]
+
+
 def _count_below(bounds: npt.NDArray[Any], values: npt.NDArray[Any]) -> I64:
     """For each pair, how many of the program's padded ``bounds`` lie below ``values``."""
     counts: I64 = (bounds[None, :, :] < values[:, :, None]).sum(axis=2, dtype=np.int64)
@@ -434,10 +445,12 @@ def _evaluate(
 ) -> _Chunk:
     a = slice(lo, hi)
     shape = (hi - lo, ps.size)
-    mask = np.zeros(shape, np.uint32)
+    # One plane per fail and note code, combined into the outcome mask at the end: a plain copy
+    # per rule costs less than an OR into the mask where the condition holds.
+    planes = np.zeros((_N_BITS, *shape), bool)
 
     def flag(cond: npt.NDArray[np.bool_], code: Code) -> None:
-        np.bitwise_or(mask, np.uint32(BIT[code]), out=mask, where=cond)
+        planes[_PLANE[code]] = cond
 
     def col(x: npt.NDArray[Any]) -> npt.NDArray[Any]:
         return x[a][:, None]  # a per-appraisal column, broadcast over programs
@@ -566,6 +579,7 @@ def _evaluate(
         )
     max_amount = np.floor(np.where(np.isfinite(caps), caps, 0)).astype(np.int64)
 
+    mask = np.bitwise_or.reduce(planes * _BIT_WEIGHTS, axis=0)  # each code its own bit
     # After a gating failure the other rules mean nothing; keep only the gating codes.
     gated = (mask & np.uint32(GATING_MASK)) != 0
     np.bitwise_and(mask, np.uint32(GATING_MASK), out=mask, where=gated)
@@ -844,6 +858,7 @@ _SKIPPED_TAIL: tuple[RuleOutcome, ...] = tuple(
     RuleOutcome(rule, Status.SKIPPED, Code.NOT_EVALUATED, render_reason(Code.NOT_EVALUATED), {})
     for rule in list(RULE_CODES)[_N_GATING:]
 )
+_SKIPPED_ROW = np.fromiter(_SKIPPED_TAIL, dtype=object, count=len(_SKIPPED_TAIL))
 
 
 def _static_keys(p: LenderProgram) -> dict[Code, tuple[Any, ...]]:
@@ -897,12 +912,15 @@ _FOUND = _N_RULES + len(_SKIPPED_TAIL)  # where a pair's fail and note outcomes 
 
 
 @functools.lru_cache(maxsize=4096)
-def _assembler(mask: int) -> Callable[[tuple[RuleOutcome, ...]], Any]:
-    """How to report a pair with outcome ``mask``: a C-level getter that picks the pair's
-    outcomes in report order from its tier's pass outcomes followed by the skipped tail
-    (``ProgramSet.pass_flat``) and then its outcome for every fail and note code (in bit order,
-    ``None`` where it has none)."""
+def _assembler(mask: int) -> Callable[[tuple[RuleOutcome, ...]], Any] | None:
+    """How to report a pair with outcome ``mask`` when it has two outcomes for one rule (else
+    ``None``: its row of the table in :func:`_explain_all` holds them): a C-level getter that
+    picks the pair's outcomes in report order from its tier's pass outcomes followed by the
+    skipped tail (``ProgramSet.pass_flat``) and then its outcome for every fail and note code
+    (in bit order, ``None`` where it has none; :func:`_outcome_row`)."""
     gated = bool(mask & GATING_MASK)
+    if gated or all((mask & bits) & ((mask & bits) - 1) == 0 for _, bits, _ in _RULE_SPECS):
+        return None  # a gated pair's non-gating bits are cleared; gating rules have one code
     positions: list[int] = []
     for r, (_, bits, codes) in enumerate(_RULE_SPECS[:_N_GATING] if gated else _RULE_SPECS):
         if not mask & bits:
@@ -921,6 +939,8 @@ _BIT_CODES: tuple[tuple[int, Rule, Code, Status], ...] = tuple(
     )
 )
 _BIT_INDEX: dict[Code, int] = {code: k for k, (_, _, code, _) in enumerate(_BIT_CODES)}
+# The rule (its column in a pair's outcomes, in report order) of each code by bit index.
+_RULE_COLUMN: tuple[int, ...] = tuple(list(RULE_CODES).index(rule) for _, rule, _, _ in _BIT_CODES)
 
 
 # Outcomes whose parameters recur from match to match (a car's age, the requested term, the
@@ -972,49 +992,41 @@ def _explain_all(
     """Every rule's outcome for every program of one match, in report order.
 
     Works code by code over the pairs that carry it, so an outcome shared by many programs is
-    built and rendered once; then assembles each pair's outcomes from the pass outcomes of its
-    tier and its fail and note outcomes.
+    built and rendered once. Each pair's outcomes start as its tier's pass outcomes (a row of a
+    table, one column per rule); a gating failure turns the rules after the gating ones into
+    skipped outcomes, and each fail or note outcome takes its rule's place. A pair with two
+    outcomes for one rule is assembled on its own (:func:`_assembler`).
     """
     union = int(np.bitwise_or.reduce(masks)) if masks.size else 0
+    table = ps.pass_table[ps.pass_offset + np.maximum(arrays["tier"], 0)]
+    if union & GATING_MASK:
+        table[(masks & np.uint32(GATING_MASK)) != 0, _N_GATING:] = _SKIPPED_ROW
     writer = SentenceWriter()
     tier_list = v["tier"]
-    by_bit: list[list[RuleOutcome]] = []
     programs = ps.programs
+    found: list[tuple[int, list[int], list[RuleOutcome]]] = []  # (bit index, pairs, outcomes)
     for k, (bit, rule, code, status) in enumerate(_BIT_CODES):
         if not union & bit:
-            by_bit.append([])
             continue
-        found: list[Any] = [None] * ps.size
         hits = (masks & np.uint32(bit)).nonzero()[0]
         js: list[int] = hits.tolist()
         build = _BUILDERS.get(code)
+        outs: list[RuleOutcome]
         if build is not None:
-            for j, built in zip(js, build(ps, ctx, arrays, js, hits), strict=True):
-                found[j] = built
-            by_bit.append(found)
-            continue
-        groups = ps.static_groups[k]
-        params = _PARAMS[code]
-        hit: RuleOutcome | None
-        if groups is not None:
-            # Within one match these outcomes depend only on the program's own numbers.
-            keys = groups[hits].tolist()
-        elif (keys_of := _KEYS.get(code)) is not None:
-            # Outcomes many programs share, found by a key cheaper than their parameters.
-            keys = keys_of(ps, arrays, hits)
-        else:
-            keys = None
-        if keys is not None:
+            outs = build(ps, ctx, arrays, js, hits)
+        elif (keys := _outcome_keys(ps, k, code, arrays, hits)) is not None:
+            params = _PARAMS[code]
             made: dict[Any, RuleOutcome] = {}
             # each key's first pair (a dict keeps the last value written for a key)
             for key, j in dict(zip(reversed(keys), reversed(js), strict=True)).items():
                 prm = params(programs[j], ctx, v, j, None)
                 made[key] = _shared_outcome(rule, status, code, prm, writer)
-            for j, key in zip(js, keys, strict=True):
-                found[j] = made[key]
+            outs = list(map(made.__getitem__, keys))
         else:
+            params = _PARAMS[code]
             cache: dict[tuple[Any, ...], RuleOutcome] = {}
             names = ps.tier_names
+            outs = []
             for j in js:
                 ti = tier_list[j]
                 prm = params(programs[j], ctx, v, j, names[j][ti] if ti >= 0 else None)
@@ -1023,16 +1035,45 @@ def _explain_all(
                 if hit is None:
                     hit = _shared_outcome(rule, status, code, prm, writer)
                     cache[key] = hit
-                found[j] = hit
-        by_bit.append(found)
-    # Each pair's outcomes: picked by its mask's getter from its tier's passes and the skipped
-    # tail, then its outcome for every code; all at C level.
-    tiers = np.maximum(arrays["tier"], 0)
-    passes = map(ps.pass_flat.__getitem__, (ps.pass_offset + tiers).tolist())
-    found_rows = zip(*(found or itertools.repeat(None, ps.size) for found in by_bit), strict=True)
-    rows = map(operator.add, passes, found_rows)
-    getters = map(_assembler, mask_list)
-    return list(map(operator.call, getters, rows))
+                outs.append(hit)
+        if len(outs) != len(js):
+            raise AssertionError(f"{code}: {len(outs)} outcomes for {len(js)} pairs")
+        table[hits, _RULE_COLUMN[k]] = np.fromiter(outs, dtype=object, count=len(outs))
+        found.append((k, js, outs))
+    rows: list[tuple[RuleOutcome, ...]] = list(map(tuple, table.tolist()))
+    getters = list(map(_assembler, mask_list))
+    for j, getter in enumerate(getters):
+        if getter is not None:
+            rows[j] = getter(_outcome_row(ps, j, tier_list[j], found))
+    return rows
+
+
+def _outcome_keys(
+    ps: ProgramSet, k: int, code: Code, arrays: dict[str, npt.NDArray[Any]], hits: I64
+) -> list[Any] | None:
+    """For a code whose outcomes many pairs share: each pair's key (equal keys, one outcome);
+    ``None`` for codes whose parameters are the pair's own."""
+    groups = ps.static_groups[k]
+    if groups is not None:
+        # Within one match these outcomes depend only on the program's own numbers.
+        keys: list[Any] = groups[hits].tolist()
+        return keys
+    keys_of = _KEYS.get(code)
+    # Outcomes many programs share, found by a key cheaper than their parameters.
+    return keys_of(ps, arrays, hits) if keys_of is not None else None
+
+
+def _outcome_row(
+    ps: ProgramSet, j: int, tier: int, found: list[tuple[int, list[int], list[RuleOutcome]]]
+) -> tuple[Any, ...]:
+    """What :func:`_assembler`'s getters pick from for pair ``j``: its tier's pass outcomes,
+    the skipped tail, then its outcome for every fail and note code (``None`` where none)."""
+    row: list[Any] = [None] * len(_BIT_CODES)
+    for k, js, outs in found:
+        at = bisect.bisect_left(js, j)
+        if at < len(js) and js[at] == j:
+            row[k] = outs[at]
+    return ps.pass_flat[int(ps.pass_offset[j]) + max(tier, 0)] + tuple(row)
 
 
 # --- sentences whose numbers differ per pair: built for every pair, program parts prerendered
