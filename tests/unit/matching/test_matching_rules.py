@@ -300,3 +300,31 @@ def test_results_serialise_to_json() -> None:
         assert doc["program_id"] == r.program_id
         assert len(doc["outcomes"]) == len(r.outcomes)
         assert doc["reasons"] == r.reasons
+
+
+def test_a_rule_with_two_outcomes_reports_both_in_its_place() -> None:
+    # A title lender that finances neither taxes and fees nor backend products: two notes for
+    # one rule, in the rule's place and in the rule's order, beside programs with one outcome
+    # a rule.
+    progs = list(programs().programs)
+    title = next(p for p in progs if p.program_id == TITLE)
+    items = title.financed_items.model_copy(update={"taxes_and_fees": False})
+    progs.append(title.model_copy(update={"program_id": "no-taxes", "financed_items": items}))
+    ask = deal(loan_kind=LoanKind.EQUITY, down_payment_minor=0, amount_requested_minor=500_000,
+               term_months=24, taxes_and_fees_minor=30_000, backend_products_minor=80_000)  # fmt: skip
+    results = match(malibu(), ask, progs, as_of=AS_OF)
+    both = result_for("no-taxes", results)
+    assert [o.code for o in both.outcomes if o.rule is Rule.FINANCED_ITEMS] == [
+        Code.TAXES_FEES_NOT_FINANCED,
+        Code.BACKEND_NOT_FINANCED,
+    ]
+    assert [o.rule for o in both.outcomes] == [
+        rule for rule in Rule for _ in range(2 if rule is Rule.FINANCED_ITEMS else 1)
+    ]
+    assert both.eligible
+    assert [o.code for o in result_for(TITLE, results).outcomes if o.status is Status.NOTE] == [
+        Code.BACKEND_NOT_FINANCED
+    ]
+    for result in results:
+        assert [o.rule for o in result.outcomes][:4] == list(Rule)[:4]
+        assert all(o.message == render_reason(o.code, o.params) for o in result.outcomes)
