@@ -33,13 +33,14 @@ SLOWEST = (173, 459, 472, 470, 100, 177, 267, 476)
 
 
 def _workload(match_them: bool, seconds: float = 0.0) -> None:
+    from gateway.gc_policy import settle_after_startup
     from gateway.matching import compile_programs, match
     from gateway.matching.synthetic import synthetic_cases, synthetic_programs
 
     programs = compile_programs(synthetic_programs(200, seed=7, as_of=AS_OF))
     collaterals, requests = synthetic_cases(500, seed=8)
     gc.collect()
-    gc.freeze()
+    settle_after_startup()  # the gateway process's collector policy, as benchmarks/match.py
     match(collaterals[0], requests[0], programs, as_of=AS_OF, with_curve=True)  # warm
     end = time.monotonic() + seconds
     while match_them:

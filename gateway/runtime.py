@@ -6,7 +6,6 @@ Started in that order and stopped in reverse. Nothing here runs at import time.
 from __future__ import annotations
 
 import errno
-import gc
 import logging
 import socket
 import threading
@@ -21,6 +20,7 @@ from gateway.api.app import create_app
 from gateway.broker import EmbeddedBroker
 from gateway.context import GatewayContext
 from gateway.db import WalCheckpointer, make_engine, migrate
+from gateway.gc_policy import settle_after_startup
 from gateway.ingest.mqtt import TlsFiles
 from gateway.ingest.worker import IngestWorker
 from gateway.photos import FilesystemPhotoStore
@@ -123,12 +123,7 @@ class GatewayRuntime:
         self._maintenance.start()
         self._webhooks = threading.Thread(target=self._push_webhooks, name="webhooks", daemon=True)
         self._webhooks.start()
-        # What start-up made (modules, tables, the app) lives as long as the process: keep it out
-        # of the collector's full passes, which otherwise walk it again and again under load.
-        # Ingest keeps a batch's decoded messages (thousands of objects each) alive until its
-        # commit; a young generation of 700 objects had the collector walk them many times over.
-        gc.freeze()
-        gc.set_threshold(10_000, 10, 10)
+        settle_after_startup()  # the collector's policy for a long-lived server (gc_policy)
         logger.info(
             "gateway up: %s (broker %s)",
             self.http_url,
