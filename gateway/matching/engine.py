@@ -237,8 +237,7 @@ class ProgramSet:
         # Pass outcomes per program and tier, built once: a pair that passes a rule shares them.
         pass_outcomes = [_pass_outcomes(p) for p in ps]
         # every program's pass outcomes per tier, flat: program j's tier t at pass_offset[j] + t
-        # followed by the skipped tail (see _assembler)
-        self.pass_flat = [row + _SKIPPED_TAIL for per_tier in pass_outcomes for row in per_tier]
+        self.pass_flat = [row for per_tier in pass_outcomes for row in per_tier]
         self.pass_offset = np.cumsum([0] + [len(t) for t in pass_outcomes[:-1]])
         # the same pass outcomes as a table, one row per program and tier, a column per rule
         pass_rows = [row for per_tier in pass_outcomes for row in per_tier]
@@ -615,11 +614,20 @@ def _evaluate(
         ltv_all=ltv,
         peak_ltv=np.where(neg, np.nan, peak_ltv),
         peak_month=peak_month,
-        ratio_rows=(rows / denom[:, None].astype(np.float32)) if rows is not None else None,
+        ratio_rows=_divided_rows(rows, denom),
         priced_index=idx,
         score=np.where(eligible, score_v, np.nan),
         rank=rank,
     )
+
+
+def _divided_rows(
+    rows: npt.NDArray[np.float32] | None, denom: F64
+) -> npt.NDArray[np.float32] | None:
+    """``rows / denom`` per row (in float32), in place: the rows are :func:`_peaks`'s own."""
+    if rows is not None:
+        np.divide(rows, denom[:, None].astype(np.float32), out=rows)
+    return rows
 
 
 _CURVE_BLOCK = 4096  # pairs per block: the month-by-month arrays of a block stay in cache
@@ -649,7 +657,8 @@ def _peaks(
         width = int(np.maximum.reduce(term[start:end])) + 1  # later months cannot matter here
         rows = g32[apr[start:end], :width]
         np.subtract(g_n[start:end, None], rows, out=rows)
-        rows *= inv_curve[app_of[start:end], :width]
+        first, last = int(app_of[start]), int(app_of[end - 1])  # ascending: pairs by appraisal
+        rows *= inv_curve[first, :width] if first == last else inv_curve[app_of[start:end], :width]
         m = rows.argmax(axis=1)
         month[start:end] = m
         peak[start:end] = rows[np.arange(end - start), m]
@@ -762,7 +771,8 @@ def match(
     curves = np.full(ps.size, None, dtype=object)  # by program
     if with_curve and ch.ratio_rows is not None and ch.priced_index.size:
         idx = ch.priced_index
-        scaled = ch.ratio_rows * (ch.ltv.reshape(-1)[idx] * 100.0).astype(np.float32)[:, None]
+        scaled = ch.ratio_rows  # this match's own: scaled in place
+        scaled *= (ch.ltv.reshape(-1)[idx] * 100.0).astype(np.float32)[:, None]
         # Months 0..term of each pair, in one flat read-only array the curves are windows on.
         terms = ch.term_all.reshape(-1)[idx]
         within = np.arange(scaled.shape[1])[None, :] <= terms[:, None]
@@ -908,27 +918,31 @@ def _pass_outcomes(p: LenderProgram) -> list[tuple[RuleOutcome, ...]]:
 
 
 _N_RULES = len(_RULE_SPECS)
-_FOUND = _N_RULES + len(_SKIPPED_TAIL)  # where a pair's fail and note outcomes start
+# the bits of each rule that has more than one fail or note code
+_MULTI_CODE_RULE_BITS = tuple(bits for _, bits, codes in _RULE_SPECS if len(codes) > 1)
+_FOUND = _N_RULES  # where a pair's fail and note outcomes start (see _outcome_row)
 
 
 @functools.lru_cache(maxsize=4096)
 def _assembler(mask: int) -> Callable[[tuple[RuleOutcome, ...]], Any] | None:
     """How to report a pair with outcome ``mask`` when it has two outcomes for one rule (else
     ``None``: its row of the table in :func:`_explain_all` holds them): a C-level getter that
-    picks the pair's outcomes in report order from its tier's pass outcomes followed by the
-    skipped tail (``ProgramSet.pass_flat``) and then its outcome for every fail and note code
-    (in bit order, ``None`` where it has none; :func:`_outcome_row`)."""
-    gated = bool(mask & GATING_MASK)
-    if gated or all((mask & bits) & ((mask & bits) - 1) == 0 for _, bits, _ in _RULE_SPECS):
-        return None  # a gated pair's non-gating bits are cleared; gating rules have one code
+    picks the pair's outcomes in report order from its tier's pass outcomes
+    (``ProgramSet.pass_flat``) followed by its outcome for every fail and note code (in bit
+    order, ``None`` where it has none; :func:`_outcome_row`)."""
+    if mask & GATING_MASK:
+        return None  # a gated pair's other bits are cleared, and gating rules have one code
+    for bits in _MULTI_CODE_RULE_BITS:
+        if (mask & bits) & ((mask & bits) - 1):  # two bits of one rule
+            break
+    else:
+        return None
     positions: list[int] = []
-    for r, (_, bits, codes) in enumerate(_RULE_SPECS[:_N_GATING] if gated else _RULE_SPECS):
+    for r, (_, bits, codes) in enumerate(_RULE_SPECS):
         if not mask & bits:
             positions.append(r)
             continue
         positions += (_FOUND + _BIT_INDEX[code] for code, bit, _ in codes if mask & bit)
-    if gated:
-        positions += range(_N_RULES, _FOUND)
     return operator.itemgetter(*positions)  # at least two positions: returns a tuple
 
 
@@ -1067,7 +1081,7 @@ def _outcome_row(
     ps: ProgramSet, j: int, tier: int, found: list[tuple[int, list[int], list[RuleOutcome]]]
 ) -> tuple[Any, ...]:
     """What :func:`_assembler`'s getters pick from for pair ``j``: its tier's pass outcomes,
-    the skipped tail, then its outcome for every fail and note code (``None`` where none)."""
+    then its outcome for every fail and note code (``None`` where none)."""
     row: list[Any] = [None] * len(_BIT_CODES)
     for k, js, outs in found:
         at = bisect.bisect_left(js, j)
