@@ -220,20 +220,17 @@ class ProgramSet:
         self.min_grade = np.array([p.vehicle.min_condition_grade for p in ps])
         self.residual_max = np.array([p.residual.max_ltv_pct / 100 for p in ps])
         # Lookup tables indexed by small integers (score, age, term) replace per-pair searches.
-        p_size = max(len(ps), 1)
+        # Each is [value, program]: one appraisal's score reads one contiguous row.
         self.missed_by_score = _index_table(self.tier_min, None, _SCORE_SLOTS, above=True)
         ages = _index_table(self.term_age_upto, self.term_age_count, _AGE_SLOTS)
-        self.max_term_by_age = np.take_along_axis(self.term_age_max, ages, axis=1)
+        self.max_term_by_age = np.take_along_axis(self.term_age_max, ages.T, axis=1).T.copy()
         self.age_band_by_age = _index_table(self.age_bounds, self.age_band_count, _AGE_SLOTS)
         self.term_band_by_term = _index_table(self.term_bounds, self.term_band_count, _TERM_SLOTS)
-        terms = np.arange(_TERM_SLOTS)[None, :, None]
+        terms = np.arange(_TERM_SLOTS)[:, None, None]
         self.long_min_by_term = np.where(
-            terms > self.lt_over[:, None, :], self.lt_min[:, None, :], 0
+            terms > self.lt_over[None, :, :], self.lt_min[None, :, :], 0
         ).max(axis=2, initial=0)
-        self.offsets = {
-            width: (np.arange(p_size, dtype=np.int64) * width)[None, : len(ps)]
-            for width in (_SCORE_SLOTS, _AGE_SLOTS, _TERM_SLOTS)
-        }
+        self.program_index = np.arange(len(ps), dtype=np.int64)[None, :]
         # Pass outcomes per program and tier, built once: a pair that passes a rule shares them.
         pass_outcomes = [_pass_outcomes(p) for p in ps]
         # every program's pass outcomes per tier, flat: program j's tier t at pass_offset[j] + t
@@ -283,20 +280,24 @@ def _index_table(
     *,
     above: bool = False,
 ) -> I64:
-    """For every program and value 0..slots−1: how many of its bounds lie below the value (or,
-    with ``above``, above it), capped at the last real bound when ``counts`` is given."""
-    values = np.arange(slots)[None, :, None]
-    hits = bounds[:, None, :] > values if above else bounds[:, None, :] < values
+    """For every value 0..slots−1 and program: how many of the program's bounds lie below the
+    value (or, with ``above``, above it), capped at the last real bound when ``counts`` is
+    given. Shape (slots, programs)."""
+    values = np.arange(slots)[:, None, None]
+    hits = bounds[None, :, :] > values if above else bounds[None, :, :] < values
     found: I64 = hits.sum(axis=2, dtype=np.int64)
     if counts is not None:
-        found = np.minimum(found, counts[:, None] - 1)
+        found = np.minimum(found, counts[None, :] - 1)
     return found
 
 
 def _lookup(ps: ProgramSet, table: I64, values: npt.NDArray[Any]) -> I64:
-    """``table[program, value]`` for a (appraisals, programs) grid of values."""
-    width = table.shape[1]
-    out: I64 = table.reshape(-1).take(ps.offsets[width] + values)
+    """``table[value, program]`` for a (appraisals, programs) grid of values, or for one value
+    per appraisal (a column: that value's rows, copied whole)."""
+    if values.shape[1] == 1:
+        rows: I64 = table.take(values[:, 0], axis=0)
+        return rows
+    out: I64 = table.reshape(-1).take(values * table.shape[1] + ps.program_index)
     return out
 
 
