@@ -1033,8 +1033,10 @@ def _explain_all(
             params = _PARAMS[code]
             made: dict[Any, RuleOutcome] = {}
             # each key's first pair (a dict keeps the last value written for a key)
+            names = ps.tier_names
             for key, j in dict(zip(reversed(keys), reversed(js), strict=True)).items():
-                prm = params(programs[j], ctx, v, j, None)
+                ti = tier_list[j]
+                prm = params(programs[j], ctx, v, j, names[j][ti] if ti >= 0 else None)
                 made[key] = _shared_outcome(rule, status, code, prm, writer)
             outs = list(map(made.__getitem__, keys))
         else:
@@ -1215,26 +1217,32 @@ def _program_partials(programs: Sequence[LenderProgram]) -> _Partials:
     )  # fmt: skip
 
 
+def _repeated(value: Any, n: int) -> npt.NDArray[Any]:
+    """``n`` times ``value`` as an array whose items are ``value`` again (an int or a float as
+    such, anything else as an object)."""
+    kind = np.int64 if type(value) is int else np.float64 if type(value) is float else object
+    return np.full(n, value, dtype=kind)
+
+
 _Builder = Callable[
     [ProgramSet, _Ctx, dict[str, npt.NDArray[Any]], list[int], I64], list[RuleOutcome]
 ]
 _new_tuple = tuple.__new__  # a named tuple from its fields without the Python-level __new__
 
 
-def _rounded2(x: F64) -> tuple[F64, list[float]]:
-    """``round(v, 2)`` of each value, the same floats, as an array and a list, without Python's
-    decimal rounding per value: away from a tie, rounding the (half-ulp exact) product by 100 in
-    numpy and dividing back gives the nearest double to the rounded decimal, as ``round`` does;
-    values near a tie (or huge, or not finite) go through ``round``."""
+def _rounded2(x: F64) -> F64:
+    """``round(v, 2)`` of each value, the same floats, without Python's decimal rounding per
+    value: away from a tie, rounding the (half-ulp exact) product by 100 in numpy and dividing
+    back gives the nearest double to the rounded decimal, as ``round`` does; values near a tie
+    (or huge, or not finite) go through ``round``."""
     hundredths = x * 100.0
     rounded = np.rint(hundredths)
-    out = rounded / 100.0
+    out: F64 = rounded / 100.0
     # within 1e-6 of a tie: at least 0.499999 from the nearest integer (NaN: not below it)
     risky = ~((np.abs(hundredths - rounded) < 0.499999) & (np.abs(hundredths) < 1e12))
-    items: list[float] = out.tolist()
     for i in risky.nonzero()[0].tolist():
-        out[i] = items[i] = round(float(x[i]), 2)
-    return out, items
+        out[i] = round(float(x[i]), 2)
+    return out
 
 
 def _outcomes(
@@ -1243,14 +1251,14 @@ def _outcomes(
     sentences: _Sentences,
     at: I64 | tuple[I64, I64],
     make: Callable[..., dict[str, Any]],
-    values: list[list[Any]],
-    columns: dict[str, tuple[npt.NDArray[Any], list[Any]]],
+    values: list[npt.NDArray[Any]],
+    columns: dict[str, int],
     numbers: list[npt.NDArray[Any]] | None,
 ) -> list[RuleOutcome]:
     """Failing outcomes of one code for many pairs: pair ``i`` takes the sentence of its program
-    (and tier) at ``at[i]`` of ``sentences``, its parameters ``make(*row i of values)``, and for
-    the sentence the same values by parameter name, as an array and a list (``columns``: every
-    field the sentences leave open).
+    (and tier) at ``at[i]`` of ``sentences`` and its parameters ``make(*row i of values)`` (each
+    array's item as a Python value: object arrays keep the program's own); the sentence's open
+    fields take the values at ``columns[field]``.
 
     ``numbers`` are per-pair arrays that, with the program's numbers, determine every parameter:
     pairs with equal ones share one outcome (many programs of one match often do), built once.
@@ -1259,18 +1267,14 @@ def _outcomes(
     if shared is None:
         return _outcome_rows(rule, code, sentences, at, make, values, columns)
     first, each = shared
-    picks = first.tolist()
     made = _outcome_rows(
         rule,
         code,
         sentences,
         (at[0][first], at[1][first]) if isinstance(at, tuple) else at[first],
         make,
-        [list(map(column.__getitem__, picks)) for column in values],
-        {
-            name: (array[first], list(map(items.__getitem__, picks)))
-            for name, (array, items) in columns.items()
-        },
+        [column[first] for column in values],
+        columns,
     )
     return list(map(made.__getitem__, each.tolist()))
 
@@ -1307,17 +1311,20 @@ def _outcome_rows(
     sentences: _Sentences,
     at: I64 | tuple[I64, I64],
     make: Callable[..., dict[str, Any]],
-    values: list[list[Any]],
-    columns: dict[str, tuple[npt.NDArray[Any], list[Any]]],
+    values: list[npt.NDArray[Any]],
+    columns: dict[str, int],
 ) -> list[RuleOutcome]:
-    params = list(map(make, *values))
+    lists = [column.tolist() for column in values]
+    params = list(map(make, *lists))
     partials: list[Partial | None] = sentences.partials[at].tolist()
     messages = None
     if partials and np.logical_and.reduce(sentences.joinable[at]):
         fields = cast(Partial, partials[0]).fields
         pieces = sentences.pieces[at].T.tolist()
         open_ = [columns[name] for name, _, _ in fields]
-        messages = fill_columns(fields, pieces, [c[0] for c in open_], [c[1] for c in open_])
+        messages = fill_columns(
+            fields, pieces, [values[k] for k in open_], [lists[k] for k in open_]
+        )
     if messages is None:  # values the bulk path does not render: row by row, as render_reason
         messages = SentenceWriter().fill_many(code, partials, params)
     rows = zip(itertools.repeat(rule), itertools.repeat(Status.FAIL), itertools.repeat(code),
@@ -1328,12 +1335,11 @@ def _outcome_rows(
 def _build_odometer(
     ps: ProgramSet, ctx: _Ctx, a: dict[str, npt.NDArray[Any]], js: list[int], idx: I64
 ) -> list[RuleOutcome]:
-    odo = ctx.collateral.odometer_km
-    values = [[odo] * len(js), ps.partials.max_odometer_km[idx].tolist()]
-    columns = {"odometer_km": (np.full(len(js), odo), values[0])}
+    odo = _repeated(ctx.collateral.odometer_km, len(js))
     return _outcomes(
         Rule.ODOMETER, Code.ODOMETER_TOO_HIGH, ps.partials.odometer, idx,
-        lambda km, most: {"odometer_km": km, "max_odometer_km": most}, values, columns,
+        lambda km, most: {"odometer_km": km, "max_odometer_km": most},
+        [odo, ps.partials.max_odometer_km[idx]], {"odometer_km": 0},
         None,  # each program's own limit: rarely shared
     )  # fmt: skip
 
@@ -1344,18 +1350,9 @@ def _build_pti(
     program = ps.partials
     income = ctx.request.monthly_income_minor
     payments = a["payment"][idx]
-    pti_array, ptis = (
-        _rounded2(payments * 100 / income)
-        if income
-        else (np.full(len(js), 100.0), [100.0] * len(js))
-    )
-    values = [
-        program.currency[idx].tolist(),
-        payments.tolist(),
-        ptis,
-        program.max_pti_pct[idx].tolist(),
-    ]
-    columns = {"payment_minor": (payments, values[1]), "pti_pct": (pti_array, ptis)}
+    ptis = _rounded2(payments * 100 / income) if income else np.full(len(js), 100.0)
+    values = [program.currency[idx], payments, ptis, program.max_pti_pct[idx]]
+    columns = {"payment_minor": 1, "pti_pct": 2}
     return _outcomes(
         Rule.PAYMENT_TO_INCOME, Code.PTI_EXCEEDED, program.pti, idx,
         lambda currency, payment, pti, most: {
@@ -1370,26 +1367,16 @@ def _build_residual(
 ) -> list[RuleOutcome]:
     program = ps.partials
     months, most = a["peak_month"][idx], a["max_amount"][idx]
-    peak_array, peaks = _rounded2(100 * a["peak_ltv"][idx].astype(np.float64))
-    values = [
-        program.currency[idx].tolist(),
-        months.tolist(),
-        peaks,
-        program.residual_max_ltv_pct[idx].tolist(),
-        most.tolist(),
-    ]
-    columns = {
-        "month": (months, values[1]),
-        "peak_ltv_pct": (peak_array, peaks),
-        "max_amount_minor": (most, values[4]),
-    }
+    peaks = _rounded2(100 * a["peak_ltv"][idx].astype(np.float64))
+    values = [program.currency[idx], months, peaks, program.residual_max_ltv_pct[idx], most]
+    columns = {"month": 1, "peak_ltv_pct": 2, "max_amount_minor": 4}
     return _outcomes(
         Rule.RESIDUAL, Code.RESIDUAL_LTV_EXCEEDED, program.residual, idx,
         lambda currency, month, peak, limit, most_j: {
             "currency": currency, "month": month, "peak_ltv_pct": peak, "max_ltv_pct": limit,
             "max_amount_minor": most_j,
         },
-        values, columns, [months, peak_array, most],
+        values, columns, [months, peaks, most],
     )  # fmt: skip
 
 
@@ -1400,27 +1387,22 @@ def _build_ltv(
     tiers = np.maximum(a["tier"][idx], 0)
     financed = a["financed"][idx]
     value = ctx.collateral.value_minor or 0
-    ltv_array, ltv_pcts = _rounded2(100 * a["ltv_all"][idx].astype(np.float64))
-    limits = program.tier_max_ltv_pct[idx, tiers].tolist()
+    ltv_pcts = _rounded2(100 * a["ltv_all"][idx].astype(np.float64))
+    limits = program.tier_max_ltv_pct[idx, tiers]
     most = a["max_amount"][idx].copy()
     for i in (most < 0).nonzero()[0].tolist():
         # unpriced pairs have no overall maximum; the tier's advance limit still applies
         most[i] = math.floor(value * limits[i] / 100)
     values = [
-        program.currency[idx].tolist(),
-        financed.tolist(),
-        [value] * len(js),
+        program.currency[idx],
+        financed,
+        _repeated(value, len(js)),
         ltv_pcts,
-        program.tier_name[idx, tiers].tolist(),
+        program.tier_name[idx, tiers],
         limits,
-        most.tolist(),
+        most,
     ]
-    columns = {
-        "amount_minor": (financed, values[1]),
-        "value_minor": (np.full(len(js), value, np.int64), values[2]),
-        "ltv_pct": (ltv_array, ltv_pcts),
-        "max_amount_minor": (most, values[6]),
-    }
+    columns = {"amount_minor": 1, "value_minor": 2, "ltv_pct": 3, "max_amount_minor": 6}
     return _outcomes(
         Rule.LTV, Code.LTV_ABOVE_MAXIMUM, program.ltv, (idx, tiers),
         lambda currency, fin, value_j, ltv_pct, name, limit, most_j: {
@@ -1448,7 +1430,39 @@ _KEYS: dict[Code, Callable[[ProgramSet, dict[str, npt.NDArray[Any]], I64], list[
     Code.DOWN_PAYMENT_TOO_LOW: lambda ps, a, idx: list(
         zip(ps.partials.currency[idx].tolist(), a["required_down"][idx].tolist(), strict=True)
     ),
+    Code.RATE_NOT_OFFERED: lambda ps, a, idx: list(
+        zip(
+            _tier_names(ps, a["tier"][idx], idx),
+            a["term_all"][idx].tolist(),
+            strict=True,
+        )
+    ),
+    Code.AMOUNT_BELOW_MINIMUM: lambda ps, a, idx: list(
+        zip(
+            ps.partials.currency[idx].tolist(),
+            a["financed"][idx].tolist(),
+            ps.min_fin[idx].tolist(),
+            strict=True,
+        )
+    ),
+    Code.AMOUNT_ABOVE_MAXIMUM: lambda ps, a, idx: list(
+        zip(
+            ps.partials.currency[idx].tolist(),
+            a["financed"][idx].tolist(),
+            ps.max_fin[idx].tolist(),
+            strict=True,
+        )
+    ),
 }
+
+
+def _tier_names(ps: ProgramSet, tiers: I64, idx: I64) -> list[str | None]:
+    """The credit tier's name of each pair of ``idx`` (``None`` without a tier)."""
+    names: list[str | None] = _none_where(
+        ps.partials.tier_name[idx, np.maximum(tiers, 0)], tiers < 0
+    )
+    return names
+
 
 # The per-pair arrays the builders and keys read (one match's row of each).
 _BUILDER_ARRAYS = (
