@@ -1437,23 +1437,17 @@ _KEYS: dict[Code, Callable[[ProgramSet, dict[str, npt.NDArray[Any]], I64], list[
             strict=True,
         )
     ),
-    Code.AMOUNT_BELOW_MINIMUM: lambda ps, a, idx: list(
-        zip(
-            ps.partials.currency[idx].tolist(),
-            a["financed"][idx].tolist(),
-            ps.min_fin[idx].tolist(),
-            strict=True,
-        )
-    ),
-    Code.AMOUNT_ABOVE_MAXIMUM: lambda ps, a, idx: list(
-        zip(
-            ps.partials.currency[idx].tolist(),
-            a["financed"][idx].tolist(),
-            ps.max_fin[idx].tolist(),
-            strict=True,
-        )
-    ),
+    Code.AMOUNT_BELOW_MINIMUM: lambda ps, a, idx: _amount_keys(ps, a, idx, ps.min_fin),
+    Code.AMOUNT_ABOVE_MAXIMUM: lambda ps, a, idx: _amount_keys(ps, a, idx, ps.max_fin),
 }
+
+
+def _amount_keys(
+    ps: ProgramSet, a: dict[str, npt.NDArray[Any]], idx: I64, limits: I64
+) -> list[tuple[str, int, int]]:
+    """(currency, amount financed, the program's limit) of each pair of ``idx``."""
+    currency, financed = ps.partials.currency[idx].tolist(), a["financed"][idx].tolist()
+    return list(zip(currency, financed, limits[idx].tolist(), strict=True))
 
 
 def _tier_names(ps: ProgramSet, tiers: I64, idx: I64) -> list[str | None]:
