@@ -1013,7 +1013,7 @@ def _explain_all(
     outcomes for one rule is assembled on its own (:func:`_assembler`).
     """
     union = int(np.bitwise_or.reduce(masks)) if masks.size else 0
-    table = ps.pass_table[ps.pass_offset + np.maximum(arrays["tier"], 0)]
+    table = ps.pass_table.take(ps.pass_offset + np.maximum(arrays["tier"], 0), axis=0)
     if union & GATING_MASK:
         table[(masks & np.uint32(GATING_MASK)) != 0, _N_GATING:] = _SKIPPED_ROW
     writer = SentenceWriter()
@@ -1058,10 +1058,10 @@ def _explain_all(
         table[hits, _RULE_COLUMN[k]] = np.fromiter(outs, dtype=object, count=len(outs))
         found.append((k, js, outs))
     rows: list[tuple[RuleOutcome, ...]] = list(map(tuple, table.tolist()))
-    getters = list(map(_assembler, mask_list))
-    for j, getter in enumerate(getters):
-        if getter is not None:
-            rows[j] = getter(_outcome_row(ps, j, tier_list[j], found))
+    if any(map(_assembler, set(mask_list))):  # a pair with two outcomes for one rule
+        for j, getter in enumerate(map(_assembler, mask_list)):
+            if getter is not None:
+                rows[j] = getter(_outcome_row(ps, j, tier_list[j], found))
     return rows
 
 
