@@ -310,8 +310,14 @@ def test_a_rule_with_two_outcomes_reports_both_in_its_place() -> None:
     title = next(p for p in progs if p.program_id == TITLE)
     items = title.financed_items.model_copy(update={"taxes_and_fees": False})
     progs.append(title.model_copy(update={"program_id": "no-taxes", "financed_items": items}))
-    ask = deal(loan_kind=LoanKind.EQUITY, down_payment_minor=0, amount_requested_minor=500_000,
-               term_months=24, taxes_and_fees_minor=30_000, backend_products_minor=80_000)  # fmt: skip
+    ask = deal(
+        loan_kind=LoanKind.EQUITY,
+        down_payment_minor=0,
+        amount_requested_minor=500_000,
+        term_months=24,
+        taxes_and_fees_minor=30_000,
+        backend_products_minor=80_000,
+    )
     results = match(malibu(), ask, progs, as_of=AS_OF)
     both = result_for("no-taxes", results)
     assert [o.code for o in both.outcomes if o.rule is Rule.FINANCED_ITEMS] == [
