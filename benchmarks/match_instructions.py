@@ -7,7 +7,10 @@ each fails most of the 200 programs on several rules, each outcome with its own 
 
 The script runs itself twice under ``valgrind --tool=callgrind``, once building everything and
 matching nothing and once also matching the eight, and prints the difference per match. Needs
-valgrind (``apt-get install valgrind``); takes about a minute.
+valgrind (``apt-get install valgrind``); takes about a minute. It runs under the gateway
+process's collector policy (``gateway.gc_policy``), as ``benchmarks/match.py`` does;
+``--default-gc`` counts under Python's default thresholds, as counts before 29 November's sixth
+session were made.
 
     .venv/bin/python benchmarks/match_instructions.py
 
@@ -32,7 +35,7 @@ AS_OF = date(2026, 3, 1)
 SLOWEST = (173, 459, 472, 470, 100, 177, 267, 476)
 
 
-def _workload(match_them: bool, seconds: float = 0.0) -> None:
+def _workload(match_them: bool, seconds: float = 0.0, *, default_gc: bool = False) -> None:
     from gateway.gc_policy import settle_after_startup
     from gateway.matching import compile_programs, match
     from gateway.matching.synthetic import synthetic_cases, synthetic_programs
@@ -40,7 +43,10 @@ def _workload(match_them: bool, seconds: float = 0.0) -> None:
     programs = compile_programs(synthetic_programs(200, seed=7, as_of=AS_OF))
     collaterals, requests = synthetic_cases(500, seed=8)
     gc.collect()
-    settle_after_startup()  # the gateway process's collector policy, as benchmarks/match.py
+    if default_gc:
+        gc.freeze()  # Python's default thresholds (how counts before the sixth session were made)
+    else:
+        settle_after_startup()  # the gateway process's collector policy, as benchmarks/match.py
     match(collaterals[0], requests[0], programs, as_of=AS_OF, with_curve=True)  # warm
     end = time.monotonic() + seconds
     while match_them:
@@ -49,9 +55,9 @@ def _workload(match_them: bool, seconds: float = 0.0) -> None:
         match_them = time.monotonic() < end
 
 
-def _instructions(match_them: bool, out_dir: Path) -> int:
+def _instructions(match_them: bool, out_dir: Path, extra: list[str]) -> int:
     workload = "match" if match_them else "build"
-    return instructions(__file__, ["--workload", workload], out_dir / "callgrind.out")
+    return instructions(__file__, ["--workload", workload, *extra], out_dir / "callgrind.out")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,6 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--loop", type=float, metavar="SECONDS", help="match for this long")
     parser.add_argument(
         "--quick", action="store_true", help="a smoke run: match the eight once, no valgrind"
+    )
+    parser.add_argument(
+        "--default-gc", action="store_true", help="Python's default collector thresholds"
     )
     args = parser.parse_args(argv)
     if args.quick:
@@ -70,18 +79,20 @@ def main(argv: list[str] | None = None) -> int:
         _workload(True, args.loop)
         return 0
     if args.workload:
-        _workload(args.workload == "match")
+        _workload(args.workload == "match", default_gc=args.default_gc)
         return 0
     if not have_valgrind():
         return 2
     with tempfile.TemporaryDirectory() as tmp:
-        base = _instructions(False, Path(tmp))
-        total = _instructions(True, Path(tmp))
+        extra = ["--default-gc"] if args.default_gc else []
+        base = _instructions(False, Path(tmp), extra)
+        total = _instructions(True, Path(tmp), extra)
     per_match = (total - base) / len(SLOWEST) / 1e6
     print(
         f"single match, the {len(SLOWEST)} slowest appraisals: {per_match:.2f} M instructions each"
     )
-    print("reproduce: .venv/bin/python benchmarks/match_instructions.py")
+    flag = " --default-gc" if args.default_gc else ""
+    print(f"reproduce: .venv/bin/python benchmarks/match_instructions.py{flag}")
     return 0
 
 
