@@ -237,9 +237,8 @@ class ProgramSet:
         self.pass_flat = [row for per_tier in pass_outcomes for row in per_tier]
         self.pass_offset = np.cumsum([0] + [len(t) for t in pass_outcomes[:-1]])
         # the same pass outcomes as a table, one row per program and tier, a column per rule
-        pass_rows = [row for per_tier in pass_outcomes for row in per_tier]
-        self.pass_table = np.empty((len(pass_rows), len(RULE_CODES)), dtype=object)
-        for i, outcomes in enumerate(pass_rows):
+        self.pass_table = np.empty((len(self.pass_flat), len(RULE_CODES)), dtype=object)
+        for i, outcomes in enumerate(self.pass_flat):
             self.pass_table[i] = np.fromiter(outcomes, dtype=object, count=len(outcomes))
         self.static_groups = _static_groups(ps)
         # Sentences whose numbers differ per program, with the program's own numbers rendered.
