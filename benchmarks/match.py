@@ -357,6 +357,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a small smoke run")
     parser.add_argument("--json", action="store_true", help="one JSON object as the last line")
     args = parser.parse_args(argv)
+    if args.single < 1 or args.single_repeats < 1:
+        parser.error("--single and --single-repeats must be at least 1")
     if args.quick:
         args.programs, args.appraisals = min(args.programs, 40), min(args.appraisals, 500)
         args.zen_appraisals, args.single, args.repeats = 10, 50, 1
