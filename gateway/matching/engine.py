@@ -805,7 +805,7 @@ def match(
         ch.eligible[0][order].tolist(),
         _none_where(ch.rank[0][order], ch.rank[0][order] == 0),
         _none_where(score, np.isnan(score)),
-        _none_where(ps.partials.tier_name[order, np.maximum(tier, 0)], tier < 0),
+        _tier_names(ps, tier, order),
         _none_where(ch.apr_bp[0][order] / 100, unpriced),
         itertools.repeat(request.term_months),
         _none_where(ch.term[0][order], unpriced),
@@ -864,11 +864,15 @@ _RULE_SPECS: list[tuple[Rule, int, list[tuple[Code, int, Status]]]] = [
     for rule, (_, others) in RULE_CODES.items()
 ]
 _N_GATING = len(GATING_CODES)  # the gating rules come first in report order
-_SKIPPED_TAIL: tuple[RuleOutcome, ...] = tuple(
-    RuleOutcome(rule, Status.SKIPPED, Code.NOT_EVALUATED, render_reason(Code.NOT_EVALUATED), {})
-    for rule in list(RULE_CODES)[_N_GATING:]
+# what a gated pair reports for every rule after the gating ones
+_SKIPPED_ROW = np.fromiter(
+    (
+        RuleOutcome(rule, Status.SKIPPED, Code.NOT_EVALUATED, render_reason(Code.NOT_EVALUATED), {})
+        for rule in list(RULE_CODES)[_N_GATING:]
+    ),
+    dtype=object,
+    count=len(RULE_CODES) - _N_GATING,
 )
-_SKIPPED_ROW = np.fromiter(_SKIPPED_TAIL, dtype=object, count=len(_SKIPPED_TAIL))
 
 
 def _static_keys(p: LenderProgram) -> dict[Code, tuple[Any, ...]]:
@@ -920,7 +924,6 @@ def _pass_outcomes(p: LenderProgram) -> list[tuple[RuleOutcome, ...]]:
 _N_RULES = len(_RULE_SPECS)
 # the bits of each rule that has more than one fail or note code
 _MULTI_CODE_RULE_BITS = tuple(bits for _, bits, codes in _RULE_SPECS if len(codes) > 1)
-_FOUND = _N_RULES  # where a pair's fail and note outcomes start (see _outcome_row)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -942,7 +945,8 @@ def _assembler(mask: int) -> Callable[[tuple[RuleOutcome, ...]], Any] | None:
         if not mask & bits:
             positions.append(r)
             continue
-        positions += (_FOUND + _BIT_INDEX[code] for code, bit, _ in codes if mask & bit)
+        # a pair's fail and note outcomes follow its pass outcomes (see _outcome_row)
+        positions += (_N_RULES + _BIT_INDEX[code] for code, bit, _ in codes if mask & bit)
     return operator.itemgetter(*positions)  # at least two positions: returns a tuple
 
 
