@@ -14,6 +14,11 @@ session were made.
 
     .venv/bin/python benchmarks/match_instructions.py
 
+``--profiles DIR`` keeps both profiles; ``callgrind_annotate`` of each, the difference divided by
+eight, shows where a match's instructions go (by C function: numpy's, the interpreter's):
+
+    .venv/bin/python benchmarks/match_instructions.py --profiles var/profiles
+
 ``--loop SECONDS`` matches the eight again and again instead, to be sampled by a profiler:
 
     py-spy record -r 500 -- .venv/bin/python benchmarks/match_instructions.py --loop 25
@@ -57,7 +62,9 @@ def _workload(match_them: bool, seconds: float = 0.0, *, default_gc: bool = Fals
 
 def _instructions(match_them: bool, out_dir: Path, extra: list[str]) -> int:
     workload = "match" if match_them else "build"
-    return instructions(__file__, ["--workload", workload, *extra], out_dir / "callgrind.out")
+    return instructions(
+        __file__, ["--workload", workload, *extra], out_dir / f"callgrind.{workload}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,6 +76,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--default-gc", action="store_true", help="Python's default collector thresholds"
+    )
+    parser.add_argument(
+        "--profiles",
+        type=Path,
+        metavar="DIR",
+        help="keep valgrind's profiles there (callgrind.build, callgrind.match)",
     )
     args = parser.parse_args(argv)
     if args.quick:
@@ -84,9 +97,11 @@ def main(argv: list[str] | None = None) -> int:
     if not have_valgrind():
         return 2
     with tempfile.TemporaryDirectory() as tmp:
+        profiles = args.profiles or Path(tmp)
+        profiles.mkdir(parents=True, exist_ok=True)
         extra = ["--default-gc"] if args.default_gc else []
-        base = _instructions(False, Path(tmp), extra)
-        total = _instructions(True, Path(tmp), extra)
+        base = _instructions(False, profiles, extra)
+        total = _instructions(True, profiles, extra)
     per_match = (total - base) / len(SLOWEST) / 1e6
     print(
         f"single match, the {len(SLOWEST)} slowest appraisals: {per_match:.2f} M instructions each"
