@@ -961,10 +961,38 @@ _BIT_INDEX: dict[Code, int] = {code: k for k, (_, _, code, _) in enumerate(_BIT_
 _RULE_COLUMN: tuple[int, ...] = tuple(list(RULE_CODES).index(rule) for _, rule, _, _ in _BIT_CODES)
 
 
-# Outcomes whose parameters recur from match to match (a car's age, the requested term, the
-# program's dates), kept across matches: rendering a sentence costs more than finding it.
-_RECENT_OUTCOMES: dict[tuple[Any, ...], RuleOutcome] = {}
-_RECENT_LIMIT = 8192
+class _RecentOutcomes:
+    """Outcomes whose parameters recur from match to match (a car's age, the requested term, the
+    program's dates), kept across matches: rendering a sentence costs more than finding it.
+
+    Kept in two generations of at most ``limit`` each. When the newer is full it becomes the
+    older and the older is dropped; an outcome found in the older moves to the newer. So the
+    outcomes still in use survive, and no match pays for rendering all of them again at once.
+    """
+
+    __slots__ = ("limit", "newer", "older")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.newer: dict[tuple[Any, ...], RuleOutcome] = {}
+        self.older: dict[tuple[Any, ...], RuleOutcome] = {}
+
+    def get(self, key: tuple[Any, ...]) -> RuleOutcome | None:
+        found = self.newer.get(key)
+        if found is None:
+            found = self.older.get(key)
+            if found is not None:
+                self.put(key, found)
+        return found
+
+    def put(self, key: tuple[Any, ...], outcome: RuleOutcome) -> None:
+        if len(self.newer) >= self.limit:
+            self.older = self.newer
+            self.newer = {}
+        self.newer[key] = outcome
+
+
+_RECENT_OUTCOMES = _RecentOutcomes(4096)
 
 
 def _shared_outcome(
@@ -979,9 +1007,7 @@ def _shared_outcome(
         return RuleOutcome(rule, status, code, writer.render(code, params), params)
     if found is None:
         found = RuleOutcome(rule, status, code, writer.render(code, params), params)
-        if len(_RECENT_OUTCOMES) >= _RECENT_LIMIT:
-            _RECENT_OUTCOMES.clear()
-        _RECENT_OUTCOMES[key] = found
+        _RECENT_OUTCOMES.put(key, found)
     return found
 
 

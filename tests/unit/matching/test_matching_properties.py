@@ -17,6 +17,7 @@ from gateway.matching import (
     MatchResult,
     ProgramSet,
     Rule,
+    RuleOutcome,
     Status,
     VehicleFlag,
     amortisation_schedule,
@@ -28,7 +29,7 @@ from gateway.matching import (
     render_reason,
     sample_programs_dir,
 )
-from gateway.matching.engine import _rounded2, _shared, _shared_outcome
+from gateway.matching.engine import _RecentOutcomes, _rounded2, _shared, _shared_outcome
 from gateway.matching.reasons import (
     GATING_CODES,
     Partial,
@@ -449,6 +450,26 @@ def test_shared_finds_equal_rows_and_refuses_confusable_numbers() -> None:
     assert _shared([np.array([2**53, 2**53 + 1])]) is None  # floats would confuse them
     nan = _shared([np.array([np.nan, np.nan, 1.0, 1.0])])
     assert nan is not None and nan[1][0] != nan[1][1]  # NaN is not equal to NaN
+
+
+def test_recent_outcomes_keep_those_in_use_when_the_newer_generation_fills() -> None:
+    writer = SentenceWriter()
+
+    def outcome(age: int) -> RuleOutcome:
+        params = {"age_years": age, "max_age_years": 10}
+        message = writer.render(Code.VEHICLE_TOO_OLD, params)
+        return RuleOutcome(Rule.VEHICLE_AGE, Status.FAIL, Code.VEHICLE_TOO_OLD, message, params)
+
+    recent = _RecentOutcomes(2)
+    kept = {age: outcome(age) for age in (11, 12, 13, 14)}
+    recent.put((11,), kept[11])
+    recent.put((12,), kept[12])
+    recent.put((13,), kept[13])  # the newer is full: 11 and 12 become the older generation
+    assert recent.get((11,)) is kept[11]  # found there, and moved to the newer
+    recent.put((14,), kept[14])  # full again: 12, not used since, is dropped
+    assert recent.get((12,)) is None
+    assert recent.get((11,)) is kept[11] and recent.get((14,)) is kept[14]
+    assert len(recent.newer) <= 2 and len(recent.older) <= 2
 
 
 def test_outcomes_recurring_across_matches_are_kept_by_value_and_type() -> None:
