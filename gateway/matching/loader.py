@@ -21,6 +21,7 @@ from __future__ import annotations
 import difflib
 import json
 import logging
+import re
 import types
 import typing
 from collections.abc import Iterable
@@ -46,6 +47,18 @@ _SCALAR_TAGS = frozenset(
     f"tag:yaml.org,2002:{name}" for name in ("str", "int", "float", "bool", "null", "timestamp")
 )
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_INT_TAG = "tag:yaml.org,2002:int"
+_FLOAT_TAG = "tag:yaml.org,2002:float"
+# YAML 1.1 reads 0750000 as octal (249856) and 1:20 as base 60 (80): on a rate sheet those are
+# typos for decimals, so integers must be plain decimal and no number may use base 60.
+_DECIMAL_INT = re.compile(r"[-+]?(0|[1-9][0-9_]*)")
+# Far more values and depth than any rate sheet has; aliases could otherwise expand a small
+# document into billions of values, and nesting could exhaust the parser's recursion.
+MAX_VALUES = 100_000
+MAX_DEPTH = 32
+# What the YAML composer must not see in JSON text: characters JSON strings may hold but YAML's
+# reader refuses, tabs (JSON whitespace), and what YAML takes for line breaks (NEL, U+2028/9).
+_NOT_FOR_YAML = re.compile(f"{yaml.reader.Reader.NON_PRINTABLE.pattern}|[\t\u0085\u2028\u2029]")
 
 
 def sample_programs_dir() -> Path:
@@ -145,10 +158,9 @@ def parse_program(
     as_json = syntax == "json" or (syntax is None and _is_json(text))
     if as_json:
         _check_json(text, source_name)
-        # Tabs are JSON whitespace (valid JSON has none inside strings) but YAML refuses them;
-        # a space in their place keeps every line and column where it was.
-        text = text.replace("\t", " ")
-    data, marks = _compose(text, source_name, as_json=as_json)
+        data, marks = _compose(_positions_only(text), source_name, json_text=text)
+    else:
+        data, marks = _compose(text, source_name)
     if not isinstance(data, dict):
         raise ProgramError(
             [
@@ -177,12 +189,18 @@ def _is_json(text: str) -> bool:
         return False
     try:
         json.loads(text)
-    except ValueError:
+    except json.JSONDecodeError:
+        return False
+    except ValueError:  # valid JSON with a value Python will not convert (a 5,000-digit number)
+        return True
+    except RecursionError:  # nested too deeply for the parser; composing reports it
         return False
     return True
 
 
 def _check_json(text: str, source: str) -> None:
+    """Refuse text that is not JSON, at the position of its first error. A value JSON allows
+    but Python will not convert is reported with its field when the document is composed."""
     try:
         json.loads(text)
     except json.JSONDecodeError as exc:
@@ -199,19 +217,48 @@ def _check_json(text: str, source: str) -> None:
                 )
             ]
         ) from None
-    except ValueError as exc:  # e.g. a number too long to convert
-        raise ProgramError(
-            [ProgramIssue(source, None, None, "", f"not valid JSON: {exc}", None, None)]
-        ) from None
+    except ValueError:
+        pass
+    except RecursionError:
+        raise ProgramError([_too_deep(source)]) from None
+
+
+def _positions_only(text: str) -> str:
+    """JSON text the YAML composer will read for positions only (values come from the JSON).
+
+    Tabs are JSON whitespace but YAML refuses them, and JSON strings may hold characters YAML's
+    reader refuses (U+0080 to U+009F, U+FFFE...): each is replaced by one character YAML takes,
+    so every line and column stays where it was.
+    """
+    return _NOT_FOR_YAML.sub(" ", text)
+
+
+def _too_deep(source: str) -> ProgramIssue:
+    return ProgramIssue(
+        source,
+        None,
+        None,
+        "",
+        f"the document is nested more than {MAX_DEPTH} levels deep",
+        None,
+        "a program nests a few levels (see docs/matching.md); check the brackets or indentation",
+    )
 
 
 # --- YAML with positions ----------------------------------------------------------------------
 
 
-def _compose(text: str, source: str, *, as_json: bool = False) -> tuple[Any, dict[Loc, _Mark]]:
-    loader = yaml.SafeLoader(text)
+def _compose(
+    text: str, source: str, *, json_text: str | None = None
+) -> tuple[Any, dict[Loc, _Mark]]:
+    """The document's values and each one's position. With ``json_text``, ``text`` is that JSON
+    made readable by the composer (see :func:`_positions_only`) and values come from the JSON."""
     try:
-        node = loader.get_single_node()
+        loader = yaml.SafeLoader(text)  # its reader checks every character first
+        try:
+            node = loader.get_single_node()
+        finally:
+            loader.dispose()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         raise ProgramError(
@@ -227,8 +274,23 @@ def _compose(text: str, source: str, *, as_json: bool = False) -> tuple[Any, dic
                 )
             ]
         ) from None
-    finally:
-        loader.dispose()
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow
+        line, column = _line_column(text, exc.position)
+        raise ProgramError(
+            [
+                ProgramIssue(
+                    source,
+                    line,
+                    column,
+                    "",
+                    f"not valid YAML: the character U+{exc.character:04X} is not allowed",
+                    None,
+                    "remove it, or write it as an escape in a double-quoted string",
+                )
+            ]
+        ) from None
+    except RecursionError:
+        raise ProgramError([_too_deep(source)]) from None
     if node is None:
         raise ProgramError(
             [
@@ -243,27 +305,56 @@ def _compose(text: str, source: str, *, as_json: bool = False) -> tuple[Any, dic
                 )
             ]
         )
-    marks: dict[Loc, _Mark] = {}
-    constructor = yaml.SafeLoader("")
-    issues: list[ProgramIssue] = []
-    scalar = _JsonScalars(text) if as_json else _YamlScalars(constructor)
-    data = _build(node, (), marks, scalar, source, issues)
-    if issues:
-        raise ProgramError(issues)
-    return data, marks
+    scalar = _YamlScalars() if json_text is None else _JsonScalars(json_text)
+    builder = _Builder(source, scalar)
+    data = builder.build(node, ())
+    if builder.issues:
+        raise ProgramError(builder.issues)
+    return data, builder.marks
+
+
+def _line_column(text: str, index: int) -> tuple[int, int]:
+    line_start = text.rfind("\n", 0, index) + 1
+    return text.count("\n", 0, index) + 1, index - line_start + 1
+
+
+class _ScalarError(ValueError):
+    """A scalar whose text cannot be read as its type says; ``fix`` says what to write."""
+
+    def __init__(self, message: str, fix: str) -> None:
+        super().__init__(message)
+        self.fix = fix
 
 
 class _YamlScalars:
     """A YAML scalar's value, as the safe loader builds it (dates left as text)."""
 
-    def __init__(self, constructor: yaml.SafeLoader) -> None:
-        self._constructor = constructor
+    def __init__(self) -> None:
+        self._constructor = yaml.SafeLoader("")
 
     def __call__(self, node: yaml.ScalarNode) -> Any:
         if node.tag == "tag:yaml.org,2002:timestamp":
             # Leave dates as text: pydantic parses ISO dates and reports bad ones with the field.
             return node.value
-        return self._constructor.construct_object(node, deep=True)
+        if node.tag == _INT_TAG and not _DECIMAL_INT.fullmatch(node.value):
+            raise _ScalarError(
+                f"{node.value!r} is not a decimal integer (YAML would read it as octal, "
+                "hexadecimal, binary or base 60)",
+                "write the number in decimal digits without a leading zero, or quote it",
+            )
+        if node.tag == _FLOAT_TAG and ":" in node.value:
+            raise _ScalarError(
+                f"{node.value!r} is a base-60 number in YAML",
+                "write the number in decimal, or quote it",
+            )
+        try:
+            return self._constructor.construct_object(node, deep=True)
+        except (yaml.YAMLError, ValueError, LookupError, TypeError) as exc:
+            kind = node.tag.rsplit(":", 1)[-1]
+            raise _ScalarError(
+                f"{node.value!r} cannot be read as {kind} ({exc})",
+                "write the value plainly, without a !! tag",
+            ) from None
 
 
 class _JsonScalars:
@@ -273,7 +364,12 @@ class _JsonScalars:
         self._text = text
 
     def __call__(self, node: yaml.ScalarNode) -> Any:
-        return json.loads(self._text[node.start_mark.index : node.end_mark.index])
+        try:
+            return json.loads(self._text[node.start_mark.index : node.end_mark.index])
+        except ValueError as exc:  # valid JSON Python will not convert (a 5,000-digit number)
+            raise _ScalarError(
+                f"the value cannot be read: {exc}", "write a smaller number"
+            ) from None
 
 
 def _issue_at(node: yaml.Node, source: str, loc: Loc, message: str, fix: str) -> ProgramIssue:
@@ -314,31 +410,85 @@ def _key_issue(key_node: yaml.Node, source: str, loc: Loc) -> ProgramIssue | Non
     return _tag_issue(key_node, source, loc)
 
 
-def _build(
-    node: yaml.Node,
-    loc: Loc,
-    marks: dict[Loc, _Mark],
-    scalar: _YamlScalars | _JsonScalars,
-    source: str,
-    issues: list[ProgramIssue],
-) -> Any:
-    marks[loc] = (node.start_mark.line + 1, node.start_mark.column + 1)
-    problem = _tag_issue(node, source, loc)
-    if problem is not None:
-        issues.append(problem)
-        return None
-    if isinstance(node, yaml.MappingNode):
+class _Builder:
+    """Python values from composed nodes, each value's position kept in ``marks`` and every
+    problem in ``issues``. An alias is built again wherever it is used, so the values built are
+    counted (:data:`MAX_VALUES`), and a node may not contain an alias of itself."""
+
+    def __init__(self, source: str, scalar: _YamlScalars | _JsonScalars) -> None:
+        self.source = source
+        self.scalar = scalar
+        self.marks: dict[Loc, _Mark] = {}
+        self.issues: list[ProgramIssue] = []
+        self._built = 0
+        self._open: set[int] = set()  # ids of the collections being built (no cycles)
+
+    def build(self, node: yaml.Node, loc: Loc) -> Any:
+        source = self.source
+        self.marks[loc] = (node.start_mark.line + 1, node.start_mark.column + 1)
+        problem = _tag_issue(node, source, loc)
+        if problem is not None:
+            self.issues.append(problem)
+            return None
+        self._built += 1
+        if self._built > MAX_VALUES:
+            raise ProgramError(
+                [
+                    _issue_at(
+                        node,
+                        source,
+                        loc,
+                        f"the document holds more than {MAX_VALUES:,} values (aliases count "
+                        "each time they are used)",
+                        "write the program out with fewer aliases; a rate sheet needs a few "
+                        "thousand values at most",
+                    )
+                ]
+            )
+        if isinstance(node, yaml.ScalarNode):
+            try:
+                return self.scalar(node)
+            except _ScalarError as exc:
+                self.issues.append(_issue_at(node, source, loc, str(exc), exc.fix))
+                return None
+        if id(node) in self._open:
+            self.issues.append(
+                _issue_at(
+                    node,
+                    source,
+                    loc,
+                    "an alias here refers to a collection that contains it",
+                    "point the alias at another anchor, or write the values out",
+                )
+            )
+            return None
+        if len(loc) >= MAX_DEPTH:
+            raise ProgramError([_too_deep(source)])
+        self._open.add(id(node))
+        try:
+            if isinstance(node, yaml.MappingNode):
+                return self._mapping(node, loc)
+            return [self.build(item, (*loc, i)) for i, item in enumerate(node.value)]
+        finally:
+            self._open.discard(id(node))
+
+    def _mapping(self, node: yaml.MappingNode, loc: Loc) -> dict[Any, Any]:
+        source = self.source
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
             problem = _key_issue(key_node, source, loc)
             if problem is not None:
-                issues.append(problem)
+                self.issues.append(problem)
                 continue
-            key = scalar(key_node)
+            try:
+                key = self.scalar(key_node)
+            except _ScalarError as exc:
+                self.issues.append(_issue_at(key_node, source, loc, str(exc), exc.fix))
+                continue
             if not isinstance(key, str | int) or isinstance(key, bool):
                 key = str(key)
             if key in out:
-                issues.append(
+                self.issues.append(
                     ProgramIssue(
                         source,
                         key_node.start_mark.line + 1,
@@ -350,16 +500,9 @@ def _build(
                     )
                 )
                 continue
-            out[key] = _build(value_node, (*loc, key), marks, scalar, source, issues)
-            marks[(*loc, key)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            out[key] = self.build(value_node, (*loc, key))
+            self.marks[(*loc, key)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
         return out
-    if isinstance(node, yaml.SequenceNode):
-        return [
-            _build(item, (*loc, i), marks, scalar, source, issues)
-            for i, item in enumerate(node.value)
-        ]
-    assert isinstance(node, yaml.ScalarNode)
-    return scalar(node)
 
 
 # --- pydantic errors → issues -----------------------------------------------------------------

@@ -462,7 +462,19 @@ class LenderProgram(_Strict):
         limits = [("by_age", i, x) for i, x in enumerate(self.term_limits.by_age)] + [
             ("by_odometer", i, x) for i, x in enumerate(self.term_limits.by_odometer)
         ]
+        shortest = self.term_limits.min_term_months
         for table, i, limit in limits:
+            if limit.max_term_months < shortest:
+                raise CrossFieldError(
+                    f"term_limits.{table}[{i}] allows at most {limit.max_term_months} months but "
+                    f"min_term_months is {shortest}: those cars could never get a term; raise "
+                    "the limit, lower min_term_months, or exclude the cars "
+                    "(vehicle.max_age_years, vehicle.max_odometer_km)",
+                    "term_limits",
+                    table,
+                    i,
+                    "max_term_months",
+                )
             if limit.max_term_months > longest_band:
                 raise CrossFieldError(
                     f"term_limits allow {limit.max_term_months} months but the rate grid's "

@@ -7,7 +7,8 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import JSONResponse
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
+from starlette.concurrency import run_in_threadpool
 
 from gateway.api.deps import ContextDep, CurrentLender, SessionDep
 from gateway.api.problems import problem
@@ -124,8 +125,12 @@ async def upload_program(
             422, f"the program is not UTF-8 text (byte {exc.start} cannot be decoded)", request
         )
     try:
-        program = parse_program(
-            text, source_name="upload", syntax=_syntax(request.headers.get("content-type"))
+        # Parsing a large document takes a while: off the event loop, which serves the others.
+        program = await run_in_threadpool(
+            parse_program,
+            text,
+            source_name="upload",
+            syntax=_syntax(request.headers.get("content-type")),
         )
     except ProgramError as exc:
         body = ProgramValidation(valid=False, issues=_issues(exc)).model_dump()
@@ -135,9 +140,16 @@ async def upload_program(
             valid=True, program_id=program.program_id, version=str(program.version)
         )
         return JSONResponse(result.model_dump(), status_code=200)
-    known = is_stored(session, program, lender_org=lender.org)
-    row = store_program(session, program, lender_org=lender.org)
+    known, row = await run_in_threadpool(_store, session, program, lender.org)
     return JSONResponse(_public(row).model_dump(mode="json"), status_code=200 if known else 201)
+
+
+def _store(
+    session: Session, program: LenderProgram, lender_org: str
+) -> tuple[bool, LenderProgramRow]:
+    """Whether this very version was stored already, and its row (stored now if it was not)."""
+    known = is_stored(session, program, lender_org=lender_org)
+    return known, store_program(session, program, lender_org=lender_org)
 
 
 @router.get("/programs", response_model=Page[ProgramPublic])

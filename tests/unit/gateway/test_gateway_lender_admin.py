@@ -115,6 +115,33 @@ def test_uploads_are_read_by_their_content_type_and_refused_as_problems(
     assert "1000000 bytes" in refused(b"#" * 1_000_001, as_yaml, 413)["detail"]
 
 
+@pytest.mark.parametrize(
+    ("body", "content_type", "words"),
+    [
+        ("program_id: &x [*x]\n", "application/yaml", "contains it"),
+        (PROGRAM.replace("lender: First", "lender: \x01First"), "application/yaml", "U+0001"),
+        (PROGRAM.replace("version: 4", "version: !!int four"), "application/yaml", "version"),
+        ('{"a": ' + "[" * 5000 + "]" * 5000 + "}", "application/json", "nested"),
+        ('{"a": ' + "[" * 5000 + "]" * 5000 + "}", "text/plain", "nested"),
+        (
+            "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n"
+            + "".join(f"a{n}: &a{n} [*a{n - 1}, *a{n - 1}]\n" for n in range(1, 30)),
+            "application/yaml",
+            "100,000 values",
+        ),
+    ],
+)
+def test_hostile_uploads_are_refused_as_problems(
+    context: GatewayContext, client: TestClient, body: str, content_type: str, words: str
+) -> None:
+    response = client.post(
+        "/v1/lender/programs", content=body, headers={**_key(context), "Content-Type": content_type}
+    )
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert words in response.text
+
+
 def test_a_program_id_belongs_to_the_lender_that_stored_it_first(
     context: GatewayContext, client: TestClient
 ) -> None:

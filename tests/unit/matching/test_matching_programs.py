@@ -159,6 +159,19 @@ def test_json_programs_load_with_line_numbers(tmp_path: Path) -> None:
         ("lender: Lakeshore Community Credit Union",
          "lender: !!python/object/apply:os.getcwd []", "lender", ["tag"]),
         ("currency: USD", "<<: {currency: USD}", "", ["merge keys"]),
+        # YAML 1.1 would read these as octal and base 60: $3,000 becoming $983.04
+        ("min_financed_minor: 300000 ", "min_financed_minor: 0300000 ",
+         "amount.min_financed_minor", ["not a decimal integer", "leading zero"]),
+        ("version: 2", "version: 1:20", "version", ["not a decimal integer"]),
+        ("max_pti_pct: 18", "max_pti_pct: 1:30.5", "affordability.max_pti_pct", ["base-60"]),
+        # an explicit tag whose text is not of its type
+        ("version: 2", "version: !!int two", "version", ["not a decimal integer"]),
+        ("floor_apr: 4.99", "floor_apr: !!float cheap", "rate_grid.floor_apr",
+         ["cannot be read as float"]),
+        ("taxes_and_fees: true", "taxes_and_fees: !!bool maybe",
+         "financed_items.taxes_and_fees", ["cannot be read as bool"]),
+        # more digits than Python converts
+        ("version: 2", "version: 1" + "0" * 5000, "version", ["cannot be read as int"]),
     ],
 )  # fmt: skip
 def test_wrong_types_and_yaml_tags_are_refused_where_they_are(
@@ -249,3 +262,94 @@ def test_equity_programs_cannot_ask_for_a_down_payment() -> None:
     err = _error(text.replace("max_pti_pct: 25", "max_pti_pct: 25\n  min_down_payment_pct: 10"))
     assert "no down payment" in str(err)
     assert err.issues[0].field == "affordability"
+
+
+def test_a_json_number_python_will_not_convert_is_refused_with_its_field() -> None:
+    text = _cu_json().replace('"version": 2,', '"version": 1' + "0" * 5000 + ",", 1)
+    for name, syntax in (("cu.json", None), ("upload", None), ("upload", "json")):
+        with pytest.raises(ProgramError) as info:
+            parse_program(text, source_name=name, syntax=syntax)  # type: ignore[arg-type]
+        assert [(i.field, i.line) for i in info.value.issues] == [
+            ("version", _line_of(text, '"version"'))
+        ]
+
+
+def test_json_strings_may_hold_what_yaml_refuses_and_lines_stay_right() -> None:
+    # C1 controls, U+FFFE and YAML's own line breaks (NEL, U+2028) are valid in JSON strings.
+    odd = "Lakeshore\u0080 \ufffe\u0085\u2028 Credit Union"
+    text = _cu_json().replace(
+        '"Lakeshore Community Credit Union"', json.dumps(odd, ensure_ascii=False), 1
+    )
+    assert odd in text
+    for name in ("cu.json", "upload"):
+        assert parse_program(text, source_name=name).lender == odd
+    bad = text.replace('"max_pti_pct": 18', '"max_pti_pct": 180', 1)
+    err = _error(bad, "cu.json")
+    line = bad[: bad.index('"max_pti_pct"')].count("\n") + 1  # splitlines() would split at NEL
+    assert [(i.field, i.line) for i in err.issues] == [("affordability.max_pti_pct", line)]
+
+
+@pytest.mark.parametrize(
+    ("new", "line"),
+    [("lender: Lakeshore\x01 Credit Union", 5), ("lender: Lakeshore\x00", 5)],
+)
+def test_characters_yaml_does_not_allow_are_refused_with_their_position(
+    new: str, line: int
+) -> None:
+    bad = _cu_text().replace("lender: Lakeshore Community Credit Union", new, 1)
+    err = _error(bad)
+    assert err.line == line and err.issues[0].column == len("lender: Lakeshore") + 1
+    assert "not allowed" in str(err)
+
+
+def test_aliases_that_expand_without_bound_are_refused_quickly() -> None:
+    # 25 levels of doubling: 10 × 2**24 values from under 700 bytes
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{n}: &a{n} [*a{n - 1}, *a{n - 1}]" for n in range(1, 25)]
+    bomb = _cu_text() + "\n".join(lines) + "\n"
+    err = _error(bomb)
+    assert "more than 100,000 values" in str(err) and err.line is not None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "program_id: &x [*x]\n",
+        "program_id: &x {a: *x}\n",
+    ],
+)
+def test_an_alias_inside_its_own_anchor_is_refused(text: str) -> None:
+    err = _error(text)
+    assert "refers to a collection that contains it" in str(err)
+    assert err.line == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [
+        ("a: " + "[" * 40 + "]" * 40 + "\n", "deep.yaml"),
+        ("a: " + "[" * 3000 + "]" * 3000 + "\n", "deeper.yaml"),
+        ('{"a": ' + "[" * 3000 + "]" * 3000 + "}", "deep.json"),
+        ('{"a": ' + "[" * 3000 + "]" * 3000 + "}", "upload"),
+    ],
+)
+def test_documents_nested_too_deeply_are_refused(text: str, name: str) -> None:
+    assert "nested more than 32 levels deep" in str(_error(text, name))
+
+
+def test_aliases_within_bounds_still_load() -> None:
+    text = (
+        _cu_text().replace("  by_odometer:\n", "  by_odometer: &odo\n", 1) + "odometer_copy: *odo\n"
+    )
+    err = _error(text)  # the alias loads; the unknown key is the only issue
+    assert [i.field for i in err.issues] == ["odometer_copy"]
+
+
+def test_a_term_limit_below_the_minimum_term_is_refused() -> None:
+    bad = _cu_text().replace("min_term_months: 12", "min_term_months: 60", 1)
+    err = _error(bad)
+    limit = "{up_to_years: 12, max_term_months: 48}"
+    assert [(i.field, i.line) for i in err.issues] == [
+        ("term_limits.by_age[3].max_term_months", _line_of(bad, limit))
+    ]
+    assert "could never get a term" in str(err)
