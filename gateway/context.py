@@ -16,6 +16,7 @@ from sqlmodel import Session
 from gateway.photos import PhotoStore
 from gateway.services.keys import Principal
 from gateway.services.sealing import Sealer
+from gateway.services.webhook_policy import DEFAULT_POLICY, Resolver, WebhookPolicy, resolve_host
 
 
 class Link(Protocol):
@@ -71,6 +72,8 @@ class GatewayContext:
     command_ttl: timedelta = field(default_factory=lambda: timedelta(minutes=15))
     kiosk_silent_after: timedelta = field(default_factory=lambda: timedelta(minutes=3))
     principals: PrincipalCache = field(default_factory=PrincipalCache)
+    webhook_policy: WebhookPolicy = DEFAULT_POLICY
+    webhook_resolver: Resolver = resolve_host
 
     def session(self) -> Session:
         return Session(self.engine, expire_on_commit=False)

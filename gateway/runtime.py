@@ -28,7 +28,8 @@ from gateway.services import commands, maintenance, offers, webhooks
 from gateway.services.fraud import PhotoIndex
 from gateway.services.ingest import IngestOutcome
 from gateway.services.sealing import Sealer
-from gateway.settings import GatewaySettings
+from gateway.services.webhook_policy import WebhookPolicy
+from gateway.settings import GatewaySettings, Mode
 
 logger = logging.getLogger(__name__)
 
@@ -106,7 +107,20 @@ class GatewayRuntime:
             command_ttl=timedelta(seconds=s.command_ttl_s),
             kiosk_silent_after=timedelta(seconds=s.kiosk_silent_after_s),
             photos=FilesystemPhotoStore(s.photo_dir or s.data_dir / "photos"),
+            webhook_policy=WebhookPolicy(
+                allow_http=s.webhook_allow_http,
+                allow_private_networks=s.webhook_allow_private_networks,
+            ),
         )
+        if s.mode is Mode.PRODUCTION and (s.webhook_allow_http or s.webhook_allow_private_networks):
+            logger.warning(
+                "production mode with a relaxed webhook policy (http allowed: %s, private "
+                "networks allowed: %s): lenders can have the gateway send matches unencrypted, or "
+                "requests to hosts on its own network; unset KIOSKMATCH_WEBHOOK_ALLOW_HTTP and "
+                "KIOSKMATCH_WEBHOOK_ALLOW_PRIVATE_NETWORKS unless that is meant",
+                s.webhook_allow_http,
+                s.webhook_allow_private_networks,
+            )
         self.worker = IngestWorker(
             MqttEndpoint.parse(self.mqtt_url),
             session_factory=self.context.session,
@@ -170,15 +184,29 @@ class GatewayRuntime:
             self._stop.wait(every_s)
 
     def _push_webhooks(self, every_s: float = 1.0) -> None:
-        """Deliver due webhooks; a failure waits its backoff, the gateway keeps going."""
-        with httpx.Client(timeout=10.0, follow_redirects=False) as client:
+        """Deliver due webhooks; a failure waits its backoff, the gateway keeps going.
+
+        The client ignores proxy variables from the environment (``trust_env=False``): a proxy
+        would resolve the host itself, after the webhook policy checked it. One set as
+        ``KIOSKMATCH_WEBHOOK_PROXY`` is used on purpose."""
+        proxy = self.settings.webhook_proxy
+        with httpx.Client(
+            timeout=10.0, follow_redirects=False, trust_env=False, proxy=proxy
+        ) as client:
             while not self._stop.is_set():
                 context = self.context
                 if context is None:
                     return
                 try:
                     with context.session() as session:
-                        webhooks.deliver_due(session, context.sealer, client)
+                        webhooks.deliver_due(
+                            session,
+                            context.sealer,
+                            client,
+                            policy=context.webhook_policy,
+                            resolver=context.webhook_resolver,
+                            pin_addresses=proxy is None,
+                        )
                 except Exception:  # a broken receiver or database hiccup must not stop delivery
                     logger.exception("webhook delivery round failed; retrying")
                 self._stop.wait(every_s)

@@ -7,6 +7,7 @@ import secrets
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -94,6 +95,23 @@ class GatewaySettings(BaseSettings):
         "(three 60 s heartbeats) is reported silent: one that lost power while the broker was "
         "down never gets its last will published",
     )
+    webhook_allow_http: bool = Field(
+        False,
+        description="Accept plain http:// webhook URLs (local receivers in tests and demos); "
+        "off: https only, since a match holds personal data",
+    )
+    webhook_allow_private_networks: bool = Field(
+        False,
+        description="Deliver webhooks to loopback and private addresses (127/8, ::1, 10/8, "
+        "172.16/12, 192.168/16, 100.64/10, fc00::/7): tests, demos, or receivers on the "
+        "operator's own network. Off: public addresses only. Link-local (169.254/16, the cloud "
+        "metadata service), multicast, unspecified and reserved addresses are always refused",
+    )
+    webhook_proxy: str | None = Field(
+        None,
+        description="An http(s)://host:port proxy that webhook deliveries go through; unset: "
+        "they connect directly, ignoring HTTP_PROXY/HTTPS_PROXY",
+    )
 
     @field_validator("mqtt_url")
     @classmethod
@@ -110,6 +128,23 @@ class GatewaySettings(BaseSettings):
     def _check_database_url(cls, value: str | None) -> str | None:
         if value:
             _sqlalchemy_url(value)
+        return value or None
+
+    @field_validator("webhook_proxy")
+    @classmethod
+    def _check_webhook_proxy(cls, value: str | None) -> str | None:
+        if value:
+            # The message never repeats the URL, which may hold a password.
+            parts = urlsplit(value)
+            try:
+                port = parts.port
+            except ValueError:
+                port = 0
+            if parts.scheme not in ("http", "https") or not parts.hostname or port == 0:
+                raise ValueError(
+                    "not a proxy URL; use http://host:port or https://host:port "
+                    "(user:password@ before the host if the proxy needs them)"
+                )
         return value or None
 
     @model_validator(mode="after")

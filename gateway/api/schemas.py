@@ -10,18 +10,25 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StringConstraints,
     ValidationInfo,
     field_validator,
 )
 
 from edge.protocol.topics import KIOSK_ID_PATTERN
+from gateway.matching.program import MAX_TERM_MONTHS
 
 T = TypeVar("T")
 
 
 def as_utc(value: datetime) -> datetime:
     """``value`` in UTC; a naive value (SQLite gives stored timestamps back naive) is UTC."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+01:00 is before the first UTC day
+        raise ValueError("the time is out of range once converted to UTC") from None
 
 
 UtcDatetime = Annotated[datetime, AfterValidator(as_utc)]
@@ -56,27 +63,65 @@ class Page(BaseModel, Generic[T]):
     next_cursor: str | None = Field(None, description="Pass as ?cursor= for the next page")
 
 
+MAX_VEHICLE_OPTIONS = 100
+"""Options a dealer may name. The catalogue knows a handful (cruise, sound, leather) and a kiosk
+ignores the rest; the bound keeps the kiosk's command far inside the wire's 256 KiB."""
+
+MAX_HINT_CHARS = 64
+"""The longest make, model, trim, body or option name."""
+
+
+def _no_control_characters(value: str) -> str:
+    # A kiosk refuses a message holding U+0000 (PostgreSQL text cannot store it), and no
+    # catalogue name has a use for a control character: refused here, where the field is named.
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        raise ValueError("control characters (U+0000 to U+001F, U+007F) are not allowed")
+    return value
+
+
+HintText = Annotated[
+    str, StringConstraints(max_length=MAX_HINT_CHARS), AfterValidator(_no_control_characters)
+]
+VinText = Annotated[str, StringConstraints(max_length=17), AfterValidator(_no_control_characters)]
+OptionName = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=MAX_HINT_CHARS),
+    AfterValidator(_no_control_characters),
+]
+
+
 class VehicleHints(BaseModel):
-    """What the dealer knows that OBD cannot tell: the catalogue model, trim and options."""
+    """What the dealer knows that OBD cannot tell: the catalogue model, trim and options.
+
+    Sent to the kiosk in its ``start_appraisal`` command, so every field is bounded: the command
+    must fit one MQTT message (``edge.protocol.MAX_PAYLOAD_BYTES``).
+    """
 
     model_config = ConfigDict(extra="forbid")
 
-    make: str | None = Field(None, max_length=64, examples=["Chevrolet"])
-    model: str | None = Field(None, max_length=64, examples=["Malibu"])
-    trim: str | None = Field(None, max_length=64, examples=["LS Sedan 4D"])
-    body: str | None = Field(None, max_length=64)
-    vin: str | None = Field(None, max_length=17, description="Typed VIN, checked against OBD")
-    options: dict[str, bool] = Field(default_factory=dict, examples=[{"cruise": True}])
+    make: HintText | None = Field(None, examples=["Chevrolet"])
+    model: HintText | None = Field(None, examples=["Malibu"])
+    trim: HintText | None = Field(None, examples=["LS Sedan 4D"])
+    body: HintText | None = None
+    vin: VinText | None = Field(None, description="Typed VIN, checked against OBD")
+    options: dict[OptionName, bool] = Field(
+        default_factory=dict,
+        max_length=MAX_VEHICLE_OPTIONS,
+        description=f"Equipment flags (at most {MAX_VEHICLE_OPTIONS}, names of 1 to "
+        f"{MAX_HINT_CHARS} characters), e.g. cruise, sound, leather",
+        examples=[{"cruise": True}],
+    )
 
 
 class LoanRequestCreate(BaseModel):
     """A loan request. Income and credit are personal data: encrypted at rest, masked when shown.
 
     Each rule names its own field in a 422 (``body.consent``, ``body.credit_band``, ...), so an
-    integrator's form can mark the field to fix.
+    integrator's form can mark the field to fix. Values are taken as JSON types only: consent is
+    ``true``, not ``"yes"`` or ``1``; amounts are integers, not text or ``true``.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     loan_kind: Literal["purchase", "equity"] = "purchase"
     amount_minor: int = Field(
@@ -87,8 +132,16 @@ class LoanRequestCreate(BaseModel):
     down_payment_minor: int = Field(
         0, ge=0, le=10_000_000_00, description="Cash and trade-in equity put down, in cents"
     )
-    term_months: int = Field(ge=6, le=96)
-    currency: str = Field("USD", pattern=r"^[A-Z]{3}$")
+    term_months: int = Field(
+        ge=6,
+        le=MAX_TERM_MONTHS,
+        description=f"6 to {MAX_TERM_MONTHS} (the longest any program offers)",
+    )
+    currency: Literal["USD"] = Field(
+        "USD",
+        description="The currency of the amounts: the kiosks' valuation currency (US dollars). "
+        "Another would compare amounts with a car valued in dollars, so it is refused",
+    )
     monthly_income_minor: int = Field(gt=0, le=10_000_000_00, description="Gross monthly income")
     credit_score: int | None = Field(None, ge=300, le=850, description="FICO-style score")
     credit_band: CreditBandName | None = Field(
@@ -295,7 +348,12 @@ class ProgramProblem(Problem, ProgramValidation):
 class WebhookCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    url: str = Field(max_length=2000, examples=["https://lender.example/kioskmatch/matches"])
+    url: str = Field(
+        max_length=2000,
+        description="An https URL whose host resolves only to public internet addresses; no "
+        "user:password@ (verify Kioskmatch-Signature instead). Checked again at every delivery",
+        examples=["https://lender.example/kioskmatch/matches"],
+    )
 
 
 class WebhookPublic(BaseModel):

@@ -29,7 +29,7 @@ from gateway.db.models import (
     LoanRequestRow,
     MatchRow,
 )
-from gateway.errors import ConflictError, NotFoundError
+from gateway.errors import ConflictError, InvalidRequestError, NotFoundError
 from gateway.services import commands, offers, wire
 from gateway.services.pages import check_limit, encode_newest_cursor, newest_after, split_page
 from gateway.services.sealing import Sealer, mask_money, mask_score
@@ -67,18 +67,25 @@ def start_appraisal(
         raise NotFoundError(f"kiosk {request.kiosk_id} is not one of dealer {dealer_org!r}'s")
     now = datetime.now(UTC)
     appraisal_id = new_id()
-    command = commands.issue_command(
-        session,
-        kiosk_id=request.kiosk_id,
-        kind=CommandKind.START_APPRAISAL,
-        params={
-            "appraisal_id": appraisal_id,
-            "dealer": dealer_org,
-            "vehicle": request.vehicle.model_dump(exclude_none=True),
-        },
-        ttl=context.command_ttl,
-        now=now,
-    )
+    try:
+        # Checked before anything is stored: a command that cannot reach the kiosk must not
+        # become an appraisal waiting for it, nor the oldest command in the kiosk's queue.
+        command = commands.issue_command(
+            session,
+            kiosk_id=request.kiosk_id,
+            kind=CommandKind.START_APPRAISAL,
+            params={
+                "appraisal_id": appraisal_id,
+                "dealer": dealer_org,
+                "vehicle": request.vehicle.model_dump(exclude_none=True),
+            },
+            ttl=context.command_ttl,
+            now=now,
+        )
+    except commands.UnsendableCommandError as exc:
+        raise InvalidRequestError(
+            f"{exc.detail}; send fewer or shorter vehicle.options, or shorter vehicle fields"
+        ) from None
     session.add(
         AppraisalRequest(
             appraisal_id=appraisal_id,

@@ -69,10 +69,21 @@ def _unmatched() -> Select[LoanRequestRow, Appraisal]:
 def _match_pairs(
     session: Session, sealer: Sealer, pairs: Sequence[tuple[LoanRequestRow, Appraisal]]
 ) -> int:
-    return sum(
-        match_loan_request(session, sealer, loan=loan, appraisal=appraisal)
-        for loan, appraisal in pairs
-    )
+    """Match each pair; one that fails is logged and left unmatched (the next sweep tries it
+    again) and does not stop the others."""
+    stored = 0
+    for loan, appraisal in pairs:
+        loan_id = loan.id
+        try:
+            stored += match_loan_request(session, sealer, loan=loan, appraisal=appraisal)
+        except Exception:
+            session.rollback()
+            logger.exception(
+                "could not match loan request %s (appraisal %s); left for the next sweep",
+                loan_id,
+                appraisal.appraisal_id,
+            )
+    return stored
 
 
 def match_loan_request(

@@ -3,6 +3,11 @@
 Signature header (DESIGN.md): ``Kioskmatch-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of
 "<t>.<raw body>">`` with the subscription's secret. A receiver recomputes the HMAC over the raw
 body and rejects timestamps older than a few minutes (see :func:`verify_signature`).
+
+Where a webhook may go is :mod:`gateway.services.webhook_policy`'s to say: a URL is checked when it
+is subscribed, and again before every delivery against the addresses its host resolves to then;
+the delivery connects to an address it checked. A delivery the policy refuses fails at once (it
+is not retried), and the lender is told no more than :data:`POLICY_REFUSAL`.
 """
 
 from __future__ import annotations
@@ -14,7 +19,6 @@ import secrets
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from urllib.parse import urlsplit
 
 import httpx
 from sqlalchemy import update
@@ -22,7 +26,7 @@ from sqlmodel import Session, col, select
 
 from edge.protocol import new_id
 from gateway.db.models import MatchRow, WebhookDelivery, WebhookSubscription, lender_match_json
-from gateway.errors import InvalidRequestError, NotFoundError
+from gateway.errors import NotFoundError
 from gateway.services.pages import (
     check_limit,
     encode_newest_cursor,
@@ -31,6 +35,17 @@ from gateway.services.pages import (
     split_page,
 )
 from gateway.services.sealing import Sealer
+from gateway.services.webhook_policy import (
+    DEFAULT_POLICY,
+    IPAddress,
+    Resolver,
+    WebhookPolicy,
+    WebhookRefusedError,
+    WebhookTarget,
+    WebhookUnresolvedError,
+    resolve_host,
+    vet,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +56,10 @@ MAX_RETRY_S = 3600.0
 TOLERANCE_S = 300
 # A delivery being sent is its sender's for this long: well beyond one attempt's HTTP timeout.
 CLAIM_S = 120.0
+# Addresses of one host tried in one attempt (each may take a connect timeout).
+MAX_ADDRESSES_PER_ATTEMPT = 3
+POLICY_REFUSAL = "refused by the gateway's webhook policy"
+"""The whole of what a lender learns about a delivery the policy refused (the log says more)."""
 
 
 def sign(secret: str, body: bytes, *, timestamp: int | None = None) -> str:
@@ -71,12 +90,21 @@ def verify_signature(
 
 
 def subscribe(
-    session: Session, sealer: Sealer, *, lender_org: str, url: str
+    session: Session,
+    sealer: Sealer,
+    *,
+    lender_org: str,
+    url: str,
+    policy: WebhookPolicy = DEFAULT_POLICY,
+    resolver: Resolver = resolve_host,
 ) -> tuple[WebhookSubscription, str]:
-    """Register ``url``; returns the subscription and its secret (shown once)."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise InvalidRequestError(f"webhook url {url!r} must be an absolute http(s) URL")
+    """Register ``url``; returns the subscription and its secret (shown once).
+
+    Raises :class:`~gateway.services.webhook_policy.WebhookUrlError` (an
+    :class:`~gateway.errors.InvalidRequestError`) when ``policy`` refuses the URL or an address
+    its host resolves to now, or when the host does not resolve.
+    """
+    vet(url, policy, resolver)
     secret = "whsec_" + secrets.token_urlsafe(32)
     row = WebhookSubscription(
         id=new_id(),
@@ -150,8 +178,16 @@ def deliver_due(
     *,
     now: datetime | None = None,
     limit: int = 50,
+    policy: WebhookPolicy = DEFAULT_POLICY,
+    resolver: Resolver = resolve_host,
+    pin_addresses: bool = True,
 ) -> int:
     """Attempt every due delivery once; returns how many were attempted.
+
+    Each URL is checked against ``policy`` again, with its host resolved by ``resolver``. With
+    ``pin_addresses`` the request goes to an address that was checked (the host name in the Host
+    header and as TLS's server name); without it (a ``client`` that goes through a proxy, which
+    resolves the name itself) it goes to the URL as written, after the same check.
 
     Each delivery is claimed in a commit of its own before it is sent (its next attempt moved
     :data:`CLAIM_S` ahead), and its outcome is committed right after: two gateway processes on
@@ -170,7 +206,16 @@ def deliver_due(
     for delivery_id in due:
         delivery = _claim(session, delivery_id, now)
         if delivery is not None:
-            _attempt(session, sealer, client, delivery, now)
+            _attempt(
+                session,
+                sealer,
+                client,
+                delivery,
+                now,
+                policy=policy,
+                resolver=resolver,
+                pin_addresses=pin_addresses,
+            )
             session.commit()
             attempted += 1
     return attempted
@@ -202,6 +247,10 @@ def _attempt(
     client: httpx.Client,
     delivery: WebhookDelivery,
     now: datetime,
+    *,
+    policy: WebhookPolicy,
+    resolver: Resolver,
+    pin_addresses: bool,
 ) -> None:
     """Send a claimed delivery once and record what happened (not committed)."""
     sub = session.get(WebhookSubscription, delivery.subscription_id)
@@ -209,21 +258,35 @@ def _attempt(
         delivery.state = "failed"
         delivery.last_error = "the subscription was removed"
         return
-    secret = str(sealer.open(sub.secret_sealed)["secret"])
-    body = delivery.payload.encode()
     try:
-        response = client.post(
-            sub.url,
-            content=body,
-            headers={"Content-Type": "application/json", SIGNATURE_HEADER: sign(secret, body)},
+        target, addresses = vet(sub.url, policy, resolver)
+    except WebhookRefusedError as exc:
+        # Final: retrying would only probe the same address again. The lender may retry by hand.
+        delivery.state = "failed"
+        delivery.last_status = None
+        delivery.last_error = POLICY_REFUSAL
+        session.add(delivery)
+        logger.warning(
+            "webhook delivery %s (subscription %s of %r) refused by the webhook policy: %s; "
+            "marked failed without sending",
+            delivery.id,
+            sub.id,
+            sub.lender_org,
+            exc.detail,
         )
-        delivery.last_status = response.status_code
-        ok = 200 <= response.status_code < 300
-        delivery.last_error = None if ok else f"HTTP {response.status_code}"
-    except httpx.HTTPError as exc:
+        return
+    except WebhookUnresolvedError:  # perhaps for now: retried like a receiver that is down
         ok = False
         delivery.last_status = None
-        delivery.last_error = f"{type(exc).__name__}: {exc}"[:500]
+        delivery.last_error = "the host name did not resolve"
+    else:
+        secret = str(sealer.open(sub.secret_sealed)["secret"])
+        body = delivery.payload.encode()
+        headers = {"Content-Type": "application/json", SIGNATURE_HEADER: sign(secret, body)}
+        delivery.last_status, delivery.last_error = _send(
+            client, target, addresses if pin_addresses else [], body, headers
+        )
+        ok = delivery.last_error is None
     if ok:
         delivery.state = "delivered"
         delivery.delivered_at = now
@@ -239,6 +302,45 @@ def _attempt(
     else:
         delivery.next_attempt_at = now + backoff(delivery.attempts)
     session.add(delivery)
+
+
+def _send(
+    client: httpx.Client,
+    target: WebhookTarget,
+    addresses: list[IPAddress],
+    body: bytes,
+    headers: dict[str, str],
+) -> tuple[int | None, str | None]:
+    """POST ``body`` to ``target``, at each of ``addresses`` in turn until one connects (at the
+    URL's host when there are none); the status, and an error unless it was a 2xx."""
+    urls = [target.url()]
+    extensions: dict[str, str] = {}
+    if addresses and target.address is None:
+        # The connection goes to a checked address; the host name still names the site.
+        urls = [target.url(address) for address in addresses[:MAX_ADDRESSES_PER_ATTEMPT]]
+        # Not kept alive: a pooled connection to this address, made for another host name's
+        # certificate, must not carry the next delivery.
+        headers = {**headers, "Host": target.host_header, "Connection": "close"}
+        if target.scheme == "https":
+            extensions["sni_hostname"] = target.host.rstrip(".")
+    error = "no address to connect to"
+    for url in urls:
+        try:
+            response = client.post(
+                url,
+                content=body,
+                headers=headers,
+                extensions=extensions,
+                follow_redirects=False,  # a redirect could point anywhere, unchecked
+            )
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            error = f"{type(exc).__name__}: {exc}"[:500]
+            continue  # nothing was sent: the next address may answer
+        except httpx.HTTPError as exc:
+            return None, f"{type(exc).__name__}: {exc}"[:500]
+        ok = 200 <= response.status_code < 300
+        return response.status_code, None if ok else f"HTTP {response.status_code}"
+    return None, error
 
 
 def list_deliveries(

@@ -1,12 +1,11 @@
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
 from gateway.api.deps import CurrentLender, SessionDep
-from gateway.api.schemas import DecisionCreate, MatchPublic, Page
+from gateway.api.schemas import DecisionCreate, MatchPublic, Page, UtcDatetime
 from gateway.services import lenders
 
 router = APIRouter(prefix="/lender", tags=["lender"])
@@ -18,8 +17,10 @@ async def pull_matches(
     lender: CurrentLender,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: str | None = None,
-    since: Annotated[datetime | None, Query(description="created_at >= since (RFC 3339)")] = None,
-    until: Annotated[datetime | None, Query(description="created_at < until (RFC 3339)")] = None,
+    since: Annotated[
+        UtcDatetime | None, Query(description="created_at >= since (RFC 3339)")
+    ] = None,
+    until: Annotated[UtcDatetime | None, Query(description="created_at < until (RFC 3339)")] = None,
     eligible: bool | None = None,
 ) -> Response:
     """Your matches, oldest first, ``limit`` per page; follow ``next_cursor`` until it is null."""

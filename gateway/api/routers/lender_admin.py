@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
@@ -25,7 +27,7 @@ from gateway.api.schemas import (
     WebhookPublic,
 )
 from gateway.db.models import LenderProgramRow
-from gateway.matching import LenderProgram, ProgramError, parse_program
+from gateway.matching import LenderProgram, ProgramError, ProgramIssue, parse_program
 from gateway.matching.loader import Syntax
 from gateway.services import webhooks
 from gateway.services.pages import (
@@ -34,6 +36,7 @@ from gateway.services.pages import (
     split_page,
 )
 from gateway.services.programs import is_stored, store_program
+from gateway.services.webhook_policy import WebhookUrlError
 
 router = APIRouter(prefix="/lender", tags=["lender"])
 
@@ -60,6 +63,32 @@ def _issues(exc: ProgramError) -> list[ProgramIssuePublic]:
         )
         for i in exc.issues
     ]
+
+
+_LENDER_KEY = re.compile(r"""^\s*["']?lender["']?\s*:""", re.MULTILINE)
+
+
+def _parse_upload(text: str, syntax: Syntax | None, org: str) -> LenderProgram:
+    """The uploaded program, which must name the uploading lender: dealers see its ``lender``."""
+    program = parse_program(text, source_name="upload", syntax=syntax)
+    if program.lender != org:
+        found = _LENDER_KEY.search(text)
+        line = text.count("\n", 0, found.start()) + 1 if found else None
+        raise ProgramError(
+            [
+                ProgramIssue(
+                    "upload",
+                    line,
+                    None,
+                    "lender",
+                    f"the program names the lender {program.lender!r}, but this key belongs to "
+                    f"{org!r}",
+                    program.lender,
+                    f"write `lender: {org}`: a lender uploads its own programs",
+                )
+            ]
+        )
+    return program
 
 
 def _syntax(content_type: str | None) -> Syntax | None:
@@ -127,10 +156,7 @@ async def upload_program(
     try:
         # Parsing a large document takes a while: off the event loop, which serves the others.
         program = await run_in_threadpool(
-            parse_program,
-            text,
-            source_name="upload",
-            syntax=_syntax(request.headers.get("content-type")),
+            _parse_upload, text, _syntax(request.headers.get("content-type")), lender.org
         )
     except ProgramError as exc:
         body = ProgramValidation(valid=False, issues=_issues(exc)).model_dump()
@@ -180,8 +206,25 @@ def list_programs(
 def create_webhook(
     body: WebhookCreate, context: ContextDep, session: SessionDep, lender: CurrentLender
 ) -> WebhookCreated:
-    """Push every new match to ``url``, signed with the returned secret (shown once)."""
-    row, secret = webhooks.subscribe(session, context.sealer, lender_org=lender.org, url=body.url)
+    """Push every new match to ``url``, signed with the returned secret (shown once).
+
+    The URL must be https and its host must resolve only to public internet addresses (unless
+    the gateway's operator allows plain http or private networks); anything else is a 422 that
+    names ``body.url`` and says what to do. Each delivery checks the resolved addresses again."""
+    try:
+        row, secret = webhooks.subscribe(
+            session,
+            context.sealer,
+            lender_org=lender.org,
+            url=body.url,
+            policy=context.webhook_policy,
+            resolver=context.webhook_resolver,
+        )
+    except WebhookUrlError as exc:
+        # The same shape as a field that fails validation, so a form can mark the field.
+        raise RequestValidationError(
+            [{"loc": ("body", "url"), "msg": exc.detail, "type": "value_error.webhook_url"}]
+        ) from None
     return WebhookCreated(
         id=row.id, url=row.url, active=row.active, created_at=row.created_at, secret=secret
     )

@@ -18,28 +18,13 @@ from gateway.db import (
     CommandRow,
     LoanRequestRow,
     MatchRow,
-    make_engine,
-    migrate,
 )
 from gateway.errors import ConflictError
 from gateway.services import lenders
 from gateway.services.keys import Role, create_key
-from gateway.services.sealing import Sealer
 from kioskmatch.demo import DEMO_LOAN
 from tests.support.factories import stored_match
-
-
-class FakeLink:
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, bytes]] = []
-        self.connected = True
-        self.ingesting = True
-
-    def publish(self, topic: str, payload: bytes) -> None:
-        self.sent.append((topic, payload))
-
-    def next_seq(self) -> int:
-        return len(self.sent) + 1
+from tests.support.links import FakeLink, linked_context
 
 
 def _scalars(value: Any) -> Iterator[Any]:
@@ -56,12 +41,9 @@ def _scalars(value: Any) -> Iterator[Any]:
 
 @pytest.fixture
 def context(tmp_path: Path) -> Iterator[GatewayContext]:
-    engine = make_engine(f"sqlite:///{tmp_path / 'api.db'}")
-    migrate(engine)
-    yield GatewayContext(
-        engine=engine, sealer=Sealer(base64.urlsafe_b64encode(b"k" * 32)), link=FakeLink()
-    )
-    engine.dispose()
+    context = linked_context(tmp_path / "api.db")
+    yield context
+    context.engine.dispose()
 
 
 @pytest.fixture
@@ -372,6 +354,15 @@ def test_loan_request_needs_consent(context: GatewayContext, client: TestClient)
         ({"down_payment_minor": 1_250_000}, "down_payment_minor", "nothing would be left"),
         ({"down_payment_minor": 2_000_000}, "down_payment_minor", "must be less than"),
         ({"credit_score": 900}, "credit_score", "less than or equal to 850"),
+        # no program may offer more than 84 months: refused here, not a failed match later
+        ({"term_months": 96}, "term_months", "less than or equal to 84"),
+        # JSON types only: consent is true, amounts are integers
+        ({"consent": "yes"}, "consent", "valid boolean"),
+        ({"consent": 1}, "consent", "valid boolean"),
+        ({"amount_minor": "900000"}, "amount_minor", "valid integer"),
+        ({"amount_minor": True}, "amount_minor", "valid integer"),
+        # kiosks value cars in US dollars: amounts in another currency would not compare
+        ({"currency": "EUR"}, "currency", "'USD'"),
     ],
 )
 def test_an_invalid_loan_request_names_its_field(
@@ -526,3 +517,24 @@ def test_openapi_documents_every_routes_errors_as_problems(client: TestClient) -
     assert upload["422"]["content"]["application/problem+json"]["schema"]["$ref"].endswith(
         "ProgramProblem"
     )
+
+
+@pytest.mark.parametrize(
+    "query", ["since=0001-01-01T00:00:00%2B01:00", "until=9999-12-31T23:59:59-01:00"]
+)
+def test_times_out_of_range_in_utc_are_refused(
+    context: GatewayContext, client: TestClient, query: str
+) -> None:
+    headers = _key(context, Role.LENDER, "First Harbor Bank")
+    response = client.get(f"/v1/lender/matches?{query}", headers=headers)
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "out of range" in response.json()["detail"]
+
+
+def test_a_method_not_allowed_says_which_are(context: GatewayContext, client: TestClient) -> None:
+    headers = _key(context, Role.LENDER, "First Harbor Bank")
+    response = client.delete("/v1/lender/matches", headers=headers)
+    assert response.status_code == 405
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["allow"] == "GET"

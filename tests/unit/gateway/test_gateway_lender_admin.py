@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import threading
 import time
@@ -24,16 +25,29 @@ from gateway.services import webhooks
 from gateway.services.keys import Role, create_key
 from gateway.services.programs import active_programs
 from gateway.services.sealing import Sealer
+from gateway.services.webhook_policy import WebhookPolicy
 from tests.support.factories import stored_match
 
 PROGRAM = (sample_programs_dir() / "first-harbor-bank-used-auto.yaml").read_text()
+
+
+LOCAL_RECEIVERS = WebhookPolicy(allow_http=True, allow_private_networks=True)
+
+
+def public_dns(host: str, port: int) -> list[str]:
+    """Every host name is on the internet (tests resolve nothing for real)."""
+    return ["93.184.215.14"]
 
 
 @pytest.fixture
 def context(tmp_path: Path) -> Iterator[GatewayContext]:
     engine = make_engine(f"sqlite:///{tmp_path / 'api.db'}")
     migrate(engine)
-    yield GatewayContext(engine=engine, sealer=Sealer(base64.urlsafe_b64encode(b"s" * 32)))
+    yield GatewayContext(
+        engine=engine,
+        sealer=Sealer(base64.urlsafe_b64encode(b"s" * 32)),
+        webhook_resolver=public_dns,
+    )
     engine.dispose()
 
 
@@ -150,7 +164,8 @@ def test_a_program_id_belongs_to_the_lender_that_stored_it_first(
     assert client.post("/v1/lender/programs", content=PROGRAM, headers=owner).status_code == 201
     # Matches are attributed by program id: a second lender under the same id would either
     # take the owner's matches or stop matching for everyone.
-    clash = client.post("/v1/lender/programs", content=PROGRAM, headers=other)
+    theirs = PROGRAM.replace("lender: First Harbor Bank", "lender: Another Lender")
+    clash = client.post("/v1/lender/programs", content=theirs, headers=other)
     assert clash.status_code == 409, clash.text
     assert clash.headers["content-type"] == "application/problem+json"
     assert "first-harbor-bank-used-auto" in clash.json()["detail"]
@@ -159,6 +174,24 @@ def test_a_program_id_belongs_to_the_lender_that_stored_it_first(
         assert [p.program_id for p in active_programs(s, on=date(2026, 6, 1)).programs] == [
             "first-harbor-bank-used-auto"
         ]
+
+
+def test_a_lender_cannot_upload_a_program_in_another_lenders_name(
+    context: GatewayContext, client: TestClient
+) -> None:
+    # Dealers read the program's lender: a look-alike would borrow First Harbor Bank's name.
+    lookalike = PROGRAM.replace(
+        "program_id: first-harbor-bank-used-auto", "program_id: lookalike-used-auto"
+    )
+    headers = {**_key(context, "Another Lender"), "Content-Type": "application/yaml"}
+    response = client.post("/v1/lender/programs", content=lookalike, headers=headers)
+    assert response.status_code == 422, response.text
+    [issue] = response.json()["issues"]
+    line = next(i for i, text in enumerate(lookalike.splitlines(), 1) if text.startswith("lender:"))
+    assert (issue["field"], issue["line"]) == ("lender", line)
+    assert "Another Lender" in issue["fix"]
+    with context.session() as s:
+        assert s.exec(select(LenderProgramRow)).all() == []
 
 
 def test_programs_of_two_lenders_under_one_id_stored_earlier_do_not_stop_matching(
@@ -229,7 +262,11 @@ def test_every_list_is_a_page_followed_by_its_cursor(
         for n in range(5):
             s.add(Kiosk(kiosk_id=f"dlr-001-k{n}"))
             webhooks.subscribe(
-                s, context.sealer, lender_org="First Harbor Bank", url=f"https://l.test/{n}"
+                s,
+                context.sealer,
+                lender_org="First Harbor Bank",
+                url=f"https://l.test/{n}",
+                resolver=public_dns,
             )
         s.commit()
     for n in range(5):
@@ -300,11 +337,14 @@ def test_deliveries_retry_with_backoff_then_are_kept(
     http = httpx.Client(transport=httpx.MockTransport(handler))
     now = datetime.now(UTC)
     with context.session() as s:
-        assert webhooks.deliver_due(s, context.sealer, http, now=now) == 1
-        assert webhooks.deliver_due(s, context.sealer, http, now=now + timedelta(seconds=5)) == 0
+        deliver = functools.partial(
+            webhooks.deliver_due, s, context.sealer, http, resolver=public_dns
+        )
+        assert deliver(now=now) == 1
+        assert deliver(now=now + timedelta(seconds=5)) == 0
         for attempt in range(2, webhooks.MAX_ATTEMPTS + 1):
             now += webhooks.backoff(attempt - 1) + timedelta(seconds=1)
-            assert webhooks.deliver_due(s, context.sealer, http, now=now) == 1
+            assert deliver(now=now) == 1
         delivery = s.exec(select(WebhookDelivery)).one()
         assert delivery.state == "failed" and delivery.attempts == webhooks.MAX_ATTEMPTS
     request = seen[0]
@@ -326,13 +366,15 @@ def test_deliveries_retry_with_backoff_then_are_kept(
     assert retried.json()["state"] == "pending"
     status["code"] = 204
     with context.session() as s:
-        webhooks.deliver_due(s, context.sealer, http)
+        webhooks.deliver_due(s, context.sealer, http, resolver=public_dns)
         assert s.exec(select(WebhookDelivery)).one().state == "delivered"
 
 
 def test_two_gateways_never_send_one_delivery_twice(context: GatewayContext) -> None:
     with context.session() as s:
-        webhooks.subscribe(s, context.sealer, lender_org="L", url="https://lender.test/hook")
+        webhooks.subscribe(
+            s, context.sealer, lender_org="L", url="https://lender.test/hook", resolver=public_dns
+        )
     ids = {_match(context, "L").id for _ in range(4)}
     sent: list[str] = []
     both_in = threading.Barrier(2)
@@ -348,7 +390,7 @@ def test_two_gateways_never_send_one_delivery_twice(context: GatewayContext) -> 
             httpx.Client(transport=httpx.MockTransport(slow_receiver)) as http,
         ):
             both_in.wait(5)
-            webhooks.deliver_due(s, context.sealer, http)
+            webhooks.deliver_due(s, context.sealer, http, resolver=public_dns)
 
     threads = [threading.Thread(target=gateway) for _ in range(2)]
     for t in threads:
@@ -379,12 +421,17 @@ def test_delivery_to_a_real_http_receiver(context: GatewayContext) -> None:
     thread.start()
     try:
         with context.session() as s:
+            # A local receiver over plain http: what the operator's settings must allow.
             _sub, secret = webhooks.subscribe(
-                s, context.sealer, lender_org="L", url=f"http://127.0.0.1:{server.server_port}/hook"
+                s,
+                context.sealer,
+                lender_org="L",
+                url=f"http://127.0.0.1:{server.server_port}/hook",
+                policy=LOCAL_RECEIVERS,
             )
         _match(context, "L")
-        with context.session() as s, httpx.Client() as http:
-            webhooks.deliver_due(s, context.sealer, http)
+        with context.session() as s, httpx.Client(trust_env=False) as http:
+            webhooks.deliver_due(s, context.sealer, http, policy=LOCAL_RECEIVERS)
     finally:
         server.shutdown()
         server.server_close()

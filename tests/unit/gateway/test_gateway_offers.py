@@ -91,6 +91,26 @@ def test_loan_requests_left_unmatched_are_matched_once(context: GatewayContext) 
         assert _match_count(session, appraisal_id) == stored
 
 
+def test_a_loan_request_that_cannot_be_matched_does_not_stop_the_others(
+    context: GatewayContext, caplog: pytest.LogCaptureFixture
+) -> None:
+    broken_id = _stored_appraisal_without_matching(context)
+    good_id = _stored_appraisal_without_matching(context)
+    with context.session() as session:
+        broken = session.exec(
+            select(LoanRequestRow).where(LoanRequestRow.appraisal_id == broken_id)
+        ).one()
+        broken.term_months = 96  # stored before terms were bounded: the engine refuses it
+        session.add(broken)
+        session.commit()
+        stored = offers.match_pending(session, context.sealer)
+        assert stored > 0 and _match_count(session, good_id) == stored
+        assert _match_count(session, broken_id) == 0
+        left = session.exec(select(LoanRequestRow).where(LoanRequestRow.id == broken.id)).one()
+        assert left.matched_at is None  # tried again by the next sweep
+    assert f"could not match loan request {broken.id}" in caplog.text
+
+
 def test_a_loan_request_claimed_by_another_matcher_is_not_matched_again(
     context: GatewayContext,
 ) -> None:
