@@ -6,13 +6,19 @@ units with an ISO 4217 currency.
 
 from __future__ import annotations
 
-from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 currency code")]
+UUIDStr = Annotated[
+    str,
+    Field(
+        pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
+        description="UUID in lower-case canonical form",
+    ),
+]
 INT64_MAX = 2**63 - 1
 """The largest integer SQLite and PostgreSQL (BIGINT) store: the bound of those reaching columns."""
 MinorUnits = Annotated[
@@ -159,11 +165,11 @@ class Flag(WireModel):
 
 
 class AppraisalBody(WireModel):
-    appraisal_id: str = Field(description="UUID, from the start command or made by the kiosk")
-    command_id: str | None = Field(None, description="The start_appraisal command, if any")
+    appraisal_id: UUIDStr = Field(description="From the start command or made by the kiosk")
+    command_id: UUIDStr | None = Field(None, description="The start_appraisal command, if any")
     inspector: str | None = None
-    started_at: datetime
-    completed_at: datetime
+    started_at: AwareDatetime
+    completed_at: AwareDatetime
     vehicle: Vehicle
     obd: ObdSummary | None = None
     photos: list[PhotoRecord] = Field(default_factory=list)

@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any, Generic, TypeVar, cast
+from typing import Any, Generic, TypeVar, cast
 
 from pydantic import (
     AwareDatetime,
@@ -24,19 +24,11 @@ from pydantic import (
     model_validator,
 )
 
-from edge.protocol.appraisal import INT64_MAX, AppraisalBody, WireModel
+from edge.protocol.appraisal import INT64_MAX, AppraisalBody, UUIDStr, WireModel
 from edge.protocol.errors import PayloadTooLargeError, ProtocolError, UnsupportedSchemaError
 from edge.protocol.topics import KIOSK_ID_PATTERN, Channel, ParsedTopic, parse_topic
 
 MAX_PAYLOAD_BYTES = 256 * 1024
-
-UUIDStr = Annotated[
-    str,
-    Field(
-        pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
-        description="UUID in lower-case canonical form",
-    ),
-]
 
 
 class TelemetryBody(WireModel):
@@ -302,7 +294,11 @@ def _validate(parsed_topic: ParsedTopic, schema: str, payload: bytes) -> Envelop
 def _schema_slow(payload: bytes) -> str:
     """The envelope's schema, parsing the whole payload; raises naming what is wrong."""
     try:
-        raw = json.loads(payload.decode("utf-8"))
+        # Numbers stay text here (only the schema is wanted): a 5,000-digit number would stop
+        # int() before validation could name the field that holds it.
+        raw = json.loads(
+            payload.decode("utf-8"), parse_int=str, parse_float=str, parse_constant=str
+        )
     except UnicodeDecodeError as exc:
         raise ProtocolError(f"payload is not UTF-8: {exc.reason} at byte {exc.start}") from None
     except json.JSONDecodeError as exc:

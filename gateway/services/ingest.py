@@ -36,6 +36,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, col
 
 from edge.protocol import (
+    MAX_PAYLOAD_BYTES,
     EventBody,
     EventKind,
     KioskState,
@@ -198,7 +199,9 @@ _KIOSK_SEEN = BulkExecute(
 )
 # Built once: building a statement (and its cache key) per batch costs as much as running it.
 _KNOWN_MESSAGES = AnyOf(
-    lambda in_ids: select(_INBOUND.c.message_id).where(in_ids(_INBOUND.c.message_id))
+    lambda in_ids: select(_INBOUND.c.message_id, _INBOUND.c.kiosk_id).where(
+        in_ids(_INBOUND.c.message_id)
+    )
 )
 _KNOWN_KIOSKS = AnyOf(
     lambda in_ids: select(_KIOSK.c.kiosk_id, _KIOSK.c.last_seq).where(in_ids(_KIOSK.c.kiosk_id))
@@ -327,30 +330,44 @@ def _ingest(
             _dead_letter(session, item, env.reason, outcome)
         else:
             valid.append((item, env))
+    valid = _with_readable_times(session, valid, outcome)
     valid = _answered_by_the_kiosk_asked(session, valid, outcome)
     if not valid:
         return outcome
 
     conn = session.connection()
-    known = set(_KNOWN_MESSAGES.execute(conn, list({env.message_id for _, env in valid})).scalars())
+    # message id -> the kiosk that sent it first
+    known: dict[str, str] = {
+        message_id: kiosk_id
+        for message_id, kiosk_id in _KNOWN_MESSAGES.execute(
+            conn, list({env.message_id for _, env in valid})
+        )
+    }
     writes = _Writes(session, _ensure_kiosks(session, {env.kiosk_id for _, env in valid}))
     appraisal_ids = [env.body.appraisal_id for _, env in valid if is_appraisal(env.body)]
     if appraisal_ids:
         writes.appraisal_ids = set(_KNOWN_APPRAISALS.execute(conn, appraisal_ids).scalars())
     for item, env in valid:
-        if env.message_id in known:
+        first_sender = known.get(env.message_id)
+        if first_sender is not None and first_sender != env.kiosk_id:
+            # Not a copy: another kiosk's message id. Receipting it as a duplicate would make
+            # this kiosk drop a message the gateway never stored.
+            reason = f"message_id {env.message_id} was already used by kiosk {first_sender}"
+            _dead_letter(session, item, reason, outcome)
+            continue
+        if first_sender is not None:
             if not item.retained:
                 outcome.duplicates += 1
                 writes.duplicates.append({"b_message_id": env.message_id})
         else:
-            known.add(env.message_id)
+            known[env.message_id] = env.kiosk_id
             writes.inbound.append(
                 {
                     "message_id": env.message_id,
                     "kiosk_id": env.kiosk_id,
                     "schema_name": env.schema_,
                     "seq": env.seq,
-                    "created_at": env.created_at,
+                    "created_at": _utc(env.created_at),
                     "received_at": item.received_at,
                     "duplicates": 0,
                 }
@@ -390,6 +407,34 @@ def _decode_or_reason(item: Inbound) -> EnvelopeView | ProtocolError:
         return exc
 
 
+def _with_readable_times(
+    session: Session, valid: list[tuple[Inbound, EnvelopeView]], outcome: IngestOutcome
+) -> list[tuple[Inbound, EnvelopeView]]:
+    """``valid`` without messages whose timestamps leave years 1 to 9999 once in UTC (those
+    become dead letters): ``0001-01-01T00:00:00+01:00`` is valid RFC 3339, but PostgreSQL would
+    store it and then fail every read of its row, and of the kiosk's."""
+    kept = []
+    for item, env in valid:
+        times = [("created_at", env.created_at)]
+        if is_appraisal(env.body):
+            times.append(("body.started_at", env.body.started_at))
+        bad = next(((name, value) for name, value in times if not _in_utc_range(value)), None)
+        if bad is not None:
+            reason = f"{bad[0]} {bad[1].isoformat()} is outside years 1 to 9999 once in UTC"
+            _dead_letter(session, item, reason, outcome)
+            continue
+        kept.append((item, env))
+    return kept
+
+
+def _in_utc_range(value: datetime) -> bool:
+    try:
+        _utc(value)
+    except OverflowError:
+        return False
+    return True
+
+
 def _answered_by_the_kiosk_asked(
     session: Session, valid: list[tuple[Inbound, EnvelopeView]], outcome: IngestOutcome
 ) -> list[tuple[Inbound, EnvelopeView]]:
@@ -418,6 +463,12 @@ def _answered_by_the_kiosk_asked(
     return kept
 
 
+DEAD_LETTER_KEEP_BYTES = 2 * MAX_PAYLOAD_BYTES
+"""The most of a dead letter's payload kept: every valid message fits, with room to see why a
+larger one was refused."""
+_MAX_TOPIC_CHARS = 1024
+
+
 def _dead_letter(session: Session, item: Inbound, reason: str, outcome: IngestOutcome) -> None:
     kiosk_id, message_id = _salvage_ids(item)
     # Receipt it so the kiosk lets go: resending an invalid message would never help.
@@ -438,13 +489,21 @@ def _dead_letter(session: Session, item: Inbound, reason: str, outcome: IngestOu
             outcome.duplicates += 1
         return
     logger.warning("dead letter on %s: %s", item.topic[:200], reason)
+    payload = item.payload
+    if len(payload) > DEAD_LETTER_KEEP_BYTES:
+        # The digest is of the whole; a flood of large payloads must not fill the database.
+        reason += (
+            f" (payload of {len(payload):,} bytes, sha256 {digest}: the first "
+            f"{DEAD_LETTER_KEEP_BYTES:,} kept)"
+        )
+        payload = payload[:DEAD_LETTER_KEEP_BYTES]
     session.add(
         DeadLetter(
-            topic=item.topic,
+            topic=item.topic[:_MAX_TOPIC_CHARS],
             kiosk_id=kiosk_id,
             message_id=message_id,
             reason=reason,
-            payload=item.payload,
+            payload=payload,
             received_at=item.received_at,
             digest=digest,
         )
@@ -460,7 +519,8 @@ def _salvage_ids(item: Inbound) -> tuple[str | None, str | None]:
         return None, None
     message_id = None
     try:
-        raw = json.loads(item.payload)
+        # Numbers stay text: a 5,000-digit one would stop int() (and hide the id beside it).
+        raw = json.loads(item.payload, parse_int=str, parse_float=str, parse_constant=str)
         candidate = raw.get("message_id") if isinstance(raw, dict) else None
         # Only a well-formed id is receipted: the receipt's schema would refuse any other.
         if isinstance(candidate, str) and _UUID.fullmatch(candidate.lower()):
@@ -482,20 +542,26 @@ def _apply(writes: _Writes, item: Inbound, env: EnvelopeView, outcome: IngestOut
         kiosk = writes.kiosk(env.kiosk_id)
         data = body.model_dump(mode="json")
         # Heartbeats can arrive out of order after an outage; the latest by creation wins.
-        if kiosk.telemetry_at is None or _aware(kiosk.telemetry_at) <= env.created_at:
+        at = _happened_at(env, item)
+        if kiosk.telemetry_at is None or _aware(kiosk.telemetry_at) <= at:
             kiosk.telemetry = data
-            kiosk.telemetry_at = env.created_at
+            kiosk.telemetry_at = at
         kiosk.agent_version = body.agent_version or kiosk.agent_version
         writes.history.append(
-            {"kiosk_id": env.kiosk_id, "kind": "telemetry", "at": env.created_at, "data": data}
+            {
+                "kiosk_id": env.kiosk_id,
+                "kind": "telemetry",
+                "at": _utc(env.created_at),
+                "data": data,
+            }
         )
     elif isinstance(body, StatusBody):
-        _apply_status(writes.kiosk(env.kiosk_id), env, body, outcome)
+        _apply_status(writes.kiosk(env.kiosk_id), env, _happened_at(env, item), body, outcome)
         writes.history.append(
             {
                 "kiosk_id": env.kiosk_id,
                 "kind": "status",
-                "at": env.created_at,
+                "at": _utc(env.created_at),
                 "data": body.model_dump(mode="json"),
             }
         )
@@ -529,7 +595,7 @@ def _store_appraisal(
             "status": body.valuation.status.value,
             "value_minor": body.valuation.value_minor,
             "currency": body.valuation.currency,
-            "created_at": env.created_at,
+            "created_at": _utc(env.created_at),
             "received_at": item.received_at,
             "odometer_km": body.vehicle.odometer_km,
             "report": RawJSONBytes(report_json(body)),
@@ -551,13 +617,13 @@ def _store_appraisal(
 
 
 def _apply_status(
-    kiosk: Kiosk, env: EnvelopeView, body: StatusBody, outcome: IngestOutcome
+    kiosk: Kiosk, env: EnvelopeView, at: datetime, body: StatusBody, outcome: IngestOutcome
 ) -> None:
     # Retained status can arrive late (after a reconnect of ours); only a newer one counts.
-    if kiosk.state_at is not None and _aware(kiosk.state_at) > env.created_at:
+    if kiosk.state_at is not None and _aware(kiosk.state_at) > at:
         return
     kiosk.state = body.state.value
-    kiosk.state_at = env.created_at
+    kiosk.state_at = at
     kiosk.agent_version = body.agent_version or kiosk.agent_version
     if body.state is KioskState.ONLINE:
         # Every (re)connect, even one without an offline before it, gets pending commands.
@@ -590,6 +656,18 @@ def _apply_event(session: Session, kiosk_id: str, body: EventBody) -> None:
         return
     command.state = new_state
     command.detail = body.detail
+
+
+def _utc(value: datetime) -> datetime:
+    """An aware timestamp in UTC (SQLite would keep the wall time and drop the offset); raises
+    ``OverflowError`` for one that leaves years 1 to 9999 in UTC."""
+    return value.astimezone(UTC)
+
+
+def _happened_at(env: EnvelopeView, item: Inbound) -> datetime:
+    """When the kiosk says the message was made, but never after it arrived: a kiosk whose clock
+    ran ahead (2099, say) would otherwise outrank every later status and heartbeat for good."""
+    return min(_utc(env.created_at), item.received_at)
 
 
 def _aware(value: datetime) -> datetime:
