@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -56,15 +56,23 @@ class PhotoIndex:
         ).all()
         if not rows:
             return
+        self.add(
+            (row.phash or "", (row.appraisal_id, row.sha256, row.vin, row.view)) for row in rows
+        )
+        self._last_id = max(r.id or 0 for r in rows)
+
+    def add(self, photos: Iterable[tuple[str, tuple[str, str, str | None, str]]]) -> None:
+        """Index each ``(phash, (appraisal_id, sha256, vin, view))``; unreadable hashes are
+        left out."""
         new = []
-        for row in rows:
+        for phash, row in photos:
             try:
-                new.append(parse_phash(row.phash or ""))
+                new.append(parse_phash(phash))
             except ValueError:
                 continue
-            self._rows.append((row.appraisal_id, row.sha256, row.vin, row.view))
-        self._hashes = np.concatenate([self._hashes, np.array(new, dtype=np.uint64)])
-        self._last_id = max(r.id or 0 for r in rows)
+            self._rows.append(row)
+        if new:
+            self._hashes = np.concatenate([self._hashes, np.array(new, dtype=np.uint64)])
 
     def matches(self, phash: str) -> list[tuple[int, tuple[str, str, str | None, str]]]:
         """(distance, (appraisal_id, sha256, vin, view)) of stored photos within the threshold."""
@@ -82,12 +90,20 @@ def check_appraisals(
     """Gateway flags for newly stored appraisals (call inside the ingest transaction)."""
     flags: dict[str, list[dict[str, Any]]] = {}
     if index is not None and any(b.photos for b in appraisals):
+        # The batch's own appraisals are not stored yet: each is also compared with those
+        # before it in the batch.
+        batch = PhotoIndex(threshold=index.threshold)
         with index._lock:
             index.refresh(session)
             for body in appraisals:
-                found = _photo_reuse(body, index)
+                found = _photo_reuse(body, (index, batch))
                 if found:
                     flags.setdefault(body.appraisal_id, []).extend(found)
+                batch.add(
+                    (p.phash, (body.appraisal_id, p.sha256, body.vehicle.vin, p.view))
+                    for p in body.photos
+                    if p.phash
+                )
     for appraisal_id, rollback in _odometer_rollbacks(session, appraisals).items():
         flags.setdefault(appraisal_id, []).append(rollback)
     for appraisal_id, items in flags.items():
@@ -97,13 +113,13 @@ def check_appraisals(
     return flags
 
 
-def _photo_reuse(body: AppraisalView, index: PhotoIndex) -> list[dict[str, Any]]:
+def _photo_reuse(body: AppraisalView, indexes: Sequence[PhotoIndex]) -> list[dict[str, Any]]:
     out = []
     for photo in body.photos:
         if not photo.phash:
             continue
         try:
-            hits = index.matches(photo.phash)
+            hits = sorted(hit for index in indexes for hit in index.matches(photo.phash))
         except ValueError:
             continue
         for distance, (other_id, other_sha, other_vin, other_view) in hits:
@@ -167,17 +183,31 @@ def _odometer_rollbacks(
         if vin is not None and km is not None and math.isfinite(km)  # none since 29 November
     }
     out: dict[str, dict[str, Any]] = {}
-    for body in candidates:
+    # The batch's own appraisals are not stored yet: each also counts as an earlier reading for
+    # those of its VIN that started after it. VIN -> (km, appraisal id) of the highest so far.
+    in_batch: dict[str, tuple[float, str]] = {}
+    for body in sorted(candidates, key=lambda b: b.started_at):
         km = body.vehicle.odometer_km
-        assert km is not None and body.vehicle.vin is not None
-        previous_km = highest.get(body.vehicle.vin)
-        if previous_km is None or previous_km <= km + ODOMETER_TOLERANCE_KM:
+        vin = body.vehicle.vin
+        assert km is not None and vin is not None
+        stored_km = highest.get(vin)
+        batch_km, batch_id = in_batch.get(vin, (None, None))
+        if batch_km is None or km > batch_km:
+            in_batch[vin] = (km, body.appraisal_id)
+        if batch_km is not None and (stored_km is None or batch_km > stored_km):
+            previous_km, previous_id = batch_km, batch_id
+        elif stored_km is not None:
+            previous_km, previous_id = stored_km, None
+        else:
             continue
-        previous_id = session.exec(
-            select(Appraisal.appraisal_id).where(
-                Appraisal.vin == body.vehicle.vin, Appraisal.odometer_km == previous_km
-            )
-        ).first()
+        if previous_km <= km + ODOMETER_TOLERANCE_KM:
+            continue
+        if previous_id is None:
+            previous_id = session.exec(
+                select(Appraisal.appraisal_id).where(
+                    Appraisal.vin == vin, Appraisal.odometer_km == previous_km
+                )
+            ).first()
         out[body.appraisal_id] = {
             "code": "odometer_rollback",
             "severity": "critical",

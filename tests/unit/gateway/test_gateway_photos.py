@@ -227,3 +227,39 @@ def test_a_chunk_past_the_size_limit_is_refused(context: GatewayContext, tmp_pat
     assert response.headers["content-type"].startswith("application/problem+json")
     assert "65536-byte limit" in response.json()["detail"]
     assert client.get(f"/v1/photos/{'b' * 64}/upload", headers=kiosk).json()["offset"] == 0
+
+
+def test_fraud_checks_see_earlier_appraisals_of_the_same_batch(context: GatewayContext) -> None:
+    # The ingest worker commits up to hundreds of messages at once: a rolled-back odometer and a
+    # photo reused on another car are caught within one batch as across batches.
+    from datetime import timedelta
+
+    def photo(phash: str) -> PhotoRecord:
+        sha = hashlib.sha256(phash.encode()).hexdigest()
+        return PhotoRecord(view="front", sha256=sha, phash=phash, passed=True)
+
+    first = appraisal_body(photos=[photo("f0f0f0f0f0f0f0f0")])
+    rolled_back = appraisal_body(photos=[photo("0123456789abcdef")])
+    rolled_back = rolled_back.model_copy(
+        update={
+            "started_at": first.started_at + timedelta(days=30),
+            "vehicle": rolled_back.vehicle.model_copy(update={"odometer_km": 10_000.0}),
+        }
+    )
+    other_car = appraisal_body(vin="2T1BURHE0JC000001", photos=[photo("f0f0f0f0f0f0f0f1")])
+    batch = [
+        Inbound(
+            topic_for(KIOSK, Channel.APPRAISALS),
+            encode(make_envelope(KIOSK, body, seq=seq, created_at=body.started_at)),
+        )
+        for seq, body in enumerate((first, rolled_back, other_car), 1)
+    ]
+    with context.session() as s:
+        assert ingest_batch(s, batch, photo_index=PhotoIndex()).stored == 3
+        rows = [s.get(Appraisal, b.appraisal_id) for b in (first, rolled_back, other_car)]
+        flags = {row.appraisal_id: [f["code"] for f in row.gateway_flags] for row in rows if row}
+    assert flags == {
+        first.appraisal_id: [],
+        rolled_back.appraisal_id: ["odometer_rollback"],
+        other_car.appraisal_id: ["duplicate_photo"],
+    }
