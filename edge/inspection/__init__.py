@@ -1,6 +1,13 @@
 """The inspection flow and the pure rules that assemble an appraisal."""
 
-from edge.inspection.assemble import condition_from_obd, flags_for, merge_vehicle
+from edge.inspection.assemble import (
+    condition_from_obd,
+    flags_for,
+    merge_vehicle,
+    screen_vehicle,
+    value_blocker,
+    withhold_value,
+)
 from edge.inspection.flow import InspectionState, run_inspection
 from edge.inspection.ports import PhotoTaker, Valuer, VehicleReader
 
@@ -13,4 +20,7 @@ __all__ = [
     "flags_for",
     "merge_vehicle",
     "run_inspection",
+    "screen_vehicle",
+    "value_blocker",
+    "withhold_value",
 ]

@@ -12,7 +12,14 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from edge.inspection.assemble import condition_from_obd, flags_for, merge_vehicle
+from edge.inspection.assemble import (
+    condition_from_obd,
+    flags_for,
+    merge_vehicle,
+    screen_vehicle,
+    value_blocker,
+    withhold_value,
+)
 from edge.inspection.ports import PhotoTaker, Valuer, VehicleReader
 from edge.protocol import AppraisalBody
 
@@ -42,7 +49,9 @@ def run_inspection(
     started = now()
     on_state(InspectionState.READING_OBD)
     vehicle_read, obd = reader.read()
-    vehicle = merge_vehicle(vehicle_read, hints)
+    vehicle, screen_flags = screen_vehicle(
+        merge_vehicle(vehicle_read, hints, today=started.date()), obd
+    )
     records = []
     if photos is not None:
         on_state(InspectionState.TAKING_PHOTOS)
@@ -50,6 +59,12 @@ def run_inspection(
     on_state(InspectionState.VALUING)
     condition = condition_from_obd(obd)
     valuation, valuation_flags = valuer.value(vehicle, obd, condition, valued_at=started)
+    blocker = value_blocker(obd)
+    if blocker is not None:
+        # Fault codes not read: the value would be that of a car without faults. The valuer's
+        # own flags describe a value no longer given, so they go with it.
+        logger.warning("appraisal %s: no value: %s", appraisal_id, blocker)
+        valuation, valuation_flags = withhold_value(valuation, blocker), []
     body = AppraisalBody(
         appraisal_id=appraisal_id,
         command_id=command_id,
@@ -60,7 +75,7 @@ def run_inspection(
         photos=records,
         condition=condition,
         valuation=valuation,
-        flags=[*flags_for(vehicle, obd, hints), *valuation_flags],
+        flags=[*screen_flags, *flags_for(vehicle, obd, hints), *valuation_flags],
     )
     on_state(InspectionState.DONE)
     return body

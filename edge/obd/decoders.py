@@ -27,6 +27,7 @@ from typing import Literal
 __all__ = [
     "ELM_STATUS_MESSAGES",
     "LIVE_PIDS",
+    "MAX_PLAUSIBLE_ODOMETER_KM",
     "PID_LENGTHS",
     "PROTOCOL_FRAMING",
     "DtcEntry",
@@ -37,11 +38,13 @@ __all__ = [
     "MonitorState",
     "MonitorStatus",
     "ParsedResponse",
+    "PidAnswer",
     "VinRead",
     "decode_dtc",
     "decode_dtcs",
     "decode_live_value",
     "decode_mode01",
+    "decode_mode01_answers",
     "decode_monitor_status",
     "decode_odometer_km",
     "decode_supported_pids",
@@ -50,6 +53,7 @@ __all__ = [
     "decode_vin",
     "decode_warmups",
     "framing_for_protocol",
+    "merge_monitor_statuses",
     "mode01_values_for",
     "parse_response",
 ]
@@ -300,6 +304,16 @@ def _parse_can_headerless(lines: list[str]) -> tuple[list[EcuMessage], list[str]
             if pending is None or payload is None:
                 garbage.append(line)
                 continue
+            # The ELM numbers the frames 0, 1, ... F, 0 ...: a skipped number is a lost frame,
+            # which the length alone may not show (the ELM prints the last frame's padding).
+            expected = pending[2] & 0x0F
+            if int(cf.group(1), 16) != expected:
+                problems.append(
+                    f"frame {cf.group(1)} arrived where {expected:X} was due (a frame was lost)"
+                )
+                pending = None
+                garbage.append(line)
+                continue
             pending[1].extend(payload)
             pending = (pending[0], pending[1], pending[2] + 1)
             continue
@@ -427,15 +441,24 @@ PID_LENGTHS: Mapping[int, int] = {
 }
 
 
-def decode_mode01(
-    parsed: ParsedResponse,
-) -> tuple[dict[str | None, dict[int, bytes]], list[str]]:
-    """Split mode-01 answers (one or several PIDs per message) into ``{ecu: {pid: data}}``.
+@dataclass(frozen=True)
+class PidAnswer:
+    """One ECU's value of one mode-01 PID (``ecu`` is None when the adapter shows no headers)."""
 
-    Returns the values and the problems met (a PID of unknown length, a truncated value): the
+    ecu: str | None
+    pid: int
+    data: bytes
+
+
+def decode_mode01_answers(parsed: ParsedResponse) -> tuple[list[PidAnswer], list[str]]:
+    """Every mode-01 value in a response, one per ECU answer, in arrival order.
+
+    Several ECUs answer the same PID (every emissions ECU answers 0x00 and 0x01); without
+    headers they cannot be told apart, so nothing here keeps one answer over another.
+    Returns the answers and the problems met (a PID of unknown length, a truncated value): the
     walk stops at the first such PID of a message, keeping what came before it.
     """
-    values: dict[str | None, dict[int, bytes]] = {}
+    answers: list[PidAnswer] = []
     problems: list[str] = []
     for message in parsed.for_service(0x41):
         data = message.data
@@ -449,8 +472,23 @@ def decode_mode01(
             if index + 1 + length > len(data):
                 problems.append(f"PID 0x{pid:02X} truncated ({len(data) - index - 1} bytes)")
                 break
-            values.setdefault(message.ecu, {})[pid] = data[index + 1 : index + 1 + length]
+            answers.append(PidAnswer(message.ecu, pid, data[index + 1 : index + 1 + length]))
             index += 1 + length
+    return answers, problems
+
+
+def decode_mode01(
+    parsed: ParsedResponse,
+) -> tuple[dict[str | None, dict[int, bytes]], list[str]]:
+    """Split mode-01 answers (one or several PIDs per message) into ``{ecu: {pid: data}}``.
+
+    One value per ECU and PID: without headers every answer is ECU ``None`` and the last one
+    wins, so callers that must see every answer use :func:`decode_mode01_answers`.
+    """
+    answers, problems = decode_mode01_answers(parsed)
+    values: dict[str | None, dict[int, bytes]] = {}
+    for answer in answers:
+        values.setdefault(answer.ecu, {})[answer.pid] = answer.data
     return values, problems
 
 
@@ -535,13 +573,63 @@ def decode_monitor_status(data: bytes) -> MonitorStatus:
     )
 
 
+def merge_monitor_statuses(statuses: Sequence[MonitorStatus]) -> MonitorStatus:
+    """One car's status from every ECU's answer to PID 0x01, as SAE J1979 combines them.
+
+    Each ECU reports its own MIL request, its own count of confirmed codes and its own monitors:
+    the MIL is on if any ECU asks for it, the car's count is the sum, a monitor is supported if
+    any ECU supports it and complete only if every ECU that supports it has completed it. The
+    ignition type is compression if any ECU says so (a transmission ECU of a diesel may not set
+    the bit; none of a petrol car sets it); monitors named for the other ignition type (byte C/D
+    mean different monitors for each) are left out.
+    """
+    if not statuses:
+        raise ValueError("no PID 0x01 answers to merge")
+    if len(statuses) == 1:
+        return statuses[0]
+    ignition = (
+        Ignition.COMPRESSION
+        if any(s.ignition is Ignition.COMPRESSION for s in statuses)
+        else Ignition.SPARK
+    )
+    names = [
+        *CONTINUOUS_MONITORS,
+        *(
+            n
+            for n in (COMPRESSION_MONITORS if ignition is Ignition.COMPRESSION else SPARK_MONITORS)
+            if n is not None
+        ),
+    ]
+    monitors: dict[str, MonitorState] = {}
+    for name in names:
+        states = {s.monitors.get(name, MonitorState.UNSUPPORTED) for s in statuses}
+        if MonitorState.INCOMPLETE in states:
+            monitors[name] = MonitorState.INCOMPLETE
+        elif MonitorState.COMPLETE in states:
+            monitors[name] = MonitorState.COMPLETE
+        else:
+            monitors[name] = MonitorState.UNSUPPORTED
+    return MonitorStatus(
+        mil_on=any(s.mil_on for s in statuses),
+        dtc_count=sum(s.dtc_count for s in statuses),
+        ignition=ignition,
+        monitors=monitors,
+    )
+
+
 def _expect(data: bytes, length: int, pid: int) -> None:
     if len(data) != length:
         raise ValueError(f"PID 0x{pid:02X} has {length} data bytes, got {len(data)}")
 
 
+#: No car has covered more (the valuation's bound too): past it an odometer is a data error, such
+#: as ``FF FF FF FF`` (429,496,729.5 km), the all-ones "not available" pattern of some ECUs.
+MAX_PLAUSIBLE_ODOMETER_KM = 3_000_000
+
+
 def decode_odometer_km(data: bytes) -> float:
-    """PID 0xA6: odometer, 4 bytes unsigned big-endian in 0.1 km."""
+    """PID 0xA6: odometer, 4 bytes unsigned big-endian in 0.1 km (not checked for plausibility:
+    compare with :data:`MAX_PLAUSIBLE_ODOMETER_KM`)."""
     _expect(data, 4, 0xA6)
     return int.from_bytes(data, "big") / 10
 

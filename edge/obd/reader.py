@@ -18,14 +18,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import partial
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 from edge.obd.decoders import (
     LIVE_PIDS,
+    MAX_PLAUSIBLE_ODOMETER_KM,
+    MonitorStatus,
     ParsedResponse,
+    PidAnswer,
     decode_dtcs,
     decode_live_value,
-    decode_mode01,
+    decode_mode01_answers,
     decode_monitor_status,
     decode_odometer_km,
     decode_supported_pids,
@@ -33,7 +36,7 @@ from edge.obd.decoders import (
     decode_u16_minutes,
     decode_vin,
     decode_warmups,
-    mode01_values_for,
+    merge_monitor_statuses,
     parse_response,
 )
 from edge.obd.elm import PROTOCOL_NAMES, ElmLink
@@ -45,12 +48,15 @@ from edge.obd.errors import (
     ReadTimeout,
 )
 from edge.obd.reading import (
+    DTC_KINDS,
     AdapterInfo,
     DtcRecord,
     FieldStatus,
     ProtocolInfo,
     Sourced,
     VehicleReading,
+    dtc_reason,
+    odometer_reason,
 )
 from edge.obd.session import DTC_COMMANDS, VIN_COMMAND, KioskOBD
 from edge.obd.vin import check_vin
@@ -80,6 +86,16 @@ _RETRYABLE = (
     "?",
     "SEARCHING...",
 )
+# Without headers several answers to one PID cannot be told apart; for these the value that
+# best serves the appraisal's checks is kept (J1979: every emissions ECU answers mode 01).
+# Since-clear counters: the least (a recent clear is what the appraisal looks for); distance
+# with the MIL on: the most. Raw big-endian bytes order like the decoded values.
+_HEADERLESS_PICK: dict[int, tuple[str, Callable[[Sequence[bytes]], bytes]]] = {
+    0x30: ("least", min),
+    0x31: ("least", min),
+    0x4E: ("least", min),
+    0x21: ("most", max),
+}
 
 
 @dataclass(frozen=True)
@@ -230,7 +246,7 @@ class _ReadPlan:
         self.partial_reasons: list[str] = []
         self.stopped = False
         self.supported: set[int] = set()
-        self.mode01: dict[int, tuple[str | None, bytes]] = {}
+        self.mode01: dict[int, list[PidAnswer]] = {}  # every answer, in arrival order
         self.mode01_failed: dict[int, str] = {}
         self.vin: Any = None
         self.vin_status: Sourced[str] = Sourced[str]()
@@ -243,10 +259,15 @@ class _ReadPlan:
         self._bitmaps_read: set[int] = set()
 
     # ------------------------------------------------------------------ plumbing
-    def request(self, command: bytes | Any) -> ParsedResponse:
+    def request(self, command: bytes | Any, *, whole: bool = False) -> ParsedResponse:
         """One request (raw bytes or a named ``OBDCommand``) with retries on transient bus
-        errors; raises _StopReadingError when the link is gone, after noting why."""
+        errors; raises _StopReadingError when the link is gone, after noting why.
+
+        ``whole``: an answer with framing problems or unreadable lines is asked again too (a
+        lost frame of a DTC answer loses codes, and the next answer may well be whole).
+        """
         attempt = 0
+        flawed_answer: ParsedResponse | None = None
         while True:
             try:
                 if isinstance(command, bytes):
@@ -257,16 +278,22 @@ class _ReadPlan:
                 self.partial_reasons.append(str(exc))
                 self.stopped = True
                 raise _StopReadingError from exc
-            if parsed.messages or parsed.no_data or attempt >= self.opts.request_retries:
+            flawed = whole and bool(parsed.messages) and bool(parsed.problems or parsed.garbage)
+            if flawed:
+                flawed_answer = parsed
+            if attempt >= self.opts.request_retries or parsed.no_data:
+                # A flawed answer still beats none: the codes it carried are kept.
+                return flawed_answer if flawed_answer and not parsed.messages else parsed
+            if parsed.messages and not flawed:
                 return parsed
             transient = [s for s in parsed.errors if s.startswith(_RETRYABLE)]
-            if not transient and not parsed.garbage:
+            if not transient and not parsed.garbage and not flawed:
                 return parsed
             attempt += 1
             logger.info(
                 "%s: request answered %s; retry %d",
                 self.link.port,
-                transient or list(parsed.garbage),
+                transient or list(parsed.garbage) or list(parsed.problems),
                 attempt,
             )
             self.sleep(0.05 * attempt)
@@ -338,14 +365,14 @@ class _ReadPlan:
         return None if self._have_bitmap(target) else target
 
     def _absorb_bitmaps(self, parsed: ParsedResponse) -> bool:
-        values, _problems = decode_mode01(parsed)
+        # Every ECU's bitmap counts (a PID is there if any ECU has it), with headers or without.
+        answers, _problems = decode_mode01_answers(parsed)
         found = False
-        for pids in values.values():
-            for base, data in pids.items():
-                if base in BITMAP_PIDS and len(data) == 4:
-                    self.supported |= decode_supported_pids(base, data)
-                    self._bitmaps_read.add(base)
-                    found = True
+        for answer in answers:
+            if answer.pid in BITMAP_PIDS and len(answer.data) == 4:
+                self.supported |= decode_supported_pids(answer.pid, answer.data)
+                self._bitmaps_read.add(answer.pid)
+                found = True
         self.session.mark_supported(1, self.supported)
         return found
 
@@ -358,12 +385,9 @@ class _ReadPlan:
         for i in range(0, len(pids), size):
             chunk = pids[i : i + size]
             answer = self.request(b"01" + bytes(chunk).hex().upper().encode())
-            values, problems = decode_mode01(answer)
-            got = {pid for per_ecu in values.values() for pid in per_ecu}
-            for pid in chunk:
-                found = mode01_values_for(values, pid, self.engine_first)
-                if found is not None:
-                    self.mode01[pid] = found
+            answers, problems = decode_mode01_answers(answer)
+            self._keep(answers, chunk)
+            got = {a.pid for a in answers}
             missing = [p for p in chunk if p not in got]
             if missing and len(chunk) > 1:
                 # Some ECUs and clones mishandle multi-PID requests: ask the rest one by one.
@@ -374,14 +398,20 @@ class _ReadPlan:
                 )
                 for pid in missing:
                     single = self.request(b"01" + f"{pid:02X}".encode())
-                    svalues, sproblems = decode_mode01(single)
-                    found = mode01_values_for(svalues, pid, self.engine_first)
-                    if found is not None:
-                        self.mode01[pid] = found
-                    elif not single.no_data:
+                    sanswers, sproblems = decode_mode01_answers(single)
+                    if self._keep(sanswers, [pid]):
+                        continue
+                    if not single.no_data:
                         self.mode01_failed[pid] = self._failure(single) + "; ".join(sproblems)
             elif missing and not answer.no_data:
                 self.mode01_failed[missing[0]] = self._failure(answer) + "; ".join(problems)
+
+    def _keep(self, answers: Sequence[PidAnswer], asked: Sequence[int]) -> bool:
+        """Keep the answers to the PIDs asked; True if any came."""
+        kept = [a for a in answers if a.pid in asked]
+        for a in kept:
+            self.mode01.setdefault(a.pid, []).append(a)
+        return bool(kept)
 
     def read_status_pids(self) -> None:
         self._read_pids(STATUS_PIDS)
@@ -406,15 +436,10 @@ class _ReadPlan:
             self.partial_reasons.append(f"VIN unreadable: {detail}")
 
     def read_dtcs(self) -> None:
-        kinds: tuple[Literal["stored", "pending", "permanent"], ...] = (
-            "stored",
-            "pending",
-            "permanent",
-        )
-        for kind in kinds:
+        for kind in DTC_KINDS:
             command = DTC_COMMANDS[kind]
             mode = command.command.decode()
-            answer = self.request(command)
+            answer = self.request(command, whole=True)
             entries, problems = decode_dtcs(answer, kind, self.framing)
             answered = bool(answer.for_service(int(mode, 16) + 0x40))
             self.dtcs += [
@@ -422,10 +447,21 @@ class _ReadPlan:
                 for e in entries
             ]
             if answered:
-                read = _ok(len(entries), f"obd:{mode}")
-                if problems:
-                    read = read.model_copy(update={"detail": "; ".join(problems)})
-                self.dtc_reads[kind] = read
+                # Codes lost in transit (a missing frame, fewer codes than announced, an ECU's
+                # line garbled) would pass for "no codes": the read is incomplete, not ok.
+                gaps = list(answer.problems) + problems
+                gaps += [f"unreadable line {g!r}" for g in answer.garbage[:2]]
+                if gaps:
+                    detail = "; ".join(gaps)
+                    self.dtc_reads[kind] = Sourced[int](
+                        value=len(entries),
+                        status=FieldStatus.ERROR,
+                        source=f"obd:{mode}",
+                        detail=f"incomplete ({len(entries)} code(s) read): {detail}",
+                    )
+                    self.partial_reasons.append(dtc_reason(kind, "incomplete", detail))
+                else:
+                    self.dtc_reads[kind] = _ok(len(entries), f"obd:{mode}")
             elif answer.no_data:
                 detail = (
                     ("the vehicle does not support permanent codes (mode 0A, mandatory from 2010)")
@@ -440,18 +476,84 @@ class _ReadPlan:
             else:
                 detail = self._failure(answer)
                 self.dtc_reads[kind] = _not(FieldStatus.ERROR, f"obd:{mode}", detail)
-                self.partial_reasons.append(f"{kind} DTCs unreadable: {detail}")
+                self.partial_reasons.append(dtc_reason(kind, "unreadable", detail))
 
     # ------------------------------------------------------------------ result
+    def _answers(self, pid: int) -> list[PidAnswer]:
+        """The answers to ``pid`` that count: one per ECU with headers (its last), every one
+        without (ECUs cannot be told apart, and no ELM repeats an answer)."""
+        answers = self.mode01.get(pid, [])
+        if self.framing.headers:
+            return list({a.ecu: a for a in answers}.values())
+        return list(answers)
+
+    def _choose(self, pid: int, answers: list[PidAnswer]) -> tuple[PidAnswer, str | None]:
+        """The one answer a single-valued PID takes, and a note on how it was chosen.
+
+        Raises ValueError (with the sentence) when several ECUs disagree and none can be
+        preferred: without headers the engine's answer is not known.
+        """
+        if len(answers) == 1:
+            return answers[0], None
+        if self.framing.headers:
+            for ecu in self.engine_first:
+                for answer in answers:
+                    if answer.ecu == ecu:
+                        return answer, None
+            return answers[0], None
+        values = sorted({a.data for a in answers})
+        if len(values) == 1:
+            return answers[0], None
+        listed = ", ".join(v.hex(" ").upper() for v in values)
+        why = f"{len(answers)} ECUs answered ({listed}) and the adapter shows no headers"
+        if pid in _HEADERLESS_PICK:
+            word, pick = _HEADERLESS_PICK[pid]
+            chosen = pick([a.data for a in answers])
+            return next(a for a in answers if a.data == chosen), f"{why}: the {word} kept"
+        if pid in LIVE_PIDS:
+            return answers[0], f"{why}: the first kept (a live snapshot)"
+        raise ValueError(f"{why} to tell the engine's answer apart")
+
     def _pid_field(self, pid: int, decode: Callable[[bytes], T]) -> Sourced[T]:
         source = f"obd:01{pid:02X}"
-        if pid in self.mode01:
-            ecu, data = self.mode01[pid]
+        answers = self._answers(pid)
+        if answers:
             try:
-                return _ok(decode(data), _src(f"01{pid:02X}", ecu))
+                answer, note = self._choose(pid, answers)
+                value = decode(answer.data)
             except ValueError as exc:
                 self.partial_reasons.append(f"PID 0x{pid:02X} undecodable: {exc}")
                 return _not(FieldStatus.ERROR, source, str(exc))
+            field = _ok(value, _src(f"01{pid:02X}", answer.ecu))
+            return field.model_copy(update={"detail": note}) if note else field
+        return self._pid_missing(pid)
+
+    def _monitor_status(self) -> Sourced[MonitorStatus]:
+        """PID 0x01 from every ECU that answered it, merged as J1979 asks (see
+        :func:`merge_monitor_statuses`): the last of several answers must not simply win."""
+        answers = self._answers(0x01)
+        if not answers:
+            return self._pid_missing(0x01)
+        try:
+            statuses = [decode_monitor_status(a.data) for a in answers]
+        except ValueError as exc:
+            self.partial_reasons.append(f"PID 0x01 undecodable: {exc}")
+            return _not(FieldStatus.ERROR, "obd:0101", str(exc))
+        merged = merge_monitor_statuses(statuses)
+        if len(answers) == 1:
+            return _ok(merged, _src("0101", answers[0].ecu))
+        if self.framing.headers:
+            ecus = "+".join(sorted(a.ecu or "?" for a in answers))
+            return _ok(merged, _src("0101", ecus))
+        note = (
+            f"{len(answers)} ECUs answered and the adapter shows no headers: merged as J1979"
+            " asks (MIL on if any ECU says so, codes summed, a monitor incomplete if any ECU"
+            " says so)"
+        )
+        return _ok(merged, "obd:0101").model_copy(update={"detail": note})
+
+    def _pid_missing(self, pid: int) -> Sourced[Any]:
+        source = f"obd:01{pid:02X}"
         if pid in self.mode01_failed:
             detail = self.mode01_failed[pid]
             self.partial_reasons.append(f"PID 0x{pid:02X} unreadable: {detail}")
@@ -475,19 +577,21 @@ class _ReadPlan:
 
     def build(self, *, started_at: datetime, duration: float) -> VehicleReading:
         link = self.link
-        monitor = self._pid_field(0x01, decode_monitor_status)
+        monitor = self._monitor_status()
         status_value = monitor.value
         fields: dict[str, Any] = {}
         if status_value is not None:
             src = monitor.source or "obd:0101"
-            fields["mil_on"] = _ok(status_value.mil_on, src)
-            fields["dtc_count"] = _ok(status_value.dtc_count, src)
-            fields["ignition_type"] = _ok(status_value.ignition.value, src)
-            fields["readiness"] = _ok(dict(status_value.monitors), src)
+            note = {"detail": monitor.detail}
+            fields["mil_on"] = _ok(status_value.mil_on, src).model_copy(update=note)
+            fields["dtc_count"] = _ok(status_value.dtc_count, src).model_copy(update=note)
+            fields["ignition_type"] = _ok(status_value.ignition.value, src).model_copy(update=note)
+            fields["readiness"] = _ok(dict(status_value.monitors), src).model_copy(update=note)
+            self._check_dtc_count(status_value)
         else:
             for name in ("mil_on", "dtc_count", "ignition_type", "readiness"):
                 fields[name] = monitor.model_copy()
-        odometer = self._pid_field(0xA6, decode_odometer_km)
+        odometer = self._plausible_odometer(self._pid_field(0xA6, decode_odometer_km))
         if odometer.status is FieldStatus.UNSUPPORTED:
             odometer = odometer.model_copy(
                 update={
@@ -503,11 +607,15 @@ class _ReadPlan:
         vin_fields = self._vin_fields()
         if self.stopped and not self.vin_status.source:
             self.vin_status = _not(FieldStatus.NOT_READ, "obd:0902", "the read stopped before")
-        for kind in ("stored", "pending", "permanent"):
+        for kind in DTC_KINDS:
             if kind not in self.dtc_reads:
                 mode = DTC_COMMANDS[kind].command.decode()
                 self.dtc_reads[kind] = _not(
                     FieldStatus.NOT_READ, f"obd:{mode}", "the read stopped before"
+                )
+                # "No codes" must not look like "codes not read" in the appraisal.
+                self.partial_reasons.append(
+                    dtc_reason(kind, "not read", f"the read stopped before mode {mode}")
                 )
         reasons = list(dict.fromkeys(self.partial_reasons))
         return VehicleReading(
@@ -546,6 +654,38 @@ class _ReadPlan:
             raw=list(link.exchanges),
             **fields,
         )
+
+    def _check_dtc_count(self, status: MonitorStatus) -> None:
+        """Fewer stored codes than PID 0x01 announces means codes were lost on the way."""
+        stored = self.dtc_reads.get("stored")
+        if stored is None or stored.status is not FieldStatus.OK:
+            return
+        received = sum(1 for d in self.dtcs if d.kind == "stored")
+        if received < status.dtc_count:
+            detail = (
+                f"PID 0x01 reports {status.dtc_count} confirmed code(s), mode 03 returned"
+                f" {received}"
+            )
+            self.dtc_reads["stored"] = stored.model_copy(
+                update={"status": FieldStatus.ERROR, "detail": f"incomplete: {detail}"}
+            )
+            self.partial_reasons.append(dtc_reason("stored", "incomplete", detail))
+
+    def _plausible_odometer(self, odometer: Sourced[float]) -> Sourced[float]:
+        """An odometer no car can have (``FF FF FF FF`` is 429,496,729.5 km) is not a reading:
+        it becomes unknown, with the raw answer in the reason."""
+        value = odometer.value
+        if odometer.status is not FieldStatus.OK or value is None:
+            return odometer
+        if value <= MAX_PLAUSIBLE_ODOMETER_KM:
+            return odometer
+        raw = round(value * 10).to_bytes(4, "big").hex(" ").upper()
+        detail = (
+            f"PID 0xA6 reads {value:,.1f} km ({raw}), more than any car covers"
+            f" ({MAX_PLAUSIBLE_ODOMETER_KM:,} km): read the odometer from the dashboard"
+        )
+        self.partial_reasons.append(odometer_reason(detail))
+        return _not(FieldStatus.ERROR, odometer.source or "obd:01A6", detail)
 
     def _vin_fields(self) -> dict[str, Any]:
         read = self.vin

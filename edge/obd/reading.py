@@ -7,10 +7,18 @@ stopped before it). The raw adapter exchanges are kept for audit.
 
 JSON field names are a contract (``kioskmatch kiosk read-obd --json``): top-level ``vin`` (string
 or null) with ``vin_source`` and ``vin_valid`` beside it; see ``docs/obd.md``.
+
+The appraisal's wire summary (:class:`~edge.protocol.ObdSummary`) keeps only ``partial_reasons``
+of all this, so the reasons the appraisal acts on have a fixed opening, made and recognised here
+(:func:`dtc_reason` / :func:`dtc_gaps`, :func:`odometer_reason` / :func:`odometer_problem`):
+``"<kind> DTCs not read: ..."``, ``"<kind> DTCs unreadable: ..."``, ``"<kind> DTCs incomplete:
+..."`` and ``"odometer implausible: ..."``.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from datetime import datetime
 from enum import StrEnum
 from typing import Generic, Literal, TypeVar
@@ -22,18 +30,63 @@ from edge.obd.vin import VinCheck
 from edge.protocol import Dtc, ObdSummary, OdometerSource, Vehicle, VinSource
 
 __all__ = [
+    "DTC_KINDS",
     "READING_SCHEMA",
     "AdapterInfo",
+    "DtcGap",
+    "DtcKind",
     "DtcRecord",
     "FieldStatus",
     "ProtocolInfo",
     "RawExchange",
     "Sourced",
     "VehicleReading",
+    "dtc_gaps",
+    "dtc_reason",
+    "odometer_problem",
+    "odometer_reason",
 ]
 
 READING_SCHEMA = "kioskmatch.obd-reading/1"
 T = TypeVar("T")
+
+DtcKind = Literal["stored", "pending", "permanent"]
+DTC_KINDS: tuple[DtcKind, ...] = ("stored", "pending", "permanent")
+#: How a DTC kind was missed: the read stopped before it, the car's answer could not be read,
+#: or it was read in part (a lost frame, fewer codes than announced).
+DtcGap = Literal["not read", "unreadable", "incomplete"]
+_DTC_REASON = re.compile(r"^(stored|pending|permanent) DTCs (not read|unreadable|incomplete): ")
+_ODOMETER_REASON = "odometer implausible: "
+
+
+def dtc_reason(kind: DtcKind, gap: DtcGap, detail: str) -> str:
+    """The partial reason for a DTC kind that was not fully read."""
+    return f"{kind} DTCs {gap}: {detail}"
+
+
+def dtc_gaps(reasons: Iterable[str]) -> dict[DtcKind, str]:
+    """The DTC kinds a reading did not fully read, each with its (first) partial reason.
+
+    A kind absent here was read, or the car does not have it (``unsupported`` is no gap).
+    """
+    gaps: dict[DtcKind, str] = {}
+    for reason in reasons:
+        match = _DTC_REASON.match(reason)
+        if match is not None:
+            kind = next(k for k in DTC_KINDS if k == match.group(1))
+            gaps.setdefault(kind, reason)
+    return gaps
+
+
+def odometer_reason(detail: str) -> str:
+    """The partial reason for an odometer answer no car can have."""
+    return _ODOMETER_REASON + detail
+
+
+def odometer_problem(reasons: Iterable[str]) -> str | None:
+    """Why the odometer the car answered was set aside, or None."""
+    found = (r.removeprefix(_ODOMETER_REASON) for r in reasons if r.startswith(_ODOMETER_REASON))
+    return next(found, None)
 
 
 class _Model(BaseModel):
@@ -54,12 +107,15 @@ class Sourced(_Model, Generic[T]):
     value: T | None = None
     status: FieldStatus = FieldStatus.NOT_READ
     source: str | None = Field(None, description="e.g. 'obd:01A6@7E8', 'adapter:ATRV', 'vininfo'")
-    detail: str | None = Field(None, description="Why not ok, in a sentence")
+    detail: str | None = Field(
+        None,
+        description="Why not ok, in a sentence; on an ok value, how several ECUs' answers made it",
+    )
 
 
 class DtcRecord(_Model):
     code: str
-    kind: Literal["stored", "pending", "permanent"]
+    kind: DtcKind
     ecu: str | None = None
     source: str = Field(description="'obd:03', 'obd:07' or 'obd:0A'")
 

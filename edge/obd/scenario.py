@@ -69,6 +69,11 @@ class AdapterSpec(_Strict):
         default_factory=list, description="OBD request numbers preceded by a line of noise bytes"
     )
     max_pids_per_request: int = Field(6, ge=1, le=6, description="Mode 01 PIDs per CAN request")
+    lost_lines: dict[str, list[int]] = Field(
+        default_factory=dict,
+        description="OBD request (e.g. '03') → indexes (0-based) of its answer lines the adapter"
+        " loses every time it is asked: a CAN frame missed on the bus",
+    )
 
     @model_validator(mode="after")
     def _refusals_are_at_commands(self) -> AdapterSpec:
@@ -81,13 +86,28 @@ class AdapterSpec(_Strict):
 
 
 class EcuSpec(_Strict):
-    """A further ECU (transmission, body...) that answers the DTC services."""
+    """A further ECU (transmission, body...) that answers the DTC services, and PID 0x01 too
+    when ``monitors`` is given (every emissions ECU does on a real car)."""
 
     address: str = Field(pattern=r"^[0-9A-F]{2,8}$", description="CAN id (7E9) or legacy source")
     name: str = "transmission"
     stored: list[DtcCode] = Field(default_factory=list)
     pending: list[DtcCode] = Field(default_factory=list)
     permanent: list[DtcCode] = Field(default_factory=list)
+    monitors: dict[str, MonitorState] | None = Field(
+        None,
+        description="Answers 0100 and 0101 with these monitors (its own MIL and code count);"
+        " null: answers the DTC services only, and the engine's 0101 counts its codes",
+    )
+    mil_on: bool | None = Field(None, description="Its MIL request; default: on with stored codes")
+
+    @property
+    def answers_monitor_status(self) -> bool:
+        return self.monitors is not None
+
+    @property
+    def effective_mil(self) -> bool:
+        return bool(self.stored) if self.mil_on is None else self.mil_on
 
 
 class VehicleSpec(_Strict):

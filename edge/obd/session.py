@@ -88,14 +88,35 @@ class KioskOBD(obd.OBD):  # type: ignore[misc]  # python-obd ships no type infor
 
     def request(self, command: bytes) -> ParsedResponse:
         """Send a raw request through python-obd and parse the lines with our framing."""
-        framing = self.link.framing
-        assert framing is not None
-        response = self.query(raw_command(command), force=True)
-        return parse_response(response.value or [], framing)
+        return self._query_parsed(raw_command(command))
 
     def query_named(self, command: Any) -> ParsedResponse:
         """Send one of this module's named commands (VIN, odometer, DTCs)."""
+        return self._query_parsed(command)
+
+    def _query_parsed(self, command: Any) -> ParsedResponse:
+        """Query through python-obd, then parse every line the adapter printed.
+
+        python-obd hands back only the messages it could assemble: an ECU whose multi-frame
+        answer lost a frame (or a line its frame parser refused) vanishes without a trace, and
+        the answer would look complete. So the lines come from the link's record of the exchange,
+        where :func:`parse_response` sees the gap and reports it.
+        """
         framing = self.link.framing
         assert framing is not None
+        before = len(self.link.exchanges)
         response = self.query(command, force=True)
-        return parse_response(response.value or [], framing)
+        seen: list[str] = response.value or []
+        exchanges = self.link.exchanges[before:]
+        if not exchanges:
+            return parse_response(seen, framing)
+        lines = list(exchanges[-1].lines)
+        if len(seen) < len(lines):
+            logger.debug(
+                "%s: python-obd kept %d of the %d lines answering %s; parsing all of them",
+                self.link.port,
+                len(seen),
+                len(lines),
+                exchanges[-1].request,
+            )
+        return parse_response(lines, framing)

@@ -5,7 +5,7 @@ command line and returns what the adapter prints (AT commands, protocol search, 
 CAN ISO 15765-4 or a legacy protocol, with headers/spaces/linefeeds/echo as set). :class:`Simulator`
 serves it on a pty (``.port`` is the slave device path, e.g. ``/dev/pts/5``) or on TCP (``.port``
 is ``socket://127.0.0.1:<port>``), in a background thread, with the scenario's faults: latency,
-refused AT commands, transient errors, noise, and unplugging mid-read.
+refused AT commands, transient errors, noise, lost frames, and unplugging mid-read.
 
 Usage::
 
@@ -203,8 +203,11 @@ class Elm327Emulator:
     def _engine_pids(self) -> dict[int, bytes]:
         v = self.scenario.vehicle
         pids: dict[int, bytes] = {}
-        # PID 01 counts confirmed codes over every ECU, as the standard asks.
-        stored_total = len(v.stored) + sum(len(e.stored) for e in v.other_ecus)
+        # Each ECU's PID 01 counts its own confirmed codes (J1979); the engine stands in for the
+        # ECUs modelled without a PID 01 of their own, so the answers always sum to the car's.
+        stored_total = len(v.stored) + sum(
+            len(e.stored) for e in v.other_ecus if not e.answers_monitor_status
+        )
         pids[0x01] = encode_monitor_status(
             mil_on=v.effective_mil,
             dtc_count=stored_total,
@@ -232,6 +235,23 @@ class Elm327Emulator:
             pids[base] = encode_supported_bitmap(base, pids)
         return pids
 
+    def _other_ecu_pids(self) -> list[tuple[str, dict[int, bytes]]]:
+        """PIDs 0x00 and 0x01 of the further ECUs that answer mode 01 (after the engine, as
+        they usually come)."""
+        v = self.scenario.vehicle
+        tables: list[tuple[str, dict[int, bytes]]] = []
+        for ecu in v.other_ecus:
+            if ecu.monitors is None:
+                continue
+            status = encode_monitor_status(
+                mil_on=ecu.effective_mil,
+                dtc_count=len(ecu.stored),
+                ignition=v.ignition,
+                monitors=ecu.monitors,
+            )
+            tables.append((ecu.address, {0x00: encode_supported_bitmap(0, [0x01]), 0x01: status}))
+        return tables
+
     def _answer(self, request: bytes) -> list[tuple[str, bytes]]:
         v = self.scenario.vehicle
         mode = request[0]
@@ -244,9 +264,12 @@ class Elm327Emulator:
                 return []  # legacy ECUs take one PID per request
             if len(pids_requested) > self.scenario.adapter.max_pids_per_request:
                 return []
-            table = self._engine_pids()
-            body = b"".join(bytes([p]) + table[p] for p in pids_requested if p in table)
-            return [(engine, b"\x41" + body)] if body else []
+            replies: list[tuple[str, bytes]] = []
+            for address, table in [(engine, self._engine_pids()), *self._other_ecu_pids()]:
+                body = b"".join(bytes([p]) + table[p] for p in pids_requested if p in table)
+                if body:
+                    replies.append((address, b"\x41" + body))
+            return replies
         if mode in (0x03, 0x07, 0x0A):
             if mode == 0x0A and not v.supports_permanent:
                 return []
@@ -382,6 +405,9 @@ class Simulator:
             if delay and self._stop.wait(delay):
                 return None
         kind, lines = emulator.handle(raw_command)
+        lost = adapter.lost_lines.get(emulator.last_command) if kind == "obd" else None
+        if lost:
+            lines = [line for i, line in enumerate(lines) if i not in lost]
         text = emulator.render(raw_command, lines).encode("ascii", errors="replace")
         if kind == "obd" and emulator.obd_requests in adapter.garbage_before_requests:
             text = _NOISE + b"\r" + text

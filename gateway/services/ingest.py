@@ -415,19 +415,22 @@ def _with_readable_times(
     store it and then fail every read of its row, and of the kiosk's."""
     kept = []
     for item, env in valid:
-        times = [("created_at", env.created_at)]
-        if is_appraisal(env.body):
-            times.append(("body.started_at", env.body.started_at))
-        bad = next(((name, value) for name, value in times if not _in_utc_range(value)), None)
-        if bad is not None:
-            reason = f"{bad[0]} {bad[1].isoformat()} is outside years 1 to 9999 once in UTC"
-            _dead_letter(session, item, reason, outcome)
+        body = env.body
+        if not _in_utc_range(env.created_at):
+            bad = ("created_at", env.created_at)
+        elif is_appraisal(body) and not _in_utc_range(body.started_at):
+            bad = ("body.started_at", body.started_at)
+        else:
+            kept.append((item, env))
             continue
-        kept.append((item, env))
+        reason = f"{bad[0]} {bad[1].isoformat()} is outside years 1 to 9999 once in UTC"
+        _dead_letter(session, item, reason, outcome)
     return kept
 
 
 def _in_utc_range(value: datetime) -> bool:
+    if value.tzinfo is UTC:  # the fast path's timestamps: in range as they are
+        return True
     try:
         _utc(value)
     except OverflowError:
@@ -661,7 +664,7 @@ def _apply_event(session: Session, kiosk_id: str, body: EventBody) -> None:
 def _utc(value: datetime) -> datetime:
     """An aware timestamp in UTC (SQLite would keep the wall time and drop the offset); raises
     ``OverflowError`` for one that leaves years 1 to 9999 in UTC."""
-    return value.astimezone(UTC)
+    return value if value.tzinfo is UTC else value.astimezone(UTC)
 
 
 def _happened_at(env: EnvelopeView, item: Inbound) -> datetime:
