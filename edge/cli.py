@@ -30,7 +30,8 @@ def register_kiosk(ksub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def _run(args: argparse.Namespace) -> int:
     from edge.adapters import build_agent
-    from edge.outbox import OutboxInUseError
+    from edge.obd import ObdError
+    from edge.outbox import OutboxError, OutboxInUseError
     from firmware_config import ConfigError, load_config
 
     try:
@@ -61,12 +62,26 @@ def _run(args: argparse.Namespace) -> int:
         print(f"error: the kiosk agent cannot start: {exc}", file=sys.stderr)
         return 1
     stop = threading.Event()
+
+    def _on_signal(*_: object) -> None:
+        stop.set()
+        agent.request_stop()  # an appraisal waiting for a failing outbox gives up
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+        signal.signal(sig, _on_signal)
     agent.start(wait_s=None)
     try:
         if args.appraise_now:
-            agent.appraise()
+            try:
+                agent.appraise()
+            except ObdError as exc:
+                # An unreachable device is exit 2 (DESIGN.md), said in a sentence that names the
+                # port and what to check.
+                print(f"error: the appraisal could not read the vehicle: {exc}", file=sys.stderr)
+                return 2
+            except OutboxError as exc:
+                print(f"error: the appraisal could not be queued: {exc}", file=sys.stderr)
+                return 1
         stop.wait()
     finally:
         agent.stop()

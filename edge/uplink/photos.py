@@ -4,19 +4,24 @@ The queue lives in the outbox database (``upload`` table); the JPEGs in a spool 
 it. For each due photo: ask the gateway how much it has (``GET /v1/photos/{sha256}/upload``),
 send the rest in chunks (``PATCH`` with ``Upload-Offset``), then ``POST .../complete``, which the
 gateway accepts only if the bytes hash to the key. A failure waits its backoff; nothing is lost.
+An outbox that fails (disk full, damaged) pauses the uploads; the thread waits and tries again.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from pathlib import Path
 
 import httpx
 
-from edge.outbox import SqliteOutbox
+from edge.outbox import OutboxStorageError, SqliteOutbox
 
 logger = logging.getLogger(__name__)
+
+FAIL_LOG_EVERY_S = 60.0  # a failure that persists is logged again this often
+RETRY_MAX_S = 60.0  # the longest wait after a failed pass
 
 
 class UploadRejectedError(RuntimeError):
@@ -58,9 +63,30 @@ class PhotoUploader:
         self._wake.set()
 
     def _run(self) -> None:
+        """Upload until stopped; nothing the outbox (or a bug) raises ends this thread."""
+        failures = 0
+        logged_at: float | None = None
         while not self._stop.is_set():
-            self.upload_due()
-            self._wake.wait(2.0)
+            wait = 2.0
+            try:
+                self.upload_due()
+            except Exception as exc:
+                failures += 1
+                wait = min(RETRY_MAX_S, 2.0 * 2 ** (failures - 1))
+                now = time.monotonic()
+                if logged_at is None or now - logged_at >= FAIL_LOG_EVERY_S:
+                    logged_at = now
+                    expected = isinstance(exc, OutboxStorageError)
+                    logger.log(
+                        logging.WARNING if expected else logging.ERROR,
+                        "photo uploads paused (%s); retrying in %.0f s",
+                        exc,
+                        wait,
+                        exc_info=None if expected else exc,
+                    )
+            else:
+                failures, logged_at = 0, None
+            self._wake.wait(wait)
             self._wake.clear()
 
     def upload_due(self) -> int:
