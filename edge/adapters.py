@@ -11,7 +11,7 @@ from pathlib import Path
 
 from edge.app import KioskAgent
 from edge.camera.config import CameraConfig
-from edge.obd import ObdError, read_vehicle
+from edge.obd import ObdError, ReadOptions, read_vehicle
 from edge.outbox import SqliteOutbox
 from edge.protocol import Condition, Flag, MaskedArea, ObdSummary, PhotoRecord, Valuation, Vehicle
 from edge.uplink import PhotoUploader
@@ -46,7 +46,10 @@ class ObdVehicleReader:
         config = self._config
         try:
             reading = read_vehicle(
-                config.port_url, timeout=config.timeout_s, protocol=self.pinned_protocol()
+                config.port_url,
+                timeout=config.timeout_s,
+                protocol=self.pinned_protocol(),
+                options=ReadOptions(baudrate=config.baudrate),
             )
         except ObdError as exc:
             self.state = f"error: {type(exc).__name__}"

@@ -1,4 +1,9 @@
-"""Load kiosk configuration from YAML files, naming file, line, key and value on every error."""
+"""Load kiosk configuration from YAML files, naming file, line, key and value on every error.
+
+Files are read with :mod:`kioskmatch.safe_yaml`: a hostile or mistyped file (aliases that
+expand without end, deep nesting, control characters, ``!!`` tags, YAML 1.1 octal and base-60
+numbers, duplicate keys) is a :class:`ConfigError` at its line, never a traceback or a hang.
+"""
 
 from __future__ import annotations
 
@@ -7,23 +12,36 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from firmware_config.schema import KioskConfig
+from kioskmatch.safe_yaml import Loc, YamlDocumentError, YamlProblem, load_document
+
+# A kiosk configuration is a few hundred bytes; reading stops here, before YAML parses anything
+# (PyYAML reads about 200 KB/s, so this bounds a hostile file to a second or two).
+MAX_CONFIG_BYTES = 256 * 1024
 
 
 @dataclass(frozen=True)
 class ConfigIssue:
+    """One problem with its place: ``file``, 1-based ``line`` (and ``column`` when the problem is
+    in the text itself), the dotted ``key``, the ``value`` found, and ``message`` with the fix."""
+
     file: str
     line: int | None
     key: str
     value: object
     message: str
+    column: int | None = None
 
     def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" if self.line else self.file
-        got = "" if self.value is None else f" (got {self.value!r})"
+        where = self.file
+        if self.line:
+            where += f":{self.line}" + (f":{self.column}" if self.column else "")
+        shown = repr(self.value)
+        if len(shown) > 60:
+            shown = shown[:57] + "..."
+        got = "" if self.value is None else f" (got {shown})"
         return f"{where}: {self.key}: {self.message}{got}"
 
 
@@ -35,37 +53,32 @@ class ConfigError(ValueError):
         super().__init__("\n".join(str(i) for i in issues))
 
 
-def _lines(
-    node: yaml.Node,
-    path: tuple[str, ...],
-    out: dict[tuple[str, ...], int],
-    duplicates: list[tuple[tuple[str, ...], int, int]],
-) -> None:
-    out[path] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        seen: dict[str, int] = {}
-        for key_node, value_node in node.value:
-            key = str(key_node.value)
-            line = key_node.start_mark.line + 1
-            if key in seen and key != "<<":
-                duplicates.append(((*path, key), seen[key], line))
-            seen[key] = line
-            out[(*path, key)] = line
-            _lines(value_node, (*path, key), out, duplicates)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            _lines(item, (*path, str(i)), out, duplicates)
-
-
-def _read(path: Path) -> tuple[dict[str, Any], dict[tuple[str, ...], int]]:
+def _text(path: Path) -> str:
+    """The file's text, or ConfigError: unreadable, too large, or not UTF-8."""
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as fh:
+            raw = fh.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
         raise ConfigError(
             [ConfigIssue(str(path), None, "(file)", None, f"cannot read: {exc.strerror}")]
         ) from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            [
+                ConfigIssue(
+                    str(path),
+                    None,
+                    "(file)",
+                    None,
+                    f"larger than {MAX_CONFIG_BYTES:,} bytes: check this is the configuration"
+                    " file (a kiosk's is a few hundred bytes)",
+                )
+            ]
+        )
+    try:
+        return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        bad_line = exc.object[: exc.start].count(b"\n") + 1
+        bad_line = raw[: exc.start].count(b"\n") + 1
         raise ConfigError(
             [
                 ConfigIssue(
@@ -73,46 +86,43 @@ def _read(path: Path) -> tuple[dict[str, Any], dict[tuple[str, ...], int]]:
                     bad_line,
                     "(file)",
                     None,
-                    f"not UTF-8 text (byte {exc.object[exc.start]:#04x} on line {bad_line}):"
+                    f"not UTF-8 text (byte {raw[exc.start]:#04x} on line {bad_line}):"
                     " save it as UTF-8, or check this is the configuration file",
                 )
             ]
         ) from None
+
+
+def _dotted(loc: Loc) -> str:
+    return ".".join(str(part) for part in loc)
+
+
+def _problem_issue(path: Path, problem: YamlProblem) -> ConfigIssue:
+    key = "(syntax)" if problem.syntax else _dotted(problem.loc) or "(root)"
+    return ConfigIssue(
+        str(path),
+        problem.line,
+        key,
+        None,
+        f"{problem.message}; {problem.fix}",
+        problem.column,
+    )
+
+
+def _read(path: Path) -> tuple[dict[str, Any], dict[tuple[str, ...], int]]:
+    """The file's mapping and the line of each key path (list indexes as text)."""
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        # PyYAML names the stream "<unicode string>"; the issue already names the file.
-        reason = str(exc).replace('in "<unicode string>", ', "at ")
-        raise ConfigError(
-            [ConfigIssue(str(path), line, "(syntax)", None, f"not valid YAML: {reason}")]
-        ) from None
+        document = load_document(_text(path))
+    except YamlDocumentError as exc:
+        raise ConfigError([_problem_issue(path, p) for p in exc.problems]) from None
+    data = document.value
     if data is None:
         return {}, {}
     if not isinstance(data, dict):
         raise ConfigError(
             [ConfigIssue(str(path), 1, "(root)", data, "the file must hold a mapping of keys")]
         )
-    lines: dict[tuple[str, ...], int] = {}
-    duplicates: list[tuple[tuple[str, ...], int, int]] = []
-    if node is not None:
-        _lines(node, (), lines, duplicates)
-    if duplicates:
-        # YAML keeps only the last of two equal keys: one of the two settings would be lost.
-        raise ConfigError(
-            [
-                ConfigIssue(
-                    str(path),
-                    second,
-                    ".".join(key),
-                    None,
-                    f"given twice (first on line {first}); keep one",
-                )
-                for key, first, second in duplicates
-            ]
-        )
+    lines = {tuple(str(p) for p in loc): line for loc, (line, _col) in document.marks.items()}
     return data, lines
 
 
@@ -163,7 +173,7 @@ def load_config(paths: Sequence[Path], **overrides: Any) -> KioskConfig:
                     line or None,
                     ".".join(loc) or "(root)",
                     # A whole section is no use as "the value"; the message says what is wrong.
-                    None if isinstance(err.get("input"), dict) else err.get("input"),
+                    None if isinstance(err.get("input"), dict | list) else err.get("input"),
                     err["msg"].removeprefix("Value error, ") + hint,
                 )
             )
@@ -191,4 +201,5 @@ def _hint(error_type: str) -> str:
         "missing": "; add it",
         "union_tag_invalid": "; use one of the listed types",
         "union_tag_not_found": "; add a type (see `kioskmatch config schema` for the types)",
+        "string_type": "; put the value in quotes to make it text",
     }.get(error_type, "")

@@ -29,11 +29,12 @@ from edge.camera.errors import (
     EncodeError,
     FrameUnavailableError,
     ImageDecodeError,
+    ImageTooLargeError,
     SourceUnavailableError,
 )
 from edge.camera.guide import CaptureGuide, Prompt, ViewOutcome
 from edge.camera.hashing import encode_jpeg, hamming, phash, phash_hex, sha256_hex
-from edge.camera.imaging import decode_image, read_image
+from edge.camera.imaging import MAX_IMAGE_PIXELS, decode_image, image_size, read_image
 from edge.camera.masking import Box, MaskedRegion, PrivacyMasker
 from edge.camera.pipeline import PhotoPipeline, ProcessedPhoto, check_photo, process_photo
 from edge.camera.quality import (
@@ -58,6 +59,7 @@ from edge.camera.sources import (
 __all__ = [
     "ALL_VIEWS",
     "EXTERIOR_VIEWS",
+    "MAX_IMAGE_PIXELS",
     "REASON_BLURRED",
     "REASON_DARK",
     "REASON_GLARE",
@@ -77,6 +79,7 @@ __all__ = [
     "FrameSource",
     "FrameUnavailableError",
     "ImageDecodeError",
+    "ImageTooLargeError",
     "MaskedRegion",
     "MaskingConfig",
     "OpenCvCaptureSource",
@@ -99,6 +102,7 @@ __all__ = [
     "decode_image",
     "encode_jpeg",
     "hamming",
+    "image_size",
     "make_source",
     "phash",
     "phash_hex",

@@ -32,7 +32,8 @@ EXTERIOR_VIEWS: tuple[View, ...] = (View.FRONT, View.REAR, View.LEFT, View.RIGHT
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # NaN and infinity are refused as such rather than as out-of-bounds numbers.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 # --- sources ---------------------------------------------------------------------------------
@@ -97,6 +98,15 @@ class FolderSourceConfig(_Strict):
 
     type: Literal["folder"] = "folder"
     path: Path = Field(description="Folder holding one image per view")
+
+    @field_validator("path", mode="before")
+    @classmethod
+    def _path_given(cls, value: object) -> object:
+        # Path("") is the current folder: an empty path would read whatever images are there.
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("the folder path is empty: give the folder holding the photos")
+        return value
+
     extensions: tuple[str, ...] = Field(
         (".jpg", ".jpeg", ".png"),
         min_length=1,

@@ -6,7 +6,9 @@
      +-- FrameUnavailableError       an open source gave no frame for a view; carries
      |                               ``source`` and ``view``
      +-- ImageDecodeError            bytes or a file that are not a readable image; carries
-     |                               ``origin``
+     |    |                          ``origin`` and ``why``
+     |    +-- ImageTooLargeError     an image whose header claims more pixels than the kiosk
+     |                               decodes; carries ``width``, ``height`` and ``limit``
      +-- EncodeError                 OpenCV refused to encode the final JPEG (should not happen)
      +-- DetectorUnavailableError    a Haar cascade file missing from the installed OpenCV
 
@@ -46,6 +48,21 @@ class ImageDecodeError(CameraError):
         super().__init__(f"{origin}: {why}")
         self.origin = origin
         self.why = why
+
+
+class ImageTooLargeError(ImageDecodeError):
+    """``origin`` is ``width`` × ``height`` pixels, more than ``limit``: refused before decoding,
+    since a small compressed file can claim billions of pixels."""
+
+    def __init__(self, origin: str, width: int, height: int, limit: int) -> None:
+        super().__init__(
+            origin,
+            f"the image is {width} × {height} pixels ({width * height:,}); the kiosk decodes at"
+            f" most {limit:,} pixels: resize it, or check the file is a photo",
+        )
+        self.width = width
+        self.height = height
+        self.limit = limit
 
 
 class EncodeError(CameraError):

@@ -2,11 +2,13 @@
 
 IN has the guidebook CSV's columns (``Make, Model, Trim, Mileage, Cruise, Sound, Leather``;
 ``Price``, ``Type`` and the engine columns may be present, ``Type`` is checked against the
-catalogue's body). Mileage is in **miles**, as in the training data. OUT has one row per input row,
-in order: ``line, status, value, low, high, interval, low80, high80, currency, model_version,
-flags, reason`` with money in **US dollars** (2 decimals, the unit of the CSV's ``Price``) at the
-catalogue's 2005 price level. These rows carry no age, so the value is step 1 of the composition
-(the catalogue base), computed by the TFLite model through the edge runtime.
+catalogue's body). Mileage is in **miles**, as in the training data, written in plain decimal
+digits (``8221`` or ``8221.5``: not ``1_000``, ``1e3`` or digits of other scripts). OUT has one
+row per input row, in order: ``line, status, value, low, high, interval, low80, high80,
+currency, model_version, flags, reason`` with money in **US dollars** (2 decimals, the unit of
+the CSV's ``Price``) at the catalogue's 2005 price level. These rows carry no age, so the value
+is step 1 of the composition (the catalogue base), computed by the TFLite model through the edge
+runtime.
 
 Exit status: 0 when every row was processed: a row outside the catalogue gets
 ``status=manual_appraisal_required`` and a reason, a row that cannot be read (not a number, a
@@ -24,6 +26,7 @@ import json
 import logging
 import math
 import os
+import re
 import sys
 import tempfile
 from collections.abc import Generator, Iterator
@@ -57,6 +60,9 @@ INVALID = "invalid_input"  # OUT status of a row that could not be read
 CHUNK_ROWS = 4096
 _TRUE = {"1", "true", "yes"}
 _FALSE = {"0", "false", "no"}
+# ASCII digits only: the regex class \d would also match Arabic-Indic and other digits. The sign
+# is matched so that a negative mileage is named as such.
+_PLAIN_DECIMAL = re.compile(r"-?[0-9]+(\.[0-9]+)?")
 
 
 @dataclass(frozen=True)
@@ -119,15 +125,7 @@ def _parse_row(name: str, line: int, rec: dict[str | Any, Any]) -> GuidebookRow:
     for c in ("Make", "Model", "Trim"):
         if not rec[c].strip():
             raise CsvInputError(name, line, c, "empty")
-    text = rec["Mileage"]
-    try:
-        miles = float(text)
-    except ValueError:
-        raise CsvInputError(name, line, "Mileage", f"{text!r} is not a number (miles)") from None
-    if not math.isfinite(miles) or miles < 0:
-        raise CsvInputError(
-            name, line, "Mileage", f"{text!r} is not a non-negative number of miles"
-        )
+    miles = _miles(name, line, rec["Mileage"])
     return GuidebookRow(
         make=rec["Make"],
         model=rec["Model"],
@@ -138,6 +136,31 @@ def _parse_row(name: str, line: int, rec: dict[str | Any, Any]) -> GuidebookRow:
         leather=_flag(name, line, "Leather", rec["Leather"]),
         body=(rec.get("Type") or "").strip() or None,
     )
+
+
+def _miles(name: str, line: int, text: str) -> float:
+    """Mileage as plain decimal digits (``8221``, ``8221.5``; spaces around are fine).
+
+    ``float()`` alone also reads ``1_000``, ``1e3``, ``nan`` and digits of other scripts
+    (``٣٠٠٠`` is 3000): in a guidebook row those are typos or another system's export, so they
+    are refused rather than guessed at.
+    """
+    plain = text.strip(" \t")
+    if not _PLAIN_DECIMAL.fullmatch(plain):
+        other_digits = any(c.isdigit() and not ("0" <= c <= "9") for c in plain)
+        hint = "only the digits 0-9" if other_digits else "digits 0-9 and at most one '.'"
+        raise CsvInputError(
+            name,
+            line,
+            "Mileage",
+            f"{text!r} is not a number of miles in plain decimal ({hint}, e.g. 8221 or 8221.5)",
+        )
+    miles = float(plain)
+    if not math.isfinite(miles) or miles < 0:
+        raise CsvInputError(
+            name, line, "Mileage", f"{text!r} is not a non-negative number of miles"
+        )
+    return miles
 
 
 def iter_rows(path: Path) -> Generator[tuple[int, GuidebookRow | CsvInputError]]:

@@ -97,7 +97,8 @@ def test_predict_implausible_mileage_is_manual_not_a_crash(tmp_path: Path) -> No
     src = tmp_path / "in.csv"
     src.write_text(
         "Mileage,Make,Model,Trim,Cruise,Sound,Leather\n"
-        + "".join(f"{m},Buick,Century,Sedan 4D,1,0,0\n" for m in (1e39, 1e7, 1.8e6, 100))
+        # Plain decimal digits: the CSV refuses exponents ("1e+39") as not a plain number.
+        + "".join(f"{m:.0f},Buick,Century,Sedan 4D,1,0,0\n" for m in (1e39, 1e7, 1.8e6, 100))
     )
     out = tmp_path / "o.csv"
     assert _run("valuation", "predict", "--csv", str(src), "--out", str(out)) == 0

@@ -101,9 +101,10 @@ def test_a_key_given_twice_is_refused_naming_both_lines(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_config([path])
     found = {(i.key, i.line): i.message for i in info.value.issues}
+    KEEP_ONE = "keep one of the entries; YAML would silently use the last"  # noqa: N806
     assert found == {
-        ("obd.timeout_s", 4): "given twice (first on line 3); keep one",
-        ("kiosk_id", 5): "given twice (first on line 1); keep one",
+        ("obd.timeout_s", 4): "duplicate key, given twice (first on line 3); " + KEEP_ONE,
+        ("kiosk_id", 5): "duplicate key, given twice (first on line 1); " + KEEP_ONE,
     }
 
 
