@@ -320,7 +320,8 @@ class _Columns:
     flags: I64
     photos: I64
     grade: F64
-    inv_curve: npt.NDArray[np.float32]  # 1 / residual ratio, months 0..84
+    inv_curve: npt.NDArray[np.float32]  # 1 / residual ratio, months 0..84 (finds peak months)
+    inv_curve64: F64  # the same in float64 (the peak's value at its month)
     has_curve: npt.NDArray[np.bool_]
     dep_weight: F64  # 0 (slow depreciation) … 1 (fast)
     kind: npt.NDArray[np.int8]
@@ -377,6 +378,7 @@ def _columns(collaterals: Sequence[CollateralFacts], requests: Sequence[LoanRequ
         ),
         grade=np.array([c.condition_grade for c in collaterals], np.float64),
         inv_curve=(1.0 / curves).astype(np.float32),
+        inv_curve64=1.0 / curves,
         has_curve=has_curve,
         dep_weight=np.minimum(np.maximum((dep - _DEP_SLOW) / (_DEP_FAST - _DEP_SLOW), 0.0), 1.0),
         kind=np.array([_KIND[r.loan_kind] for r in requests], np.int8),
@@ -510,7 +512,9 @@ def _evaluate(
     fin_backend = np.where(ps.fin_backend[None, :], backend, 0)
     flag((taxes > 0) & ~ps.fin_taxes[None, :], Code.TAXES_FEES_NOT_FINANCED)
     flag((backend > 0) & ~ps.fin_backend[None, :], Code.BACKEND_NOT_FINANCED)
-    flag(fin_backend > ps.backend_max[None, :] * value, Code.BACKEND_ABOVE_LIMIT)
+    # Limits in percent of a value in cents are exact to 1e-4 cent; 1e-6 absorbs the float's
+    # error (29 % of $1,000.00 is 28,999.999999999996 cents in floating point).
+    flag(fin_backend > ps.backend_max[None, :] * value + _CENT_TOLERANCE, Code.BACKEND_ABOVE_LIMIT)
     financed = np.maximum(col(cols.price) - col(cols.down) + fin_taxes + fin_backend, 0)
     flag(financed < ps.min_fin[None, :], Code.AMOUNT_BELOW_MINIMUM)
     flag(financed > ps.max_fin[None, :], Code.AMOUNT_ABOVE_MAXIMUM)
@@ -538,23 +542,33 @@ def _evaluate(
     factor = factor_from_growth(apr, term, g_n)
     payment = round_half_up(financed * factor)
     income = col(cols.income)
-    pti = np.where(income > 0, payment / np.maximum(income, 1), np.where(payment > 0, np.inf, 0.0))
-    flag(priced & (pti > ps.max_pti[None, :]), Code.PTI_EXCEEDED)  # needs a real APR
+    # The largest payment the payment-to-income limit allows, in whole cents (+inf: no limit).
+    # A limit in percent with two decimals times whole cents is exact to 1e-4 cent.
+    most_payment = np.floor(ps.max_pti[None, :] * income + _CENT_TOLERANCE)
+    flag(priced & (payment > most_payment), Code.PTI_EXCEEDED)  # needs a real APR
 
     # The residual rule: peak of balance ÷ forecast value over months 0..term.
     idx = priced.ravel().nonzero()[0]
     g_n_priced = g_n.reshape(-1)[idx]
     denom = g_n_priced - 1.0
-    scaled_peak, month, rows = _peaks(
+    apr_priced = apr.reshape(-1)[idx]
+    app_priced = idx // ps.size + lo
+    _, month, rows = _peaks(
         g32,
-        apr.reshape(-1)[idx],
+        apr_priced,
         term.reshape(-1)[idx],
         g_n_priced.astype(np.float32),
         cols.inv_curve,
-        idx // ps.size + lo,
+        app_priced,
         keep_rows=keep_rows,
     )
-    peak_ratio = scaled_peak / denom
+    # float32 finds the month; the peak's value there is computed again in float64. Month 0's
+    # ratio is exactly 1 (the balance is the amount financed, the curve starts at 1): float32's
+    # 1 ± 1e-7 (1e-4 at the lowest APRs) refused deals financed exactly at the limit.
+    peak_ratio = (g_n_priced - g64[apr_priced, month]) * cols.inv_curve64[app_priced, month] / denom
+    at_start = peak_ratio <= 1.0
+    peak_ratio[at_start] = 1.0
+    month[at_start] = 0
     peak_ratio_full = np.ones(shape)
     peak_ratio_full.reshape(-1)[idx] = peak_ratio
     peak_month = np.full(shape, -1, np.int64)
@@ -571,12 +585,10 @@ def _evaluate(
     with np.errstate(divide="ignore", invalid="ignore"):
         caps = np.minimum(
             np.minimum(ps.max_fin[None, :].astype(np.float64), tier_ltv * value),
-            np.minimum(
-                ps.max_pti[None, :] * income / factor,
-                np.where(has_curve, ps.residual_max[None, :] * value / peak_ratio_full, np.inf),
-            ),
+            np.where(has_curve, ps.residual_max[None, :] * value / peak_ratio_full, np.inf),
         )
-    max_amount = np.floor(np.where(np.isfinite(caps), caps, 0)).astype(np.int64)
+    caps = np.floor(np.where(np.isfinite(caps), caps, 0) + _CENT_TOLERANCE)
+    max_amount = np.minimum(caps, _pti_cap(most_payment, factor)).astype(np.int64)
 
     mask = np.bitwise_or.reduce(planes * _BIT_WEIGHTS, axis=0)  # each code its own bit
     # After a gating failure the other rules mean nothing; keep only the gating codes.
@@ -621,12 +633,28 @@ def _evaluate(
     )
 
 
+_CENT_TOLERANCE = 1e-6
+
+
+def _pti_cap(most_payment: F64, factor: F64) -> F64:
+    """The largest principal whose payment, rounded to the cent as every payment is, is at most
+    ``most_payment`` (+inf where that is +inf). Found in floating point, then checked and moved a
+    cent either way, so the amount quoted passes the check and a cent more does not."""
+    limited = np.isfinite(most_payment)
+    most = np.where(limited, most_payment, 0.0)
+    cap = np.maximum(np.ceil((most + 0.5) / factor) - 1.0, 0.0)
+    cap -= (round_half_up(cap * factor) > most) & (cap > 0)
+    cap += round_half_up((cap + 1) * factor) <= most
+    return np.where(limited, cap, np.inf)
+
+
 def _divided_rows(
     rows: npt.NDArray[np.float32] | None, denom: F64
 ) -> npt.NDArray[np.float32] | None:
     """``rows / denom`` per row (in float32), in place: the rows are :func:`_peaks`'s own."""
     if rows is not None:
         np.divide(rows, denom[:, None].astype(np.float32), out=rows)
+        rows[:, :1] = 1.0  # month 0: the amount financed over the value, exactly
     return rows
 
 

@@ -7,6 +7,7 @@ independent of the wire format.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from datetime import date
 from enum import StrEnum
@@ -16,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from edge.protocol import AppraisalBody, ValuationStatus
 from gateway.matching.program import MAX_TERM_MONTHS, LoanKind, VehicleFlag
+
+logger = logging.getLogger(__name__)
 
 CURVE_MONTHS = MAX_TERM_MONTHS + 1
 """The residual curve the engine uses covers months 0..84."""
@@ -44,6 +47,10 @@ BAND_FLOOR_SCORE: dict[CreditBand, int] = {
 }
 
 Minor = Annotated[int, Field(ge=0, le=10**11, description="Money in minor units (cents)")]
+# CollateralFacts' bounds; collateral_from_appraisal treats a value beyond them as unknown.
+_MAX_CURVE = 400
+_MAX_AGE = 100
+_MAX_ODOMETER_KM = 5_000_000
 
 
 class CollateralFacts(BaseModel):
@@ -60,9 +67,9 @@ class CollateralFacts(BaseModel):
     )
     currency: str = Field("USD", pattern=r"^[A-Z]{3}$", description="ISO 4217 currency")
     vehicle_age_years: int | None = Field(
-        None, ge=0, le=100, description="As-of year minus model year; null when unknown"
+        None, ge=0, le=_MAX_AGE, description="As-of year minus model year; null when unknown"
     )
-    odometer_km: float | None = Field(None, ge=0, le=5_000_000, description="Odometer, km")
+    odometer_km: float | None = Field(None, ge=0, le=_MAX_ODOMETER_KM, description="Odometer, km")
     flags: frozenset[str] = Field(
         frozenset(), description="Risk flag codes on the car (e.g. flood, salvage)"
     )
@@ -72,7 +79,7 @@ class CollateralFacts(BaseModel):
     )
     residual_curve: tuple[float, ...] = Field(
         (),
-        max_length=400,
+        max_length=_MAX_CURVE,
         description="Forecast value ratio to today's value at month 0, 1, ... (1.0 at month 0)",
     )
 
@@ -108,7 +115,11 @@ class LoanRequest(BaseModel):
     backend_products_minor: Minor = Field(0, description="GAP, service contract and the like")
     down_payment_minor: Minor = Field(0, description="Cash and trade-in equity put down")
     term_months: int = Field(ge=1, le=MAX_TERM_MONTHS, description="Requested term in months")
-    monthly_income_minor: Minor = Field(description="Gross monthly income in cents")
+    monthly_income_minor: int = Field(
+        gt=0,
+        le=10**11,
+        description="Gross monthly income in cents (more than 0: payment-to-income needs it)",
+    )
     credit_score: int | None = Field(None, ge=250, le=900, description="Applicant's score")
     credit_band: CreditBand | None = Field(
         None, description="Used when no score is given; priced at the band's lowest score"
@@ -153,6 +164,19 @@ def collateral_from_appraisal(
     elif valuation.value_minor is None:
         reason = "the appraisal carries no value"
     year = body.vehicle.model_year
+    curve = tuple(valuation.residual_curve)
+    if len(curve) > _MAX_CURVE or any(not (0 < r <= 10) for r in curve):
+        # The wire takes any finite floats; a forecast the engine cannot use is treated as
+        # missing (the residual rule then says so), not an error that leaves the request unmatched.
+        logger.warning(
+            "appraisal %s: residual curve unusable (%d points, each must be in (0, 10]); "
+            "matched as if it had none",
+            body.appraisal_id,
+            len(curve),
+        )
+        curve = ()
+    age = None if year is None else max(0, as_of.year - year)
+    odometer = body.vehicle.odometer_km
     flags = {f.code for f in body.flags}
     flags.update(d.code for d in body.condition.deductions if d.code in _FLAG_CODES)
     flags.update(extra_flags)
@@ -161,10 +185,10 @@ def collateral_from_appraisal(
         value_minor=None if reason else valuation.value_minor,
         manual_appraisal_reason=reason,
         currency=valuation.currency,
-        vehicle_age_years=None if year is None else max(0, as_of.year - year),
-        odometer_km=body.vehicle.odometer_km,
+        vehicle_age_years=age if age is None or age <= _MAX_AGE else None,
+        odometer_km=odometer if odometer is None or odometer <= _MAX_ODOMETER_KM else None,
         flags=frozenset(flags),
         condition_grade=body.condition.grade,
         photo_views=frozenset(p.view for p in body.photos if p.passed),
-        residual_curve=tuple(valuation.residual_curve),
+        residual_curve=curve,
     )

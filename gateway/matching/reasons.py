@@ -178,8 +178,8 @@ _TEMPLATES: Final[dict[Code, str]] = {
     "whole term.",
     Code.PTI_OK: "The payment is within the lender's payment-to-income limit.",
     Code.NOT_EVALUATED: "Not checked: this program cannot lend on this deal (see above).",
-    Code.PROGRAM_NOT_IN_FORCE: "The program is not in force on {as_of} (it runs from "
-    "{effective_from} to {effective_to}).",
+    Code.PROGRAM_NOT_IN_FORCE: "The program is not in force on {as_of} (in force from "
+    "{effective_from}; last day: {effective_to}).",
     Code.LOAN_KIND_NOT_OFFERED: "This lender offers {offered} loans, not {requested} loans.",
     Code.CURRENCY_MISMATCH: "The appraisal is in {appraisal_currency} but the program lends in "
     "{program_currency}.",
@@ -204,7 +204,7 @@ _TEMPLATES: Final[dict[Code, str]] = {
     Code.TERM_TOO_SHORT: "A {term_months}-month term is shorter than this lender's minimum of "
     "{min_term_months} months.",
     Code.RATE_NOT_OFFERED: "The rate sheet has no rate for tier {tier} at {term_months} months "
-    "on a {age_years}-year-old car.",
+    "for the car's age in years ({age_years}).",
     Code.AMOUNT_BELOW_MINIMUM: "The amount financed, {amount_minor}, is below this lender's "
     "minimum of {min_minor}.",
     Code.AMOUNT_ABOVE_MAXIMUM: "The amount financed, {amount_minor}, is above this lender's "
@@ -256,10 +256,13 @@ def format_money(minor: int, currency: str = "USD") -> str:
     return f"{sign}{symbol}{body}" if symbol else f"{sign}{body} {currency}"
 
 
+_NONE_SHOWN: Final[dict[str, str]] = {"effective_to": "open-ended", "age_years": "unknown"}
+
+
 def _display(key: str, value: object, currency: str) -> str:
     """Any parameter value as text, whatever its type (the defensive path)."""
     if value is None:
-        return "open-ended" if key == "effective_to" else "unknown"
+        return _NONE_SHOWN.get(key, "unknown")
     try:
         return _FORMAT[_kind(key)](value, currency)
     except (TypeError, ValueError):
@@ -279,6 +282,8 @@ def _km(value: Any, currency: str) -> str:
 
 
 def _other(value: Any, currency: str) -> str:
+    if value is None:  # "open-ended", "unknown": the key decides (render_reason's _display)
+        raise TypeError("no value")
     if isinstance(value, list | tuple | set | frozenset):
         return ", ".join(str(v).replace("_", " ") for v in sorted(value, key=str))
     if isinstance(value, float):

@@ -73,6 +73,16 @@ def test_the_adapter_reads_age_odometer_flags_photos_and_curve() -> None:
     assert facts.is_valued
 
 
+@pytest.mark.parametrize(
+    "curve", [[1.0, 0.9, 0.0], [1.0, 11.0], [0.99**m for m in range(401)], [1.0, -0.5]]
+)
+def test_a_residual_curve_the_engine_cannot_use_is_treated_as_missing(curve: list[float]) -> None:
+    # The wire takes any finite floats: such a report must still be matched (the residual rule
+    # says the curve is missing), never an error that leaves the loan request unmatched.
+    facts = collateral_from_appraisal(appraisal(residual_curve=curve), as_of=AS_OF)
+    assert facts.residual_curve == () and facts.is_valued
+
+
 def test_manual_appraisal_is_ineligible_everywhere_with_a_clear_reason() -> None:
     body = appraisal(status="manual_appraisal_required", value_minor=None, reason="unknown trim")
     facts = collateral_from_appraisal(body, as_of=AS_OF)

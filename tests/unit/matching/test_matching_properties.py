@@ -77,7 +77,7 @@ def deals(draw: st.DrawFn) -> LoanRequest:
         backend_products_minor=draw(st.sampled_from([0, 0, 90_000, 250_000])),
         down_payment_minor=draw(st.integers(0, 1_000_000)),
         term_months=draw(st.integers(1, 84)),
-        monthly_income_minor=draw(st.integers(0, 2_000_000)),
+        monthly_income_minor=draw(st.integers(1, 2_000_000)),
         credit_score=draw(st.integers(250, 900)),
     )
 

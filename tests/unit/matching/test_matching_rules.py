@@ -334,3 +334,83 @@ def test_a_rule_with_two_outcomes_reports_both_in_its_place() -> None:
     for result in results:
         assert [o.rule for o in result.outcomes][:4] == list(Rule)[:4]
         assert all(o.message == render_reason(o.code, o.params) for o in result.outcomes)
+
+
+def _only(program_id: str, **changes: Any) -> ProgramSet:
+    """One sample program with top-level sections replaced (validated as any program is)."""
+    program = next(p for p in programs().programs if p.program_id == program_id)
+    document = program.model_dump(mode="json")
+    for key, value in changes.items():
+        document[key] = {**document[key], **value}
+    return compile_programs([type(program).model_validate(document)])
+
+
+@pytest.mark.parametrize("apr_floor", [0.01, 4.99, 19.99])
+def test_a_deal_financed_exactly_at_the_residual_limit_passes_it(apr_floor: float) -> None:
+    # Month 0's balance is the amount financed: its ratio to the value is exactly the LTV at
+    # signing. In float32 it came out 1 ± 1e-7 (1e-4 at the lowest APRs) and refused such deals.
+    rate_grid = {"floor_apr": apr_floor, "cap_apr": max(apr_floor, 29.99)}
+    ps = _only(BANK, residual={"max_ltv_pct": 100}, rate_grid=rate_grid)
+    flat = malibu(value_minor=1_500_000, vehicle_age_years=3, residual_curve=(1.0,) * 85)
+    [result] = match(
+        flat,
+        deal(amount_requested_minor=1_500_000, down_payment_minor=0, monthly_income_minor=10**9),
+        ps,
+        as_of=AS_OF,
+        with_curve=True,
+    )
+    assert result.ltv_pct == 100.0 and result.peak_ltv_pct == 100.0
+    assert result.peak_ltv_month == 0 and Code.RESIDUAL_LTV_EXCEEDED not in codes(result)
+    assert result.ltv_curve_pct is not None and result.ltv_curve_pct[0] == 100.0
+
+
+def test_the_max_amount_quoted_passes_payment_to_income_and_a_cent_more_does_not() -> None:
+    ps = programs()
+    checked = 0
+    for income in range(300_000, 300_400, 7):  # payments that round across the limit
+        car = malibu(value_minor=3_000_000, vehicle_age_years=3)
+        [quoted] = [
+            r
+            for r in match(car, deal(monthly_income_minor=income), ps, as_of=AS_OF)
+            if r.program_id == CU
+        ]
+        if quoted.max_amount_minor is None or quoted.apr_pct is None:
+            continue
+        for financed, passes in (
+            (quoted.max_amount_minor, True),
+            (quoted.max_amount_minor + 1, False),
+        ):
+            again = deal(
+                amount_requested_minor=financed, down_payment_minor=0, monthly_income_minor=income
+            )
+            result = result_for(CU, match(car, again, ps, as_of=AS_OF))
+            if result.apr_pct != quoted.apr_pct or result.term_months != quoted.term_months:
+                continue  # another price for another amount: not the quote's terms
+            assert (Code.PTI_EXCEEDED not in codes(result)) is passes, (income, financed)
+            checked += 1
+    assert checked > 50
+
+
+def test_percent_limits_are_exact_to_the_cent() -> None:
+    # 29 % of $1,000.00 is $290.00, not 28,999.999999999996 cents.
+    ps = _only(BANK, financed_items={"max_backend_pct_of_value": 29})
+    car = malibu(value_minor=100_000, vehicle_age_years=3)
+    [result] = match(car, deal(amount_requested_minor=50_000, backend_products_minor=29_000), ps,
+                     as_of=AS_OF)  # fmt: skip
+    assert Code.BACKEND_ABOVE_LIMIT not in codes(result)
+
+
+def test_a_loan_request_needs_an_income() -> None:
+    with pytest.raises(ValueError, match="greater than 0"):
+        deal(monthly_income_minor=0)
+
+
+def test_dealer_sentences_never_show_none() -> None:
+    early = date(2026, 1, 15)  # before every sample program's effective_from
+    results = match(malibu(vehicle_age_years=None), deal(term_months=84, credit_score=650),
+                    programs(), as_of=early)  # fmt: skip
+    later = match(malibu(vehicle_age_years=None), deal(term_months=84, credit_score=650),
+                  programs(), as_of=AS_OF)  # fmt: skip
+    messages = [o.message for r in (*results, *later) for o in r.outcomes]
+    assert not [m for m in messages if "None" in m]
+    assert any("last day: open-ended" in m for m in messages)
