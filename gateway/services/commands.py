@@ -27,6 +27,7 @@ from edge.protocol import (
     topic_for,
 )
 from edge.protocol.appraisal import INT64_MAX
+from gateway.api.schemas import as_utc
 from gateway.db.models import CommandRow, Kiosk
 from gateway.errors import InvalidRequestError
 
@@ -79,7 +80,7 @@ def issue_command(
     )
     try:
         # The largest seq there is: a seq's digits are the only part whose length varies.
-        _encode(row, _aware(row.expires_at), seq=INT64_MAX)
+        _encode(row, as_utc(row.expires_at), seq=INT64_MAX)
     except ValueError as exc:
         raise UnsendableCommandError(row.kind, kiosk_id, _reason(exc)) from None
     session.add(row)
@@ -110,7 +111,7 @@ def deliver(
     ).all()
     sent = 0
     for row in rows:
-        expires_at = _aware(row.expires_at)
+        expires_at = as_utc(row.expires_at)
         if expires_at <= now:
             row.state = "expired"
             continue
@@ -162,11 +163,6 @@ def _encode(row: CommandRow, expires_at: datetime, *, seq: int) -> bytes:
     # log line of its own: found here, the command is refused or failed with the reason instead.
     decode(topic, payload)
     return payload
-
-
-def _aware(value: datetime) -> datetime:
-    """``value`` with a zone: SQLite gives stored timestamps back naive, in UTC."""
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _reason(exc: ValueError) -> str:

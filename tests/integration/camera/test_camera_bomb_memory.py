@@ -1,5 +1,5 @@
-"""The reviewer's decompression bomb in a real process: a 600 KB PNG of 25000 × 25000 pixels made
-``kiosk check-photo`` grow to 3.75 GB; it is now refused from its header at a few hundred MB."""
+"""A decompression bomb in a real process: a 600 KB PNG of 25000 × 25000 pixels, which OpenCV
+would decode into 1.9 GB, is refused by ``kiosk check-photo`` from its header, in little memory."""
 
 from __future__ import annotations
 

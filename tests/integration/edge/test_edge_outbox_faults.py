@@ -15,7 +15,6 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,40 +26,19 @@ from edge.app import KioskAgent
 from edge.outbox import OutboxFullError, OutboxStorageError, SqliteOutbox
 from edge.protocol import (
     Channel,
-    Condition,
     EventBody,
     EventKind,
-    Flag,
-    ObdSummary,
     ReceiptBody,
-    Valuation,
-    ValuationStatus,
-    Vehicle,
     encode,
     make_envelope,
     new_id,
     topic_for,
 )
 from firmware_config import KioskConfig
+from tests.support.kiosk import MalibuReader, ManualValuer
 from tests.support.services import Mosquitto
 
 pytestmark = pytest.mark.mosquitto
-
-
-class Reader:
-    def read(self) -> tuple[Vehicle, ObdSummary]:
-        return Vehicle(make="Chevrolet", model="Malibu"), ObdSummary(mil_on=False)
-
-
-class Valuer:
-    @property
-    def versions(self) -> dict[str, str]:
-        return {"valuation": "fake"}
-
-    def value(
-        self, vehicle: Vehicle, obd: ObdSummary | None, condition: Condition, *, valued_at: datetime
-    ) -> tuple[Valuation, list[Flag]]:
-        return Valuation(status=ValuationStatus.MANUAL, reason="fake"), []
 
 
 class GatewayStandIn:
@@ -122,7 +100,7 @@ def kiosk(
         }
     )
     gateway = GatewayStandIn(mosquitto_broker, kiosk_id)
-    agent = KioskAgent(config, reader=Reader(), valuer=Valuer())
+    agent = KioskAgent(config, reader=MalibuReader(), valuer=ManualValuer())
     agent.start(wait_s=10)
     assert agent.uplink.connected
     try:

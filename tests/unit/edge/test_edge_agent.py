@@ -14,17 +14,14 @@ from edge.protocol import (
     Channel,
     CommandBody,
     CommandKind,
-    Condition,
-    Flag,
     ObdSummary,
-    Valuation,
-    ValuationStatus,
     Vehicle,
     VinSource,
     make_envelope,
     new_id,
 )
 from firmware_config import KioskConfig
+from tests.support.kiosk import ManualValuer
 
 KIOSK = "dlr-001-k1"
 
@@ -46,17 +43,6 @@ class FakeReader:
         )
 
 
-class FakeValuer:
-    @property
-    def versions(self) -> dict[str, str]:
-        return {"valuation": "fake"}
-
-    def value(
-        self, vehicle: Vehicle, obd: ObdSummary | None, condition: Condition, *, valued_at: datetime
-    ) -> tuple[Valuation, list[Flag]]:
-        return Valuation(status=ValuationStatus.MANUAL, reason="fake"), []
-
-
 @pytest.fixture
 def agent(tmp_path: Path) -> Iterator[tuple[KioskAgent, FakeReader]]:
     config = KioskConfig.model_validate(
@@ -67,7 +53,7 @@ def agent(tmp_path: Path) -> Iterator[tuple[KioskAgent, FakeReader]]:
         }
     )
     reader = FakeReader()
-    kiosk = KioskAgent(config, reader=reader, valuer=FakeValuer())
+    kiosk = KioskAgent(config, reader=reader, valuer=ManualValuer())
     yield kiosk, reader
     kiosk.outbox.close()
 

@@ -11,7 +11,7 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,41 +24,14 @@ from edge.protocol import (
     Channel,
     CommandBody,
     CommandKind,
-    Condition,
-    Flag,
-    ObdSummary,
-    Valuation,
-    ValuationStatus,
-    Vehicle,
     make_envelope,
     new_id,
 )
 from firmware_config import KioskConfig
+from tests.support.kiosk import MalibuReader, ManualValuer
 
 KIOSK = "dlr-001-k1"
 ROOT = Path(__file__).resolve().parents[3]
-
-
-class Reader:
-    def __init__(self) -> None:
-        self.reads = 0
-        self.during_read: Callable[[], None] = lambda: None
-
-    def read(self) -> tuple[Vehicle, ObdSummary]:
-        self.reads += 1
-        self.during_read()
-        return Vehicle(make="Chevrolet", model="Malibu"), ObdSummary(mil_on=False)
-
-
-class Valuer:
-    @property
-    def versions(self) -> dict[str, str]:
-        return {"valuation": "fake"}
-
-    def value(
-        self, vehicle: Vehicle, obd: ObdSummary | None, condition: Condition, *, valued_at: datetime
-    ) -> tuple[Valuation, list[Flag]]:
-        return Valuation(status=ValuationStatus.MANUAL, reason="fake"), []
 
 
 def _config(tmp_path: Path) -> KioskConfig:
@@ -82,9 +55,9 @@ def _command(kind: CommandKind = CommandKind.START_APPRAISAL) -> CommandBody:
 
 
 @pytest.fixture
-def agent(tmp_path: Path) -> Iterator[tuple[KioskAgent, Reader]]:
-    reader = Reader()
-    kiosk = KioskAgent(_config(tmp_path), reader=reader, valuer=Valuer())
+def agent(tmp_path: Path) -> Iterator[tuple[KioskAgent, MalibuReader]]:
+    reader = MalibuReader()
+    kiosk = KioskAgent(_config(tmp_path), reader=reader, valuer=ManualValuer())
     yield kiosk, reader
     kiosk.outbox.close()
 
@@ -164,8 +137,8 @@ def test_a_command_cut_short_mid_inspection_is_reported_failed_after_the_restart
 ) -> None:
     command = _command()
     _crash(tmp_path, command, "during-read")
-    reader = Reader()
-    agent = KioskAgent(_config(tmp_path), reader=reader, valuer=Valuer())
+    reader = MalibuReader()
+    agent = KioskAgent(_config(tmp_path), reader=reader, valuer=ManualValuer())
     try:
         # The gateway sends the command again once the kiosk is back online.
         agent.handle_command(make_envelope(KIOSK, command, seq=2))
@@ -183,7 +156,7 @@ def test_a_command_cut_short_mid_inspection_is_reported_failed_after_the_restart
 def test_the_restart_reports_it_at_start_without_waiting_for_a_resend(tmp_path: Path) -> None:
     command = _command()
     _crash(tmp_path, command, "during-read")
-    agent = KioskAgent(_config(tmp_path), reader=Reader(), valuer=Valuer())
+    agent = KioskAgent(_config(tmp_path), reader=MalibuReader(), valuer=ManualValuer())
     agent.start(wait_s=None)  # the broker is unreachable: the events wait in the outbox
     agent.stop()
     outbox = SqliteOutbox(tmp_path / "o.db", kiosk_id=KIOSK)
@@ -203,8 +176,8 @@ def test_the_restart_reports_it_at_start_without_waiting_for_a_resend(tmp_path: 
 def test_a_command_cut_short_after_its_appraisal_was_stored_is_done(tmp_path: Path) -> None:
     command = _command()
     _crash(tmp_path, command, "before-outcome")
-    reader = Reader()
-    agent = KioskAgent(_config(tmp_path), reader=reader, valuer=Valuer())
+    reader = MalibuReader()
+    agent = KioskAgent(_config(tmp_path), reader=reader, valuer=ManualValuer())
     try:
         assert agent.recover_interrupted_commands() == 1
         assert agent.recover_interrupted_commands() == 0  # once per agent
@@ -225,7 +198,7 @@ def test_a_command_cut_short_after_its_appraisal_was_stored_is_done(tmp_path: Pa
 
 
 def test_a_command_delivered_again_while_it_runs_is_in_progress(
-    agent: tuple[KioskAgent, Reader],
+    agent: tuple[KioskAgent, MalibuReader],
 ) -> None:
     kiosk, reader = agent
     reading, release = threading.Event(), threading.Event()
@@ -252,7 +225,7 @@ def test_a_command_delivered_again_while_it_runs_is_in_progress(
 
 
 def test_a_rejected_command_is_rejected_again_with_its_reason(
-    agent: tuple[KioskAgent, Reader],
+    agent: tuple[KioskAgent, MalibuReader],
 ) -> None:
     kiosk, _ = agent
     command = _command(CommandKind.MODEL_UPDATE)
@@ -267,7 +240,7 @@ def test_a_rejected_command_is_rejected_again_with_its_reason(
 
 
 def test_an_inspection_that_ends_while_the_outbox_fails_is_stored_when_it_works(
-    agent: tuple[KioskAgent, Reader],
+    agent: tuple[KioskAgent, MalibuReader],
 ) -> None:
     kiosk, reader = agent
 
